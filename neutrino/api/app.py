@@ -1,0 +1,395 @@
+"""The HTTP face of the Networking API v2.0.
+
+Handlers parse, authenticate and render; every operation runs in one
+database transaction through :class:`neutrino.db.engine.Database`.  Nothing
+here holds a domain rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy.engine import Connection
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from neutrino import errors
+from neutrino.api import query as q
+from neutrino.api.auth import Authenticator, NoAuth
+from neutrino.context import Context
+from neutrino.db.engine import Database
+from neutrino.schema.core import Resource
+from neutrino.schema.extensions import BY_ALIAS, EXTENSIONS
+from neutrino.schema.kinds import BadValue, Tag
+from neutrino.schema.openapi import openapi_document
+from neutrino.schema.resources import RESOURCES
+from neutrino.services import Services
+from neutrino.services import collection as coll
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+JSON = "application/json"
+TAG = Tag()
+
+
+def json_response(body: Any, status: int = 200, request_id: str = "") -> Response:
+    headers = {"X-Openstack-Request-Id": request_id} if request_id else None
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def error_response(err: errors.NeutronError, request_id: str = "") -> Response:
+    return json_response(err.body(), err.status, request_id)
+
+
+def _strip_fields(item: dict, fields: list[str]) -> dict:
+    if not fields:
+        return item
+    return {k: item[k] for k in fields if k in item}
+
+
+def _hide(item: dict, hidden: frozenset[str]) -> dict:
+    if not hidden:
+        return item
+    return {k: v for k, v in item.items() if k not in hidden}
+
+
+def _if_match(request: Request) -> int | None:
+    header = request.headers.get("if-match")
+    if not header:
+        return None
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "revision_number":
+            try:
+                return int(value)
+            except ValueError:
+                break
+    raise errors.BadRequest(f"Invalid If-Match header '{header}': expected "
+                            f"'revision_number=<integer>'")
+
+
+class Api:
+    def __init__(self, services: Services, db: Database,
+                 auth: Authenticator | None = None) -> None:
+        self.services = services
+        self.db = db
+        self.auth = auth or NoAuth()
+
+    # -- plumbing -------------------------------------------------------------
+
+    async def _body(self, request: Request) -> Any:
+        raw = await request.body()
+        if not raw:
+            raise errors.BadRequest("Body contains invalid data: the request has no body")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise errors.BadRequest("Body contains invalid data") from None
+
+    async def _read(self, fn: Callable[[Connection], T]) -> T:
+        def run() -> T:
+            with self.db.read() as conn:
+                return fn(conn)
+        return await run_in_threadpool(run)
+
+    async def _write(self, fn: Callable[[Connection], T]) -> T:
+        return await run_in_threadpool(self.db.write, fn)
+
+    def _collection(self, request: Request) -> tuple[coll.Collection, Resource]:
+        name = request.path_params["collection"]
+        service = self.services.collections.get(name)
+        if service is None:
+            raise errors.NotFound("The resource could not be found.")
+        return service, RESOURCES[name]
+
+    # -- discovery ------------------------------------------------------------
+
+    async def versions(self, request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        return json_response({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [
+            {"rel": "self", "href": f"{base}/v2.0/"}]}]})
+
+    async def v2_root(self, request: Request) -> Response:
+        base = str(request.base_url).rstrip("/")
+        resources = [{"name": r.name, "collection": r.collection, "links": [
+            {"rel": "self", "href": f"{base}/v2.0/{r.collection}"}]}
+            for r in RESOURCES.values()]
+        return json_response({"resources": resources})
+
+    async def extensions(self, request: Request) -> Response:
+        return json_response({"extensions": [e.as_dict() for e in EXTENSIONS]})
+
+    async def extension(self, request: Request) -> Response:
+        alias = request.path_params["alias"]
+        ext = BY_ALIAS.get(alias)
+        if ext is None:
+            raise errors.NotFound(f"Extension with alias {alias} does not exist",
+                                  type="HTTPNotFound")
+        return json_response({"extension": ext.as_dict()})
+
+    async def openapi(self, request: Request) -> Response:
+        return json_response(openapi_document())
+
+    # -- generic CRUD ---------------------------------------------------------
+
+    async def list(self, request: Request, ctx: Context) -> Response:
+        service, resource = self._collection(request)
+        parsed = q.parse(request.url.query)
+        page = await self._read(lambda conn: service.list(conn, ctx, parsed.query))
+        hidden = resource.hidden_for(ctx.is_admin)
+        items = [_strip_fields(_hide(i, hidden), parsed.fields) if (hidden or parsed.fields)
+                 else i for i in page.items]
+        body: dict[str, Any] = {resource.collection: items}
+        if parsed.query.limit:
+            base = str(request.base_url).rstrip("/")
+            body[f"{resource.collection}_links"] = q.links(
+                base, resource.collection, parsed, page.items, page.has_more)
+        return json_response(body, request_id=ctx.request_id)
+
+    async def show(self, request: Request, ctx: Context) -> Response:
+        service, resource = self._collection(request)
+        ident = request.path_params["id"]
+        parsed = q.parse(request.url.query)
+        item = await self._read(lambda conn: service.get(conn, ctx, ident))
+        item = _strip_fields(_hide(item, resource.hidden_for(ctx.is_admin)), parsed.fields)
+        return json_response({resource.name: item}, request_id=ctx.request_id)
+
+    async def create(self, request: Request, ctx: Context) -> Response:
+        service, resource = self._collection(request)
+        items, bulk = resource.unwrap(await self._body(request), allow_bulk=True)
+        bodies = [resource.validate_create(i, is_admin=ctx.is_admin) for i in items]
+
+        def op(conn: Connection) -> list[dict]:
+            ids = [service.create(conn, ctx, b) for b in bodies]
+            if len(ids) == 1:
+                return [service.get(conn, ctx, ids[0])]
+            page = service.list(conn, ctx, coll.ListQuery(filters={"id": ids}))
+            order = {ident: n for n, ident in enumerate(ids)}
+            return sorted(page.items, key=lambda i: order[i["id"]])
+
+        created = await self._write(op)
+        hidden = resource.hidden_for(ctx.is_admin)
+        created = [_hide(i, hidden) for i in created]
+        if bulk:
+            return json_response({resource.collection: created}, 201, ctx.request_id)
+        return json_response({resource.name: created[0]}, 201, ctx.request_id)
+
+    async def update(self, request: Request, ctx: Context) -> Response:
+        service, resource = self._collection(request)
+        ident = request.path_params["id"]
+        items, _ = resource.unwrap(await self._body(request), allow_bulk=False)
+        changes = resource.validate_update(items[0], is_admin=ctx.is_admin)
+        if_match = _if_match(request)
+
+        def op(conn: Connection) -> dict:
+            service.update(conn, ctx, ident, changes, if_match)
+            return service.get(conn, ctx, ident)
+
+        item = await self._write(op)
+        item = _hide(item, resource.hidden_for(ctx.is_admin))
+        return json_response({resource.name: item}, request_id=ctx.request_id)
+
+    async def delete(self, request: Request, ctx: Context) -> Response:
+        service, _ = self._collection(request)
+        ident = request.path_params["id"]
+        await self._write(lambda conn: service.delete(conn, ctx, ident))
+        return Response(status_code=204)
+
+    # -- tags -----------------------------------------------------------------
+
+    def _tag_target(self, conn: Connection, request: Request, ctx: Context,
+                    write: bool) -> str:
+        service, _ = self._collection(request)
+        ident = request.path_params["id"]
+        row = service.get_row(conn, ctx, ident)
+        if write:
+            from neutrino import policy
+
+            policy.check_write(ctx, "update_tags")
+            policy.check_owner(ctx, row.project_id, "update_tags")
+        return ident
+
+    @staticmethod
+    def _tag_param(request: Request) -> str:
+        try:
+            return TAG(request.path_params["tag"])
+        except BadValue as exc:
+            raise errors.BadRequest(f"Invalid input for tag. Reason: {exc.message}.") from None
+
+    async def tags(self, request: Request, ctx: Context) -> Response:
+        def op(conn: Connection) -> list[str]:
+            ident = self._tag_target(conn, request, ctx, write=False)
+            return coll.load_tags(conn, [ident]).get(ident, [])
+        return json_response({"tags": await self._read(op)})
+
+    async def tag_exists(self, request: Request, ctx: Context) -> Response:
+        tag = self._tag_param(request)
+
+        def op(conn: Connection) -> bool:
+            ident = self._tag_target(conn, request, ctx, write=False)
+            return tag in coll.load_tags(conn, [ident]).get(ident, [])
+        if not await self._read(op):
+            raise errors.NotFound(f"Tag {tag} could not be found.", type="TagNotFound")
+        return Response(status_code=204)
+
+    async def replace_tags(self, request: Request, ctx: Context) -> Response:
+        body = await self._body(request)
+        if not isinstance(body, dict) or "tags" not in body or len(body) != 1:
+            raise errors.BadRequest("Invalid input for tags: expected {\"tags\": [...]}")
+        tags = RESOURCES["networks"].by_name["tags"].convert(body["tags"])
+
+        def op(conn: Connection) -> list[str]:
+            ident = self._tag_target(conn, request, ctx, write=True)
+            coll.set_tags(conn, ident, tags)
+            service, _ = self._collection(request)
+            coll.bump(conn, service.table, ident)
+            return coll.load_tags(conn, [ident]).get(ident, [])
+        return json_response({"tags": await self._write(op)})
+
+    async def add_tag(self, request: Request, ctx: Context) -> Response:
+        tag = self._tag_param(request)
+
+        def op(conn: Connection) -> None:
+            ident = self._tag_target(conn, request, ctx, write=True)
+            current = coll.load_tags(conn, [ident]).get(ident, [])
+            if tag not in current:
+                coll.set_tags(conn, ident, [*current, tag])
+                service, _ = self._collection(request)
+                coll.bump(conn, service.table, ident)
+        await self._write(op)
+        return Response(status_code=201)
+
+    async def delete_tags(self, request: Request, ctx: Context) -> Response:
+        def op(conn: Connection) -> None:
+            ident = self._tag_target(conn, request, ctx, write=True)
+            coll.set_tags(conn, ident, [])
+            service, _ = self._collection(request)
+            coll.bump(conn, service.table, ident)
+        await self._write(op)
+        return Response(status_code=204)
+
+    async def delete_tag(self, request: Request, ctx: Context) -> Response:
+        tag = self._tag_param(request)
+
+        def op(conn: Connection) -> None:
+            ident = self._tag_target(conn, request, ctx, write=True)
+            current = coll.load_tags(conn, [ident]).get(ident, [])
+            if tag not in current:
+                raise errors.NotFound(f"Tag {tag} could not be found.", type="TagNotFound")
+            coll.set_tags(conn, ident, [x for x in current if x != tag])
+            service, _ = self._collection(request)
+            coll.bump(conn, service.table, ident)
+        await self._write(op)
+        return Response(status_code=204)
+
+    # -- quotas ---------------------------------------------------------------
+
+    async def quotas_list(self, request: Request, ctx: Context) -> Response:
+        if not ctx.is_admin:
+            raise errors.PolicyNotAuthorized("get_quota")
+        quotas = self.services.quotas
+        return json_response({"quotas": await self._read(quotas.list_projects)})
+
+    async def quota_show(self, request: Request, ctx: Context) -> Response:
+        project = request.path_params["project"]
+        quotas = self.services.quotas
+        return json_response({"quota": await self._read(
+            lambda conn: quotas.show(conn, ctx, project))})
+
+    async def quota_default(self, request: Request, ctx: Context) -> Response:
+        project = request.path_params["project"]
+        return json_response({"quota": {**self.services.quotas.defaults,
+                                        "project_id": project, "tenant_id": project}})
+
+    async def quota_details(self, request: Request, ctx: Context) -> Response:
+        project = request.path_params["project"]
+        quotas = self.services.quotas
+        return json_response({"quota": await self._read(
+            lambda conn: quotas.details(conn, ctx, project))})
+
+    async def quota_update(self, request: Request, ctx: Context) -> Response:
+        project = request.path_params["project"]
+        body = await self._body(request)
+        quotas = self.services.quotas
+        return json_response({"quota": await self._write(
+            lambda conn: quotas.update(conn, ctx, project, body))})
+
+    async def quota_reset(self, request: Request, ctx: Context) -> Response:
+        project = request.path_params["project"]
+        quotas = self.services.quotas
+        await self._write(lambda conn: quotas.reset(conn, ctx, project))
+        return Response(status_code=204)
+
+    # -- assembly -------------------------------------------------------------
+
+    def _authed(self, handler: Callable) -> Callable:
+        async def endpoint(request: Request) -> Response:
+            ctx = self.auth.authenticate(request.headers)
+            if not ctx.request_id:
+                ctx = Context(ctx.project_id, ctx.user_id, ctx.roles, ctx.is_admin,
+                              f"req-{uuid.uuid4()}")
+            try:
+                return await handler(request, ctx)
+            except errors.NeutronError as err:
+                return error_response(err, ctx.request_id)
+        return endpoint
+
+    def routes(self) -> list[Route]:
+        a = self._authed
+        c = "/v2.0/{collection}"
+        return [
+            Route("/", self.versions, methods=["GET"]),
+            Route("/v2.0/", self.v2_root, methods=["GET"]),
+            Route("/v2.0/extensions", a(lambda r, _c: self.extensions(r)), methods=["GET"]),
+            Route("/v2.0/extensions/{alias}", a(lambda r, _c: self.extension(r)),
+                  methods=["GET"]),
+            Route("/openapi.json", self.openapi, methods=["GET"]),
+            Route("/v2.0/quotas", a(self.quotas_list), methods=["GET"]),
+            Route("/v2.0/quotas/{project}", a(self.quota_show), methods=["GET"]),
+            Route("/v2.0/quotas/{project}", a(self.quota_update), methods=["PUT"]),
+            Route("/v2.0/quotas/{project}", a(self.quota_reset), methods=["DELETE"]),
+            Route("/v2.0/quotas/{project}/default", a(self.quota_default), methods=["GET"]),
+            Route("/v2.0/quotas/{project}/details", a(self.quota_details), methods=["GET"]),
+            Route(c, a(self.list), methods=["GET"]),
+            Route(c, a(self.create), methods=["POST"]),
+            Route(c + "/{id}", a(self.show), methods=["GET"]),
+            Route(c + "/{id}", a(self.update), methods=["PUT"]),
+            Route(c + "/{id}", a(self.delete), methods=["DELETE"]),
+            Route(c + "/{id}/tags", a(self.tags), methods=["GET"]),
+            Route(c + "/{id}/tags", a(self.replace_tags), methods=["PUT"]),
+            Route(c + "/{id}/tags", a(self.delete_tags), methods=["DELETE"]),
+            Route(c + "/{id}/tags/{tag}", a(self.tag_exists), methods=["GET"]),
+            Route(c + "/{id}/tags/{tag}", a(self.add_tag), methods=["PUT"]),
+            Route(c + "/{id}/tags/{tag}", a(self.delete_tag), methods=["DELETE"]),
+        ]
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return error_response(errors.MethodNotAllowed("The method is not allowed for this "
+                                                      "resource."))
+    if exc.status_code == 404:
+        return error_response(errors.NotFound("The resource could not be found."))
+    return error_response(errors.NeutronError(str(exc.detail), type="HTTPError"))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(errors.NeutronError(
+        "Request Failed: internal server error while processing your request.",
+        type="HTTPInternalServerError"))
+
+
+def create_app(services: Services, db: Database, auth: Authenticator | None = None) -> Starlette:
+    api = Api(services, db, auth)
+    return Starlette(routes=api.routes(), exception_handlers={
+        HTTPException: _http_error, Exception: _server_error})

@@ -1,0 +1,147 @@
+"""The ``neutrino`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from neutrino import config
+from neutrino.config import Settings
+from neutrino.db import migrate
+from neutrino.db.engine import Database
+
+log = logging.getLogger("neutrino")
+
+
+def _uvicorn_kwargs(settings: Settings) -> dict:
+    return {"host": settings.host, "port": settings.port, "loop": "uvloop",
+            "http": "httptools", "access_log": False, "log_level": settings.log_level,
+            "timeout_graceful_shutdown": 5}
+
+
+def write_clouds_yaml(settings: Settings) -> Path:
+    """A clouds.yaml for the stock ``openstack`` CLI (cloud name ``neutrino``)."""
+    url = f"http://{settings.host}:{settings.port}"
+    path = settings.data_dir / "clouds.yaml"
+    path.write_text(
+        "clouds:\n"
+        "  neutrino:\n"
+        "    auth_type: none\n"
+        "    auth:\n"
+        f"      endpoint: {url}\n"
+        f"    network_endpoint_override: {url}\n")
+    return path
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = config.load(args.config, host=args.host, port=args.port,
+                           data_dir=args.data_dir, auth=args.auth)
+    if settings.auth != "noauth":
+        print(f"auth mode {settings.auth!r} is not available yet; use --auth noauth",
+              file=sys.stderr)
+        return 2
+    from neutrino.server import build
+
+    app, db = build(settings)
+    clouds = write_clouds_yaml(settings)
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"Neutrino is serving the Networking API on {url}  (data in {settings.data_dir})",
+          flush=True)
+    if not args.no_dataplane:
+        print("  data plane: not available yet in this version (API only)", flush=True)
+    print(f"  point the openstack CLI at it:\n"
+          f"    export OS_CLIENT_CONFIG_FILE={clouds.resolve()} OS_CLOUD=neutrino\n"
+          f"    openstack network list\n"
+          f"  stop with Ctrl-C", flush=True)
+    try:
+        uvicorn.run(app, **_uvicorn_kwargs(settings))
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = config.load(args.config, host=args.host, port=args.port,
+                           database_url=args.database_url, workers=args.workers)
+    db = Database(settings.db_url)
+    migrate.upgrade(db.engine)
+    db.dispose()
+    if settings.workers > 1:
+        if settings.db_url.startswith("sqlite"):
+            print("SQLite serves from one worker; use PostgreSQL or MariaDB for more",
+                  file=sys.stderr)
+            return 2
+        if args.config:
+            os.environ["NEUTRINO_CONFIG"] = str(args.config)
+        for key, value in (("host", args.host), ("port", args.port),
+                           ("database_url", args.database_url)):
+            if value is not None:
+                os.environ[f"NEUTRINO_{key.upper()}"] = str(value)
+        uvicorn.run("neutrino.server:app_from_environment", factory=True,
+                    workers=settings.workers, **_uvicorn_kwargs(settings))
+        return 0
+    from neutrino.server import build
+
+    app, db = build(settings)
+    print(f"Neutrino API on http://{settings.host}:{settings.port}", flush=True)
+    try:
+        uvicorn.run(app, **_uvicorn_kwargs(settings))
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = config.load(args.config, database_url=args.database_url)
+    db = Database(settings.db_url)
+    migrate.upgrade(db.engine)
+    print(f"database at revision {migrate.current_revision(db.engine)}")
+    db.dispose()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neutrino", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run everything on this box in the foreground")
+    up.add_argument("--host", default=None, help="listen address (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=None, help="listen port (default 9696)")
+    up.add_argument("--data-dir", type=Path, default=None,
+                    help="where the database and clouds.yaml live (default ./data)")
+    up.add_argument("--no-dataplane", action="store_true", help="serve the API only")
+    up.add_argument("--auth", default=None, choices=["noauth"],
+                    help="how requests are authenticated (default noauth)")
+    up.add_argument("--config", type=Path, default=None, help="TOML settings file")
+    up.set_defaults(func=cmd_up)
+
+    serve = sub.add_parser("serve", help="run the API server from a config file / environment")
+    serve.add_argument("--config", type=Path, default=None, help="TOML settings file")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--database-url", default=None,
+                       help="SQLAlchemy URL, e.g. postgresql://user:pw@host/db")
+    serve.add_argument("--workers", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    dbu = sub.add_parser("db-upgrade", help="bring the database schema up to date")
+    dbu.add_argument("--config", type=Path, default=None)
+    dbu.add_argument("--database-url", default=None)
+    dbu.set_defaults(func=cmd_db_upgrade)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
+                                                   "%(message)s")
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

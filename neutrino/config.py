@@ -1,0 +1,104 @@
+"""Settings: defaults, then a TOML file, then ``NEUTRINO_*`` environment variables.
+
+Every setting has a default that makes ``neutrino up`` work on one box; a
+real deployment writes a TOML file (see ``docs/configuration.md``) and points
+``neutrino serve --config`` at it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+#: upstream Neutron's default quota limits (-1 means unlimited)
+DEFAULT_QUOTAS: dict[str, int] = {
+    "network": 100,
+    "subnet": 100,
+    "port": 500,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 9696
+    data_dir: Path = Path("./data")
+    #: SQLAlchemy URL; empty means SQLite in ``data_dir``
+    database_url: str = ""
+    auth: str = "noauth"
+    #: uvicorn worker processes for ``serve`` (SQLite wants exactly one)
+    workers: int = 1
+    log_level: str = "info"
+    # -- segments (type drivers) --
+    tenant_network_type: str = "vxlan"
+    #: inclusive VNI range for vxlan/geneve tenant networks
+    vni_range: tuple[int, int] = (1, 65535)
+    #: physical networks and their VLAN ranges ("physnet1" -> (1000, 2999))
+    vlan_ranges: dict[str, tuple[int, int]] = field(
+        default_factory=lambda: {"physnet1": (1000, 2999)})
+    flat_networks: tuple[str, ...] = ("physnet1", "public")
+    #: MTU of the physical fabric; tenant MTUs subtract the overlay's overhead
+    physical_mtu: int = 1500
+    quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    max_dns_nameservers: int = 5
+    max_host_routes: int = 20
+    max_fixed_ips_per_port: int = 5
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'neutrino.sqlite'}"
+
+
+def _coerce(name: str, current: Any, value: Any) -> Any:
+    if isinstance(current, bool):
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, Path):
+        return Path(value)
+    if isinstance(current, tuple) and name == "vni_range":
+        if isinstance(value, str):
+            lo, hi = value.split(":")
+            return (int(lo), int(hi))
+        return (int(value[0]), int(value[1]))
+    if isinstance(current, tuple):
+        return tuple(value.split(",")) if isinstance(value, str) else tuple(value)
+    if isinstance(current, dict) and name == "vlan_ranges":
+        if isinstance(value, str):  # "physnet1:1000:2999,physnet2:10:20"
+            out = {}
+            for item in filter(None, value.split(",")):
+                net, lo, hi = item.split(":")
+                out[net] = (int(lo), int(hi))
+            return out
+        return {k: (int(v[0]), int(v[1])) for k, v in value.items()}
+    if isinstance(current, dict) and name == "quotas":
+        merged = dict(current)
+        if isinstance(value, str):  # "network=10,port=50"
+            value = dict(item.split("=") for item in filter(None, value.split(",")))
+        merged.update({k: int(v) for k, v in value.items()})
+        return merged
+    return value
+
+
+def load(config_file: Path | None = None, **overrides: Any) -> Settings:
+    settings = Settings()
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        with config_file.open("rb") as fh:
+            values.update(tomllib.load(fh))
+    for f in fields(Settings):
+        env = os.environ.get(f"NEUTRINO_{f.name.upper()}")
+        if env is not None:
+            values[f.name] = env
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(unknown)}")
+    coerced = {k: _coerce(k, getattr(settings, k), v) for k, v in values.items()}
+    return replace(settings, **coerced)

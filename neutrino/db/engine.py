@@ -1,0 +1,149 @@
+"""Connections and transactions.
+
+One operation is one transaction: services receive a connection that is
+already inside it, and either everything they wrote commits or nothing does.
+:meth:`Database.write` retries the whole operation when it lost a race that a
+second attempt can win (a random MAC drawn twice, a deadlock), so concurrency
+never surfaces as a 500.
+
+SQLite runs in WAL mode with foreign keys on.  Writers take ``BEGIN
+IMMEDIATE`` under an in-process lock, so concurrent requests queue on the lock
+instead of spinning in SQLite's busy handler; readers never block.
+PostgreSQL and MariaDB run at READ COMMITTED and serialise the contended
+sections with ``SELECT ... FOR UPDATE`` (see :func:`lock_rows`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from neutrino import errors
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 12
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def create_engine(url: str) -> Engine:
+    kwargs: dict = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        engine = sa.create_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    if url.startswith("postgresql") and "+" not in url.split("://", 1)[0]:
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    if url.startswith("mysql") and "+" not in url.split("://", 1)[0]:
+        url = url.replace("mysql://", "mysql+pymysql://", 1)
+    if url.startswith("mariadb") and "+" not in url.split("://", 1)[0]:
+        url = url.replace("mariadb://", "mysql+pymysql://", 1)
+    return sa.create_engine(url, isolation_level="READ COMMITTED", pool_pre_ping=True,
+                            pool_size=10, max_overflow=20, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is deferred).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.info.get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'neutrino.sqlite'}"
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.dialect = self.engine.dialect.name
+        self.is_sqlite = self.dialect == "sqlite"
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A consistent read-only view (one snapshot) for one request."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def _write_once(self) -> Iterator[Connection]:
+        if self._write_lock is None:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            conn.info["immediate"] = True
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info["immediate"] = False
+
+    def write(self, operation: Callable[[Connection], T]) -> T:
+        """Run ``operation`` in one write transaction, retrying lost races."""
+        delay = 0.001
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self._write_once() as conn:
+                    return operation(conn)
+            except (errors.Retry, exc.IntegrityError, exc.OperationalError) as err:
+                if isinstance(err, exc.OperationalError) and not _is_transient(err):
+                    raise
+                if attempt == MAX_ATTEMPTS:
+                    if isinstance(err, exc.IntegrityError):
+                        raise errors.Conflict(
+                            "The request conflicts with a concurrent change; retry it."
+                        ) from err
+                    raise errors.Conflict("The database stayed busy; retry the request.") \
+                        from err
+                log.debug("retrying after %s (attempt %d)", type(err).__name__, attempt)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_TRANSIENT = ("deadlock", "lock wait timeout", "could not serialize", "database is locked",
+              "serialization failure", "try restarting transaction")
+
+
+def _is_transient(err: exc.OperationalError) -> bool:
+    text = str(err.orig).lower()
+    return any(marker in text for marker in _TRANSIENT)
+
+
+def lock_rows(conn: Connection, table: sa.Table, ids: list[str]) -> None:
+    """Serialise writers touching these rows (no-op on SQLite: writers are serial)."""
+    if conn.dialect.name == "sqlite" or not ids:
+        return
+    conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids)).with_for_update())

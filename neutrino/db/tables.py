@@ -1,0 +1,162 @@
+"""The relational schema.  Migrations in ``migrations/versions`` build exactly this.
+
+Notes on choices:
+- timestamps are stored as ISO-8601 text (``2026-01-01T00:00:00Z``), the form the
+  API returns; it sorts correctly and costs nothing to render;
+- ``segments.physical_network`` is ``''`` and ``segmentation_id`` is ``0`` where
+  a network type has none, so the unique key really prevents two networks from
+  sharing a segment on every backend (NULLs never collide in a unique key).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+ID = sa.String(36)
+
+
+def _standard_columns() -> list[sa.Column]:
+    return [
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("project_id", sa.String(255), nullable=False, index=True),
+        sa.Column("name", sa.String(255), nullable=False, server_default=""),
+        sa.Column("description", sa.String(255), nullable=False, server_default=""),
+        sa.Column("created_at", sa.String(20), nullable=False),
+        sa.Column("updated_at", sa.String(20), nullable=False),
+        sa.Column("revision_number", sa.BigInteger, nullable=False, server_default="0"),
+    ]
+
+
+networks = sa.Table(
+    "networks", metadata,
+    *_standard_columns(),
+    sa.Column("admin_state_up", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("mtu", sa.Integer, nullable=False),
+    sa.Column("router_external", sa.Boolean, nullable=False),
+    sa.Column("port_security_enabled", sa.Boolean, nullable=False),
+    sa.Column("availability_zone_hints", sa.JSON, nullable=False),
+)
+
+segments = sa.Table(
+    "segments", metadata,
+    sa.Column("network_id", ID, sa.ForeignKey("networks.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("network_type", sa.String(32), nullable=False),
+    sa.Column("physical_network", sa.String(64), nullable=False),
+    sa.Column("segmentation_id", sa.Integer, nullable=False),
+    sa.UniqueConstraint("network_type", "physical_network", "segmentation_id",
+                        name="uq_segments_allocation"),
+)
+
+network_rbacs = sa.Table(
+    "network_rbacs", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("object_id", ID, sa.ForeignKey("networks.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("project_id", sa.String(255), nullable=False),
+    sa.Column("target_project", sa.String(255), nullable=False, index=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.UniqueConstraint("object_id", "action", "target_project", name="uq_network_rbacs_target"),
+)
+
+subnets = sa.Table(
+    "subnets", metadata,
+    *_standard_columns(),
+    sa.Column("network_id", ID, sa.ForeignKey("networks.id"), nullable=False, index=True),
+    sa.Column("ip_version", sa.Integer, nullable=False),
+    sa.Column("cidr", sa.String(64), nullable=False),
+    sa.Column("gateway_ip", sa.String(64), nullable=True),
+    sa.Column("enable_dhcp", sa.Boolean, nullable=False),
+    sa.Column("ipv6_ra_mode", sa.String(16), nullable=True),
+    sa.Column("ipv6_address_mode", sa.String(16), nullable=True),
+    sa.Column("service_types", sa.JSON, nullable=False),
+)
+
+allocation_pools = sa.Table(
+    "allocation_pools", metadata,
+    sa.Column("subnet_id", ID, sa.ForeignKey("subnets.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("first_ip", sa.String(64), primary_key=True),
+    sa.Column("last_ip", sa.String(64), nullable=False),
+)
+
+dns_nameservers = sa.Table(
+    "dns_nameservers", metadata,
+    sa.Column("subnet_id", ID, sa.ForeignKey("subnets.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("address", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+host_routes = sa.Table(
+    "host_routes", metadata,
+    sa.Column("subnet_id", ID, sa.ForeignKey("subnets.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("destination", sa.String(64), primary_key=True),
+    sa.Column("nexthop", sa.String(64), primary_key=True),
+)
+
+ports = sa.Table(
+    "ports", metadata,
+    *_standard_columns(),
+    sa.Column("network_id", ID, sa.ForeignKey("networks.id"), nullable=False, index=True),
+    sa.Column("mac_address", sa.String(32), nullable=False),
+    sa.Column("admin_state_up", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("device_id", sa.String(255), nullable=False, index=True),
+    sa.Column("device_owner", sa.String(255), nullable=False),
+    sa.Column("port_security_enabled", sa.Boolean, nullable=False),
+    sa.Column("binding_host_id", sa.String(255), nullable=False),
+    sa.Column("binding_vnic_type", sa.String(64), nullable=False),
+    sa.Column("binding_profile", sa.JSON, nullable=False),
+    sa.Column("binding_vif_type", sa.String(64), nullable=False),
+    sa.Column("binding_vif_details", sa.JSON, nullable=False),
+    sa.UniqueConstraint("network_id", "mac_address", name="uq_ports_network_mac"),
+)
+
+ip_allocations = sa.Table(
+    "ip_allocations", metadata,
+    # The primary key is what makes a double allocation impossible on every backend.
+    sa.Column("subnet_id", ID, sa.ForeignKey("subnets.id"), primary_key=True),
+    sa.Column("ip_address", sa.String(64), primary_key=True),
+    sa.Column("port_id", ID, sa.ForeignKey("ports.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("network_id", ID, nullable=False, index=True),
+)
+
+address_pairs = sa.Table(
+    "address_pairs", metadata,
+    sa.Column("port_id", ID, sa.ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("ip_address", sa.String(64), primary_key=True),
+    sa.Column("mac_address", sa.String(32), primary_key=True),
+)
+
+dhcp_options = sa.Table(
+    "dhcp_options", metadata,
+    sa.Column("port_id", ID, sa.ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("opt_name", sa.String(64), primary_key=True),
+    sa.Column("ip_version", sa.Integer, primary_key=True),
+    sa.Column("opt_value", sa.String(255), nullable=False),
+)
+
+tags = sa.Table(
+    "tags", metadata,
+    sa.Column("resource_id", ID, primary_key=True),
+    sa.Column("tag", sa.String(255), primary_key=True),
+    sa.Index("ix_tags_tag", "tag"),
+)
+
+quotas = sa.Table(
+    "quotas", metadata,
+    sa.Column("project_id", sa.String(255), primary_key=True),
+    sa.Column("resource", sa.String(64), primary_key=True),
+    sa.Column("limit", sa.Integer, nullable=False),
+)

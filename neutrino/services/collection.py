@@ -1,0 +1,263 @@
+"""What every collection shares: list queries, lookups, standard attributes, tags.
+
+A list query arrives as :class:`ListQuery` (parsed by the api layer, still
+text); filter values are converted by the attribute's declared kind, sort keys
+are checked against the declaration, and paging is keyset-based on the sort
+keys plus ``id``, so a page costs the same at any depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import ColumnElement
+
+from neutrino import errors
+from neutrino.context import Context
+from neutrino.db import tables as t
+from neutrino.schema.core import Resource
+
+FilterFn = Callable[[list[Any]], ColumnElement[bool]]
+CHUNK = 500
+
+
+@dataclass
+class ListQuery:
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    sorts: list[tuple[str, str]] = field(default_factory=list)
+    limit: int | None = None
+    marker: str | None = None
+    page_reverse: bool = False
+
+
+@dataclass
+class Page:
+    items: list[dict]
+    has_more: bool
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_id() -> str:
+    return str(uuid4())
+
+
+def chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i:i + CHUNK]
+
+
+TAG_FILTERS = ("tags", "tags-any", "not-tags", "not-tags-any")
+
+
+def _tag_values(values: list[str]) -> list[str]:
+    return [tag for v in values for tag in v.split(",") if tag]
+
+
+def tag_clause(id_col: sa.Column, name: str, values: list[str]) -> ColumnElement[bool]:
+    tags = _tag_values(values)
+    having = sa.select(t.tags.c.resource_id).where(t.tags.c.tag.in_(tags))
+    if name in ("tags", "not-tags"):  # all of them
+        having = having.group_by(t.tags.c.resource_id).having(
+            sa.func.count(sa.distinct(t.tags.c.tag)) == len(set(tags)))
+    clause = id_col.in_(having)
+    return sa.not_(clause) if name.startswith("not-") else clause
+
+
+class Collection:
+    """Shared read machinery for one resource backed by one main table."""
+
+    resource: Resource
+    table: sa.Table
+    #: API attribute -> column, for filtering and sorting by plain columns
+    columns: dict[str, sa.Column]
+    #: API attribute -> clause builder, for attributes stored elsewhere
+    custom_filters: dict[str, FilterFn]
+
+    def __init__(self) -> None:
+        self.columns = {**self._default_columns(), **self.column_overrides()}
+        self.custom_filters = self.filter_overrides()
+
+    # hooks ------------------------------------------------------------------
+
+    def column_overrides(self) -> dict[str, sa.Column]:
+        return {}
+
+    def filter_overrides(self) -> dict[str, FilterFn]:
+        return {}
+
+    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
+        raise NotImplementedError
+
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+        raise NotImplementedError
+
+    def create(self, conn: Connection, ctx: Context, body: dict) -> str:
+        raise NotImplementedError
+
+    def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
+               if_match: int | None) -> None:
+        raise NotImplementedError
+
+    def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
+        raise NotImplementedError
+
+    # shared -----------------------------------------------------------------
+
+    def _default_columns(self) -> dict[str, sa.Column]:
+        cols = {}
+        for f in self.resource.fields:
+            if f.name in self.table.c:
+                cols[f.name] = self.table.c[f.name]
+        cols["tenant_id"] = self.table.c.project_id
+        return cols
+
+    def _filter_clauses(self, ctx: Context, filters: dict[str, list[str]]) \
+            -> list[ColumnElement[bool]]:
+        clauses: list[ColumnElement[bool]] = []
+        invalid = []
+        for name, raw in filters.items():
+            if name in TAG_FILTERS:
+                clauses.append(tag_clause(self.table.c.id, name, raw))
+                continue
+            spec = self.resource.by_name.get(name)
+            if spec is None or not spec.filter or (spec.admin_only and not ctx.is_admin):
+                invalid.append(name)
+                continue
+            if name in self.custom_filters:
+                clauses.append(self.custom_filters[name](raw))
+                continue
+            column = self.columns.get(name)
+            if column is None:
+                invalid.append(name)
+                continue
+            values = [spec.convert_query(v) for v in raw]
+            clauses.append(column.in_(values) if len(values) > 1 else column == values[0])
+        if invalid:
+            raise errors.BadRequest(f"{invalid} is invalid attribute for filtering")
+        return clauses
+
+    def _order(self, sorts: list[tuple[str, str]], reverse: bool) -> list[tuple[sa.Column, bool]]:
+        """Columns to order by with ascending flags; ``id`` always breaks ties."""
+        order: list[tuple[sa.Column, bool]] = []
+        for key, direction in sorts:
+            spec = self.resource.by_name.get(key)
+            column = self.columns.get(key)
+            if spec is None or not spec.sort or column is None:
+                raise errors.BadRequest(f"{key} is invalid attribute for sort_key")
+            if direction not in ("asc", "desc"):
+                raise errors.BadRequest(f"{direction} is invalid value for sort_dir, valid "
+                                        f"values are 'asc' and 'desc'")
+            order.append((column, direction == "asc"))
+        if not any(col is self.table.c.id for col, _ in order):
+            order.append((self.table.c.id, True))
+        if reverse:
+            order = [(col, not asc) for col, asc in order]
+        return order
+
+    def _after_marker(self, conn: Connection, marker: str,
+                      order: list[tuple[sa.Column, bool]]) -> ColumnElement[bool]:
+        cols = [col for col, _ in order]
+        row = conn.execute(sa.select(*cols).where(self.table.c.id == marker)).first()
+        if row is None:
+            raise errors.ResourceNotFound("marker", marker)
+        # (a > x) or (a == x and b > y) or ...
+        ors = []
+        for i, (col, asc) in enumerate(order):
+            eqs = [order[j][0] == row[j] for j in range(i)]
+            cmp = col > row[i] if asc else col < row[i]
+            ors.append(sa.and_(*eqs, cmp))
+        return sa.or_(*ors)
+
+    def list(self, conn: Connection, ctx: Context, q: ListQuery) -> Page:
+        stmt = sa.select(self.table)
+        where = self._filter_clauses(ctx, q.filters)
+        scope = self.scope(ctx)
+        if scope is not None:
+            where.append(scope)
+        order = self._order(q.sorts, q.page_reverse)
+        if q.marker:
+            where.append(self._after_marker(conn, q.marker, order))
+        if where:
+            stmt = stmt.where(*where)
+        stmt = stmt.order_by(*[(c.asc() if asc else c.desc()) for c, asc in order])
+        if q.limit:
+            stmt = stmt.limit(q.limit + 1)
+        rows = conn.execute(stmt).all()
+        has_more = bool(q.limit) and len(rows) > q.limit
+        if has_more:
+            rows = rows[: q.limit]
+        if q.page_reverse:
+            rows.reverse()
+        return Page(self.render(conn, ctx, rows), has_more)
+
+    def find_row(self, conn: Connection, ctx: Context, ident: str) -> Row | None:
+        stmt = sa.select(self.table).where(self.table.c.id == ident)
+        scope = self.scope(ctx)
+        if scope is not None:
+            stmt = stmt.where(scope)
+        return conn.execute(stmt).first()
+
+    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
+        row = self.find_row(conn, ctx, ident)
+        if row is None:
+            raise errors.ResourceNotFound(self.resource.name, ident)
+        return row
+
+    def get(self, conn: Connection, ctx: Context, ident: str) -> dict:
+        return self.render(conn, ctx, [self.get_row(conn, ctx, ident)])[0]
+
+    def count(self, conn: Connection, project_id: str) -> int:
+        return conn.scalar(sa.select(sa.func.count()).select_from(self.table).where(
+            self.table.c.project_id == project_id)) or 0
+
+
+def standard_row(owner: str, body: dict) -> dict:
+    stamp = now()
+    return {"id": new_id(), "project_id": owner, "name": body.get("name", ""),
+            "description": body.get("description", ""), "created_at": stamp,
+            "updated_at": stamp, "revision_number": 0}
+
+
+def standard_attrs(row: Row, tags: list[str]) -> dict:
+    return {"id": row.id, "name": row.name, "description": row.description,
+            "project_id": row.project_id, "tenant_id": row.project_id,
+            "created_at": row.created_at, "updated_at": row.updated_at,
+            "revision_number": row.revision_number, "tags": tags}
+
+
+def load_tags(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for part in chunks(ids):
+        for rid, tag in conn.execute(
+                sa.select(t.tags.c.resource_id, t.tags.c.tag)
+                .where(t.tags.c.resource_id.in_(part)).order_by(t.tags.c.tag)):
+            out.setdefault(rid, []).append(tag)
+    return out
+
+
+def check_revision(row: Row, if_match: int | None) -> None:
+    if if_match is not None and row.revision_number != if_match:
+        raise errors.PreconditionFailed(
+            f"Constrained to {if_match}, but current revision is {row.revision_number}")
+
+
+def bump(conn: Connection, table: sa.Table, ident: str, values: dict | None = None) -> None:
+    """Record a change: new revision number and updated_at, plus any column values."""
+    conn.execute(table.update().where(table.c.id == ident).values(
+        revision_number=table.c.revision_number + 1, updated_at=now(), **(values or {})))
+
+
+def set_tags(conn: Connection, ident: str, tags: Iterable[str]) -> None:
+    conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
+    rows = [{"resource_id": ident, "tag": tag} for tag in dict.fromkeys(tags)]
+    if rows:
+        conn.execute(t.tags.insert(), rows)

@@ -1,0 +1,444 @@
+"""Ports: addresses (IPAM), MAC addresses, address pairs, DHCP options, binding."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import ColumnElement
+
+from neutrino import errors, policy
+from neutrino.config import Settings
+from neutrino.context import Context
+from neutrino.db import tables as t
+from neutrino.db.engine import lock_rows
+from neutrino.schema.resources import PORT
+from neutrino.services import collection as c
+from neutrino.services import ipam
+from neutrino.services.networks import Networks
+from neutrino.services.quotas import Quotas
+from neutrino.services.subnets import SubnetInfo, Subnets
+
+MAC_PREFIX = "fa:16:3e"
+MAC_ATTEMPTS = 16
+
+
+def random_mac() -> str:
+    tail = secrets.token_bytes(3)
+    return MAC_PREFIX + "".join(f":{b:02x}" for b in tail)
+
+
+def vif_type(host: str) -> str:
+    # No mechanism driver can bind yet: a port asked onto a host fails to bind, as
+    # upstream's does when no agent lives there.
+    return "unbound" if not host else "binding_failed"
+
+
+class Ports(c.Collection):
+    resource = PORT
+    table = t.ports
+
+    def __init__(self, settings: Settings, networks: Networks, subnets: Subnets,
+                 quotas: Quotas) -> None:
+        super().__init__()
+        self.settings = settings
+        self.networks = networks
+        self.subnets = subnets
+        self.quotas = quotas
+
+    def column_overrides(self) -> dict[str, sa.Column]:
+        return {"binding:host_id": t.ports.c.binding_host_id,
+                "binding:vnic_type": t.ports.c.binding_vnic_type,
+                "binding:vif_type": t.ports.c.binding_vif_type}
+
+    def filter_overrides(self) -> dict:
+        def fixed_ips(values: list) -> ColumnElement[bool]:
+            clauses = []
+            for value in values:
+                key, sep, wanted = value.partition("=")
+                if not sep or key not in ("ip_address", "subnet_id", "ip_address_substr"):
+                    raise errors.BadRequest(f"Invalid fixed_ips filter '{value}': use "
+                                            f"ip_address=, subnet_id= or ip_address_substr=")
+                col = t.ip_allocations.c
+                if key == "ip_address_substr":
+                    cond = col.ip_address.contains(wanted, autoescape=True)
+                elif key == "ip_address":
+                    cond = col.ip_address == _normal_ip(wanted)
+                else:
+                    cond = col.subnet_id == wanted
+                clauses.append(cond)
+            # several fixed_ips filters must all hold (on possibly different addresses)
+            return sa.and_(*[t.ports.c.id.in_(sa.select(t.ip_allocations.c.port_id).where(cond))
+                             for cond in clauses])
+
+        return {"fixed_ips": fixed_ips}
+
+    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
+        return policy.port_scope(ctx)
+
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+        ids = [r.id for r in rows]
+        ips: dict[str, list[dict]] = {}
+        pairs: dict[str, list[dict]] = {}
+        opts: dict[str, list[dict]] = {}
+        tags: dict[str, list[str]] = {}
+        for part in c.chunks(ids):
+            for pid, sid, ip in conn.execute(
+                    sa.select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
+                              t.ip_allocations.c.ip_address)
+                    .where(t.ip_allocations.c.port_id.in_(part))):
+                ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
+            for pid, ip, mac in conn.execute(
+                    sa.select(t.address_pairs.c.port_id, t.address_pairs.c.ip_address,
+                              t.address_pairs.c.mac_address)
+                    .where(t.address_pairs.c.port_id.in_(part))):
+                pairs.setdefault(pid, []).append({"ip_address": ip, "mac_address": mac})
+            for pid, name, value, version in conn.execute(
+                    sa.select(t.dhcp_options.c.port_id, t.dhcp_options.c.opt_name,
+                              t.dhcp_options.c.opt_value, t.dhcp_options.c.ip_version)
+                    .where(t.dhcp_options.c.port_id.in_(part))):
+                opts.setdefault(pid, []).append(
+                    {"opt_name": name, "opt_value": value, "ip_version": version})
+            tags.update(c.load_tags(conn, part))
+        out = []
+        admin = ctx.is_admin
+        for r in rows:
+            item = c.standard_attrs(r, tags.get(r.id, []))
+            item.update({
+                "network_id": r.network_id, "mac_address": r.mac_address,
+                "admin_state_up": r.admin_state_up, "status": r.status,
+                "device_id": r.device_id, "device_owner": r.device_owner,
+                "fixed_ips": _ordered_ips(ips.get(r.id, [])),
+                "port_security_enabled": r.port_security_enabled,
+                "allowed_address_pairs": pairs.get(r.id, []),
+                "extra_dhcp_opts": opts.get(r.id, []),
+                "binding:vnic_type": r.binding_vnic_type,
+            })
+            if admin:
+                item.update({
+                    "binding:host_id": r.binding_host_id,
+                    "binding:profile": r.binding_profile,
+                    "binding:vif_type": r.binding_vif_type,
+                    "binding:vif_details": r.binding_vif_details,
+                })
+            out.append(item)
+        return out
+
+    # -- writes -------------------------------------------------------------
+
+    def create(self, conn: Connection, ctx: Context, body: dict) -> str:
+        policy.check_write(ctx, "create_port")
+        network = self.networks.usable_row(conn, ctx, body["network_id"], "create_port")
+        owner = policy.owner_for_create(ctx, body, "create_port")
+        net_owner = ctx.is_admin or network.project_id == ctx.project_id
+        if "mac_address" in body and not net_owner:
+            raise errors.PolicyNotAuthorized("create_port:mac_address")
+        # One writer per network at a time: address choice and the MAC check see
+        # every committed port (a no-op on SQLite, whose writers are serial anyway).
+        lock_rows(conn, t.networks, [network.id])
+        mac = body.get("mac_address") or self._free_mac(conn, network.id)
+        if "mac_address" in body:
+            self._check_mac_free(conn, network.id, mac)
+        port_security = body.get("port_security_enabled", network.port_security_enabled)
+        pairs = self._address_pairs(body.get("allowed_address_pairs", []), mac, port_security)
+        row = c.standard_row(owner, body)
+        host = body.get("binding:host_id", "")
+        row.update({
+            "network_id": network.id, "mac_address": mac,
+            "admin_state_up": body.get("admin_state_up", True), "status": "DOWN",
+            "device_id": body.get("device_id", ""), "device_owner": body.get("device_owner", ""),
+            "port_security_enabled": port_security, "binding_host_id": host,
+            "binding_vnic_type": body.get("binding:vnic_type", "normal"),
+            "binding_profile": body.get("binding:profile") or {},
+            "binding_vif_type": vif_type(host), "binding_vif_details": {},
+        })
+        conn.execute(t.ports.insert().values(row))
+        subnets = self.subnets.infos(conn, network.id)
+        if "fixed_ips" in body:
+            if not net_owner and any("ip_address" in f for f in body["fixed_ips"]):
+                raise errors.PolicyNotAuthorized("create_port:fixed_ips:ip_address")
+            wanted = self._resolve_fixed_ips(body["fixed_ips"], subnets, network.id)
+        else:
+            wanted = self._default_fixed_ips(subnets, row["device_owner"])
+        self._allocate(conn, row["id"], network.id, mac, wanted)
+        self._write_pairs(conn, row["id"], pairs)
+        self._write_dhcp_opts(conn, row["id"], _merge_opts([], body.get("extra_dhcp_opts", [])))
+        if body.get("tags"):
+            c.set_tags(conn, row["id"], body["tags"])
+        self.quotas.check(conn, owner, {"port": 1})
+        return row["id"]
+
+    # MAC addresses
+
+    @staticmethod
+    def _check_mac_free(conn: Connection, network_id: str, mac: str,
+                        except_port: str | None = None) -> None:
+        stmt = sa.select(t.ports.c.id).where(t.ports.c.network_id == network_id,
+                                             t.ports.c.mac_address == mac)
+        if except_port:
+            stmt = stmt.where(t.ports.c.id != except_port)
+        if conn.scalar(stmt) is not None:
+            raise errors.Conflict(f"Unable to complete operation for network {network_id}. "
+                                  f"The mac address {mac} is in use.", type="MacAddressInUse")
+
+    @staticmethod
+    def _free_mac(conn: Connection, network_id: str) -> str:
+        for _ in range(MAC_ATTEMPTS):
+            mac = random_mac()
+            if conn.scalar(sa.select(t.ports.c.id).where(t.ports.c.network_id == network_id,
+                                                         t.ports.c.mac_address == mac)) is None:
+                return mac
+        raise errors.Conflict("Unable to generate a unique mac address on network "
+                              f"{network_id}.", type="MacAddressGenerationFailure")
+
+    # fixed IPs
+
+    def _resolve_fixed_ips(self, requested: list[dict], subnets: list[SubnetInfo],
+                           network_id: str) -> list[tuple[SubnetInfo, str | None]]:
+        """(subnet, address or None for "any") for each requested fixed IP."""
+        if len(requested) > self.settings.max_fixed_ips_per_port:
+            raise errors.BadRequest(f"Exceeded maximum amount of fixed ips per port "
+                                    f"({self.settings.max_fixed_ips_per_port}).",
+                                    type="InvalidInput")
+        by_id = {s.id: s for s in subnets}
+        out: list[tuple[SubnetInfo, str | None]] = []
+        for spec in requested:
+            sid, ip = spec.get("subnet_id"), spec.get("ip_address")
+            if sid is None and ip is None:
+                raise errors.BadRequest("Invalid input for fixed_ips. Reason: each fixed IP "
+                                        "needs a subnet_id or an ip_address.")
+            if sid is not None:
+                subnet = by_id.get(sid)
+                if subnet is None:
+                    raise errors.BadRequest(
+                        f"Invalid input for operation: Failed to create port on network "
+                        f"{network_id}, because fixed_ips included invalid subnet {sid}.",
+                        type="InvalidInput")
+            else:
+                addr = ipaddress.ip_address(ip)
+                matches = [s for s in subnets if addr in ipam.network(s.cidr)]
+                if not matches:
+                    raise errors.BadRequest(
+                        f"IP address {ip} is not a valid IP for any of the subnets on the "
+                        f"specified network.", type="InvalidIpForNetwork")
+                subnet = matches[0]
+            if ip is not None:
+                addr = ipaddress.ip_address(ip)
+                net = ipam.network(subnet.cidr)
+                if addr not in net or (addr in ipam.reserved(net) and net.version == 4
+                                       and net.prefixlen < 31):
+                    raise errors.BadRequest(
+                        f"IP address {ip} is not a valid IP for the specified subnet.",
+                        type="InvalidIpForSubnet")
+            out.append((subnet, ip))
+        seen = [(s.id, ip) for s, ip in out if ip is not None]
+        if len(seen) != len(set(seen)):
+            raise errors.BadRequest("Invalid input for fixed_ips. Reason: duplicate address.")
+        return out
+
+    @staticmethod
+    def _default_fixed_ips(subnets: list[SubnetInfo], device_owner: str) \
+            -> list[tuple[SubnetInfo, str | None]]:
+        """One address per IP version, plus every SLAAC subnet (as upstream)."""
+        out: list[tuple[SubnetInfo, str | None]] = []
+        have_v4 = have_v6 = False
+        for s in subnets:
+            if s.auto_address:
+                if not device_owner.startswith("network:router"):
+                    out.append((s, None))
+            elif s.ip_version == 4 and not have_v4:
+                out.append((s, None))
+                have_v4 = True
+            elif s.ip_version == 6 and not have_v6:
+                out.append((s, None))
+                have_v6 = True
+        return out
+
+    def _allocate(self, conn: Connection, port_id: str, network_id: str, mac: str,
+                  wanted: list[tuple[SubnetInfo, str | None]]) -> None:
+        """Insert ip_allocations for ``wanted``; choose addresses where none was asked."""
+        rows = []
+        explicit = [(s, ip) for s, ip in wanted if ip is not None]
+        for subnet, ip in explicit:
+            holder = conn.scalar(sa.select(t.ip_allocations.c.port_id).where(
+                t.ip_allocations.c.subnet_id == subnet.id,
+                t.ip_allocations.c.ip_address == ip))
+            if holder is not None and holder != port_id:
+                raise errors.Conflict(f"IP address {ip} already allocated in subnet {subnet.id}",
+                                      type="IpAddressAlreadyAllocated")
+            if holder is None:
+                rows.append({"subnet_id": subnet.id, "ip_address": ip})
+        chosen = {(r["subnet_id"], r["ip_address"]) for r in rows}
+        for subnet, ip in wanted:
+            if ip is not None:
+                continue
+            if subnet.auto_address:
+                address = ipam.eui64(subnet.cidr, mac)
+            else:
+                taken = set(conn.scalars(sa.select(t.ip_allocations.c.ip_address).where(
+                    t.ip_allocations.c.subnet_id == subnet.id)))
+                taken.update(ip for sid, ip in chosen if sid == subnet.id)
+                if subnet.gateway_ip:
+                    taken.add(subnet.gateway_ip)
+                address = ipam.first_free(subnet.pools, taken)
+                if address is None:
+                    raise errors.Conflict(f"No more IP addresses available on network "
+                                          f"{network_id}.", type="IpAddressGenerationFailure")
+            if (subnet.id, address) not in chosen:
+                rows.append({"subnet_id": subnet.id, "ip_address": address})
+                chosen.add((subnet.id, address))
+        if rows:
+            conn.execute(t.ip_allocations.insert(), [
+                {**r, "port_id": port_id, "network_id": network_id} for r in rows])
+
+    # address pairs and DHCP options
+
+    @staticmethod
+    def _address_pairs(pairs: list[dict], mac: str, port_security: bool) -> list[dict]:
+        if pairs and not port_security:
+            raise errors.Conflict("Port Security must be enabled in order to have allowed "
+                                  "address pairs on a port.",
+                                  type="AddressPairAndPortSecurityRequired")
+        out: list[dict] = []
+        for pair in pairs:
+            item = {"ip_address": pair["ip_address"], "mac_address": pair.get("mac_address", mac)}
+            if item in out:
+                raise errors.BadRequest("Request contains duplicate address pair: mac_address "
+                                        f"{item['mac_address']} ip_address "
+                                        f"{item['ip_address']}.",
+                                        type="DuplicateAddressPairInRequest")
+            out.append(item)
+        return out
+
+    @staticmethod
+    def _write_pairs(conn: Connection, port_id: str, pairs: list[dict]) -> None:
+        conn.execute(t.address_pairs.delete().where(t.address_pairs.c.port_id == port_id))
+        if pairs:
+            conn.execute(t.address_pairs.insert(), [{"port_id": port_id, **p} for p in pairs])
+
+    @staticmethod
+    def _write_dhcp_opts(conn: Connection, port_id: str, opts: list[dict]) -> None:
+        conn.execute(t.dhcp_options.delete().where(t.dhcp_options.c.port_id == port_id))
+        if opts:
+            conn.execute(t.dhcp_options.insert(), [{"port_id": port_id, **o} for o in opts])
+
+    # update and delete
+
+    def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
+               if_match: int | None) -> None:
+        policy.check_write(ctx, "update_port")
+        row = self.get_row(conn, ctx, ident)
+        network = self.networks.get_row(conn, Context.admin(), row.network_id)
+        net_owner = ctx.is_admin or network.project_id == ctx.project_id
+        if not ctx.is_admin and row.project_id != ctx.project_id and not net_owner:
+            raise errors.PolicyNotAuthorized("update_port")
+        c.check_revision(row, if_match)
+        lock_rows(conn, t.networks, [row.network_id])
+        values: dict = {}
+        for attr, column in (("name", "name"), ("description", "description"),
+                             ("admin_state_up", "admin_state_up"), ("device_id", "device_id"),
+                             ("device_owner", "device_owner"),
+                             ("binding:vnic_type", "binding_vnic_type")):
+            if attr in body:
+                values[column] = body[attr]
+        if "binding:profile" in body:
+            values["binding_profile"] = body["binding:profile"] or {}
+        if "binding:host_id" in body:
+            values["binding_host_id"] = body["binding:host_id"]
+            values["binding_vif_type"] = vif_type(body["binding:host_id"])
+        mac = row.mac_address
+        if "mac_address" in body and body["mac_address"] != mac:
+            if row.binding_vif_type not in ("unbound", "binding_failed"):
+                raise errors.Conflict(f"Port {ident} is bound; its MAC address cannot change.",
+                                      type="PortBound")
+            self._check_mac_free(conn, row.network_id, body["mac_address"], except_port=ident)
+            mac = values["mac_address"] = body["mac_address"]
+        port_security = body.get("port_security_enabled", row.port_security_enabled)
+        if "port_security_enabled" in body:
+            values["port_security_enabled"] = port_security
+        if "allowed_address_pairs" in body:
+            pairs = self._address_pairs(body["allowed_address_pairs"] or [], mac, port_security)
+            self._write_pairs(conn, ident, pairs)
+        elif not port_security and conn.scalar(sa.select(t.address_pairs.c.port_id).where(
+                t.address_pairs.c.port_id == ident).limit(1)):
+            raise errors.Conflict("Port Security must be enabled in order to have allowed "
+                                  "address pairs on a port.",
+                                  type="AddressPairAndPortSecurityRequired")
+        if "extra_dhcp_opts" in body:
+            current = [{"opt_name": r.opt_name, "opt_value": r.opt_value,
+                        "ip_version": r.ip_version}
+                       for r in conn.execute(sa.select(t.dhcp_options).where(
+                           t.dhcp_options.c.port_id == ident))]
+            self._write_dhcp_opts(conn, ident, _merge_opts(current, body["extra_dhcp_opts"]))
+        if "fixed_ips" in body:
+            if not net_owner and any("ip_address" in f for f in body["fixed_ips"]):
+                raise errors.PolicyNotAuthorized("update_port:fixed_ips:ip_address")
+            self._replace_fixed_ips(conn, ident, row.network_id, mac, body["fixed_ips"])
+        c.bump(conn, t.ports, ident, values)
+
+    def _replace_fixed_ips(self, conn: Connection, port_id: str, network_id: str, mac: str,
+                           requested: list[dict]) -> None:
+        subnets = self.subnets.infos(conn, network_id)
+        wanted = self._resolve_fixed_ips(requested, subnets, network_id)
+        current = {(sid, ip) for sid, ip in conn.execute(
+            sa.select(t.ip_allocations.c.subnet_id, t.ip_allocations.c.ip_address)
+            .where(t.ip_allocations.c.port_id == port_id))}
+        keep: set[tuple[str, str]] = set()
+        resolved: list[tuple[SubnetInfo, str | None]] = []
+        for subnet, ip in wanted:
+            if ip is None:
+                # "an address on this subnet": keep one the port already has there
+                mine = [a for s, a in current if s == subnet.id and (s, a) not in keep]
+                if mine:
+                    keep.add((subnet.id, mine[0]))
+                    continue
+            elif (subnet.id, ip) in current:
+                keep.add((subnet.id, ip))
+                continue
+            resolved.append((subnet, ip))
+        for sid, ip in current:
+            if (sid, ip) not in keep:
+                conn.execute(t.ip_allocations.delete().where(
+                    t.ip_allocations.c.subnet_id == sid, t.ip_allocations.c.ip_address == ip))
+        self._allocate(conn, port_id, network_id, mac, resolved)
+
+    def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
+        policy.check_write(ctx, "delete_port")
+        row = self.get_row(conn, ctx, ident)
+        if not ctx.is_admin and row.project_id != ctx.project_id:
+            network = self.networks.get_row(conn, Context.admin(), row.network_id)
+            if network.project_id != ctx.project_id:
+                raise errors.PolicyNotAuthorized("delete_port")
+        conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
+        conn.execute(t.ports.delete().where(t.ports.c.id == ident))
+
+
+def _normal_ip(text: str) -> str:
+    """The stored spelling of an address; text that is no address matches nothing."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
+
+
+def _ordered_ips(ips: list[dict]) -> list[dict]:
+    if len(ips) < 2:
+        return ips
+    return sorted(ips, key=lambda f: (ipaddress.ip_address(f["ip_address"]).version,
+                                      f["subnet_id"]))
+
+
+def _merge_opts(current: list[dict], changes: list[dict]) -> list[dict]:
+    """Apply extra_dhcp_opts changes: a null value removes that option."""
+    merged = {(o["opt_name"], o.get("ip_version") or 4): o for o in current}
+    for change in changes:
+        key = (change["opt_name"], change.get("ip_version") or 4)
+        if change.get("opt_value") is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = {"opt_name": change["opt_name"], "opt_value": change["opt_value"],
+                           "ip_version": key[1]}
+    return list(merged.values())

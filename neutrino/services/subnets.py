@@ -1,0 +1,306 @@
+"""Subnets: address ranges of a network, their pools, gateway, DNS and routes."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import ColumnElement
+
+from neutrino import errors, policy
+from neutrino.config import Settings
+from neutrino.context import Context
+from neutrino.db import tables as t
+from neutrino.db.engine import lock_rows
+from neutrino.schema.resources import SUBNET
+from neutrino.services import collection as c
+from neutrino.services import ipam
+from neutrino.services.networks import NETWORK_OWNED_PORTS, Networks
+from neutrino.services.quotas import Quotas
+
+
+@dataclass(frozen=True, slots=True)
+class SubnetInfo:
+    """What port allocation needs to know of a subnet."""
+
+    id: str
+    network_id: str
+    ip_version: int
+    cidr: str
+    gateway_ip: str | None
+    ipv6_address_mode: str | None
+    pools: tuple[ipam.Pool, ...]
+
+    @property
+    def auto_address(self) -> bool:
+        return self.ip_version == 6 and self.ipv6_address_mode in ipam.SLAAC_MODES
+
+
+class Subnets(c.Collection):
+    resource = SUBNET
+    table = t.subnets
+
+    def __init__(self, settings: Settings, networks: Networks, quotas: Quotas) -> None:
+        super().__init__()
+        self.settings = settings
+        self.networks = networks
+        self.quotas = quotas
+
+    def filter_overrides(self) -> dict:
+        def nameserver(values: list) -> ColumnElement[bool]:
+            return t.subnets.c.id.in_(sa.select(t.dns_nameservers.c.subnet_id).where(
+                t.dns_nameservers.c.address.in_(values)))
+
+        def external(values: list) -> ColumnElement[bool]:
+            wanted = {SUBNET.by_name["router:external"].convert_query(v) for v in values}
+            ext = t.subnets.c.network_id.in_(
+                sa.select(t.networks.c.id).where(t.networks.c.router_external.is_(True)))
+            return ext if wanted == {True} else sa.not_(ext) if wanted == {False} else sa.true()
+
+        return {"dns_nameservers": nameserver, "router:external": external}
+
+    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
+        return policy.subnet_scope(ctx)
+
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+        ids = [r.id for r in rows]
+        pools: dict[str, list[dict]] = {}
+        dns: dict[str, list[str]] = {}
+        routes: dict[str, list[dict]] = {}
+        tags: dict[str, list[str]] = {}
+        external: set[str] = set()
+        for part in c.chunks(ids):
+            for sid, first, last in conn.execute(
+                    sa.select(t.allocation_pools.c.subnet_id, t.allocation_pools.c.first_ip,
+                              t.allocation_pools.c.last_ip)
+                    .where(t.allocation_pools.c.subnet_id.in_(part))):
+                pools.setdefault(sid, []).append({"start": first, "end": last})
+            for sid, address in conn.execute(
+                    sa.select(t.dns_nameservers.c.subnet_id, t.dns_nameservers.c.address)
+                    .where(t.dns_nameservers.c.subnet_id.in_(part))
+                    .order_by(t.dns_nameservers.c.position)):
+                dns.setdefault(sid, []).append(address)
+            for sid, dest, hop in conn.execute(
+                    sa.select(t.host_routes.c.subnet_id, t.host_routes.c.destination,
+                              t.host_routes.c.nexthop)
+                    .where(t.host_routes.c.subnet_id.in_(part))):
+                routes.setdefault(sid, []).append({"destination": dest, "nexthop": hop})
+            tags.update(c.load_tags(conn, part))
+        net_ids = list({r.network_id for r in rows})
+        for part in c.chunks(net_ids):
+            external.update(conn.scalars(sa.select(t.networks.c.id).where(
+                t.networks.c.id.in_(part), t.networks.c.router_external.is_(True))))
+        out = []
+        for r in rows:
+            item = c.standard_attrs(r, tags.get(r.id, []))
+            item.update({
+                "network_id": r.network_id, "ip_version": r.ip_version, "cidr": r.cidr,
+                "gateway_ip": r.gateway_ip, "enable_dhcp": r.enable_dhcp,
+                "ipv6_ra_mode": r.ipv6_ra_mode, "ipv6_address_mode": r.ipv6_address_mode,
+                "allocation_pools": _sorted_pools(pools.get(r.id, [])),
+                "dns_nameservers": dns.get(r.id, []), "host_routes": routes.get(r.id, []),
+                "subnetpool_id": None, "service_types": r.service_types,
+                "router:external": r.network_id in external,
+            })
+            out.append(item)
+        return out
+
+    # -- what ports need ----------------------------------------------------
+
+    def infos(self, conn: Connection, network_id: str) -> list[SubnetInfo]:
+        """The network's subnets in creation order, with their pools."""
+        rows = conn.execute(sa.select(t.subnets).where(t.subnets.c.network_id == network_id)
+                            .order_by(t.subnets.c.created_at, t.subnets.c.id)).all()
+        pools: dict[str, list[ipam.Pool]] = {}
+        if rows:
+            for sid, first, last in conn.execute(
+                    sa.select(t.allocation_pools.c.subnet_id, t.allocation_pools.c.first_ip,
+                              t.allocation_pools.c.last_ip)
+                    .where(t.allocation_pools.c.subnet_id.in_([r.id for r in rows]))):
+                pools.setdefault(sid, []).append(
+                    ipam.Pool(ipaddress.ip_address(first), ipaddress.ip_address(last)))
+        return [SubnetInfo(r.id, r.network_id, r.ip_version, r.cidr, r.gateway_ip,
+                           r.ipv6_address_mode,
+                           tuple(sorted(pools.get(r.id, []), key=lambda p: p.start)))
+                for r in rows]
+
+    # -- writes -------------------------------------------------------------
+
+    def create(self, conn: Connection, ctx: Context, body: dict) -> str:
+        policy.check_write(ctx, "create_subnet")
+        network = self.networks.get_row(conn, ctx, body["network_id"])
+        if not ctx.is_admin and network.project_id != ctx.project_id:
+            raise errors.PolicyNotAuthorized("create_subnet")
+        owner = policy.owner_for_create(ctx, body, "create_subnet")
+        lock_rows(conn, t.networks, [network.id])
+        net = ipam.network(body["cidr"])
+        version = body["ip_version"]
+        if net.version != version:
+            raise errors.InvalidInput(f"Cidr {net} does not match ip_version {version}.")
+        self._check_ipv6_modes(version, body.get("ipv6_ra_mode"),
+                               body.get("ipv6_address_mode"), net)
+        for other in conn.scalars(sa.select(t.subnets.c.cidr).where(
+                t.subnets.c.network_id == network.id)):
+            if ipam.overlaps(other, str(net)):
+                raise errors.InvalidInput(
+                    f"Requested subnet with cidr: {net} for network: {network.id} overlaps "
+                    f"with another subnet.")
+        if "gateway_ip" in body:
+            gateway = ipaddress.ip_address(body["gateway_ip"]) \
+                if body["gateway_ip"] is not None else None
+        else:
+            gateway = ipam.default_gateway(net)
+        if "allocation_pools" in body and body["allocation_pools"] is not None:
+            pools = ipam.validate_pools(net, body["allocation_pools"])
+        else:
+            pools = ipam.default_pools(net, gateway)
+        ipam.check_gateway(net, gateway, pools)
+        self._check_lists(body)
+        row = c.standard_row(owner, body)
+        row.update({
+            "network_id": network.id, "ip_version": version, "cidr": str(net),
+            "gateway_ip": str(gateway) if gateway is not None else None,
+            "enable_dhcp": body.get("enable_dhcp", True),
+            "ipv6_ra_mode": body.get("ipv6_ra_mode"),
+            "ipv6_address_mode": body.get("ipv6_address_mode"),
+            "service_types": body.get("service_types", []),
+        })
+        conn.execute(t.subnets.insert().values(row))
+        self._write_pools(conn, row["id"], pools)
+        self._write_dns(conn, row["id"], body.get("dns_nameservers", []))
+        self._write_routes(conn, row["id"], body.get("host_routes", []))
+        if body.get("tags"):
+            c.set_tags(conn, row["id"], body["tags"])
+        if version == 6 and row["ipv6_address_mode"] in ipam.SLAAC_MODES:
+            self._add_auto_addresses(conn, row["id"], network.id, str(net))
+        self.quotas.check(conn, owner, {"subnet": 1})
+        c.bump(conn, t.networks, network.id)
+        return row["id"]
+
+    @staticmethod
+    def _check_ipv6_modes(version: int, ra_mode: str | None, addr_mode: str | None,
+                          net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
+        if version == 4 and (ra_mode or addr_mode):
+            raise errors.InvalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when "
+                                      "ip_version is 4")
+        if ra_mode and addr_mode and ra_mode != addr_mode:
+            raise errors.InvalidInput(
+                f"ipv6_ra_mode set to '{ra_mode}' with ipv6_address_mode set to '{addr_mode}' "
+                f"is not valid. If both attributes are set, they must be the same value")
+        if (addr_mode in ipam.SLAAC_MODES or ra_mode in ipam.SLAAC_MODES) \
+                and net.prefixlen != 64:
+            raise errors.InvalidInput(f"Invalid CIDR {net} for IPv6 address mode. OpenStack "
+                                      f"uses the EUI-64 address format, which requires the "
+                                      f"prefix to be /64")
+
+    def _check_lists(self, body: dict) -> None:
+        if len(body.get("dns_nameservers") or []) > self.settings.max_dns_nameservers:
+            raise errors.BadRequest(
+                f"Unable to complete operation for the subnet. The number of DNS nameservers "
+                f"exceeds the limit {self.settings.max_dns_nameservers}.",
+                type="DNSNameServersExhausted")
+        if len(body.get("host_routes") or []) > self.settings.max_host_routes:
+            raise errors.BadRequest(
+                f"Unable to complete operation for the subnet. The number of host routes "
+                f"exceeds the limit {self.settings.max_host_routes}.",
+                type="HostRoutesExhausted")
+
+    @staticmethod
+    def _write_pools(conn: Connection, sid: str, pools: Sequence[ipam.Pool]) -> None:
+        conn.execute(t.allocation_pools.delete().where(t.allocation_pools.c.subnet_id == sid))
+        if pools:
+            conn.execute(t.allocation_pools.insert(), [
+                {"subnet_id": sid, "first_ip": str(p.start), "last_ip": str(p.end)}
+                for p in pools])
+
+    @staticmethod
+    def _write_dns(conn: Connection, sid: str, servers: list[str]) -> None:
+        conn.execute(t.dns_nameservers.delete().where(t.dns_nameservers.c.subnet_id == sid))
+        if servers:
+            conn.execute(t.dns_nameservers.insert(), [
+                {"subnet_id": sid, "address": a, "position": i} for i, a in enumerate(servers)])
+
+    @staticmethod
+    def _write_routes(conn: Connection, sid: str, routes: list[dict]) -> None:
+        conn.execute(t.host_routes.delete().where(t.host_routes.c.subnet_id == sid))
+        if routes:
+            conn.execute(t.host_routes.insert(), [
+                {"subnet_id": sid, "destination": r["destination"], "nexthop": r["nexthop"]}
+                for r in routes])
+
+    @staticmethod
+    def _add_auto_addresses(conn: Connection, sid: str, network_id: str, cidr: str) -> None:
+        """A new SLAAC subnet gives every existing port on the network its address."""
+        rows = conn.execute(sa.select(t.ports.c.id, t.ports.c.mac_address).where(
+            t.ports.c.network_id == network_id,
+            sa.not_(t.ports.c.device_owner.startswith("network:router")))).all()
+        if rows:
+            conn.execute(t.ip_allocations.insert(), [
+                {"subnet_id": sid, "ip_address": ipam.eui64(cidr, mac), "port_id": pid,
+                 "network_id": network_id} for pid, mac in rows])
+
+    def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
+               if_match: int | None) -> None:
+        policy.check_write(ctx, "update_subnet")
+        row = self.get_row(conn, ctx, ident)
+        policy.check_owner(ctx, row.project_id, "update_subnet")
+        c.check_revision(row, if_match)
+        net = ipam.network(row.cidr)
+        values = {k: body[k] for k in ("name", "description", "enable_dhcp", "service_types")
+                  if k in body}
+        gateway_text = body["gateway_ip"] if "gateway_ip" in body else row.gateway_ip
+        gateway = ipaddress.ip_address(gateway_text) if gateway_text is not None else None
+        if "allocation_pools" in body:
+            pools = ipam.validate_pools(net, body["allocation_pools"] or []) \
+                if body["allocation_pools"] is not None else ipam.default_pools(net, gateway)
+        else:
+            pools = [p for info in self.infos(conn, row.network_id) if info.id == ident
+                     for p in info.pools]
+        if "gateway_ip" in body or "allocation_pools" in body:
+            ipam.check_gateway(net, gateway, pools)
+        if "gateway_ip" in body:
+            values["gateway_ip"] = gateway_text
+            if gateway_text is not None and gateway_text != row.gateway_ip:
+                holder = conn.scalar(sa.select(t.ip_allocations.c.port_id).where(
+                    t.ip_allocations.c.subnet_id == ident,
+                    t.ip_allocations.c.ip_address == gateway_text))
+                if holder is not None:
+                    raise errors.Conflict(
+                        f"Gateway ip {gateway_text} conflicts with an address allocated to "
+                        f"port {holder}.", type="GatewayIpInUse")
+        if "allocation_pools" in body:
+            self._write_pools(conn, ident, pools)
+        self._check_lists(body)
+        if "dns_nameservers" in body:
+            self._write_dns(conn, ident, body["dns_nameservers"] or [])
+        if "host_routes" in body:
+            self._write_routes(conn, ident, body["host_routes"] or [])
+        c.bump(conn, t.subnets, ident, values)
+
+    def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
+        policy.check_write(ctx, "delete_subnet")
+        row = self.get_row(conn, ctx, ident)
+        policy.check_owner(ctx, row.project_id, "delete_subnet")
+        lock_rows(conn, t.networks, [row.network_id])
+        auto = row.ip_version == 6 and row.ipv6_address_mode in ipam.SLAAC_MODES
+        if not auto:
+            users = conn.scalars(
+                sa.select(t.ip_allocations.c.port_id).join(
+                    t.ports, t.ports.c.id == t.ip_allocations.c.port_id)
+                .where(t.ip_allocations.c.subnet_id == ident,
+                       t.ports.c.device_owner.notin_(NETWORK_OWNED_PORTS))).all()
+            if users:
+                raise errors.InUse(
+                    f"Unable to complete operation on subnet {ident}: One or more ports have "
+                    f"an IP allocation from this subnet.", type="SubnetInUse")
+        conn.execute(t.ip_allocations.delete().where(t.ip_allocations.c.subnet_id == ident))
+        conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
+        conn.execute(t.subnets.delete().where(t.subnets.c.id == ident))
+        c.bump(conn, t.networks, row.network_id)
+
+
+def _sorted_pools(pools: list[dict]) -> list[dict]:
+    return sorted(pools, key=lambda p: ipaddress.ip_address(p["start"]))
