@@ -8,6 +8,7 @@ double allocation impossible even if two servers race.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ def validate_pools(net: IPNetwork, pools: Sequence[dict[str, str]]) -> list[Pool
                 f"address.", type="InvalidAllocationPool")
         out.append(Pool(start, end))
     ordered = sorted(out, key=lambda p: p.start)
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if b.start <= a.end:
             listed = " ".join(f"{p.start}-{p.end}" for p in (a, b))
             raise errors.BadRequest(
@@ -138,7 +139,7 @@ def eui64(cidr: str, mac: str) -> str:
     net = ipaddress.IPv6Network(cidr)
     octets = [int(b, 16) for b in mac.split(":")]
     octets[0] ^= 0x02
-    iid = octets[:3] + [0xFF, 0xFE] + octets[3:]
+    iid = [*octets[:3], 255, 254, *octets[3:]]
     suffix = int.from_bytes(bytes(iid), "big")
     return str(ipaddress.IPv6Address(int(net.network_address) | suffix))
 

@@ -251,7 +251,7 @@ class Subnets(c.Collection):
         net = ipam.network(row.cidr)
         values = {k: body[k] for k in ("name", "description", "enable_dhcp", "service_types")
                   if k in body}
-        gateway_text = body["gateway_ip"] if "gateway_ip" in body else row.gateway_ip
+        gateway_text = body.get("gateway_ip", row.gateway_ip)
         gateway = ipaddress.ip_address(gateway_text) if gateway_text is not None else None
         if "allocation_pools" in body:
             pools = ipam.validate_pools(net, body["allocation_pools"] or []) \
