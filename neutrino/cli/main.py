@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +23,14 @@ def _uvicorn_kwargs(settings: Settings) -> dict:
     return {"host": settings.host, "port": settings.port, "loop": "uvloop",
             "http": "httptools", "access_log": False, "log_level": settings.log_level,
             "timeout_graceful_shutdown": 5}
+
+
+def _run(app: object, settings: Settings) -> None:
+    """Serve in the foreground; SIGINT and SIGTERM both end in a clean exit 0."""
+    # uvicorn drains connections on either signal, then re-raises it: turn that
+    # last raise into an ordinary exit so service managers see success.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(app, **_uvicorn_kwargs(settings))  # type: ignore[arg-type]
 
 
 def write_clouds_yaml(settings: Settings) -> Path:
@@ -59,7 +68,7 @@ def cmd_up(args: argparse.Namespace) -> int:
           f"    openstack network list\n"
           f"  stop with Ctrl-C", flush=True)
     try:
-        uvicorn.run(app, **_uvicorn_kwargs(settings))
+        _run(app, settings)
     finally:
         db.dispose()
     return 0
@@ -90,7 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app, db = build(settings)
     print(f"Neutrino API on http://{settings.host}:{settings.port}", flush=True)
     try:
-        uvicorn.run(app, **_uvicorn_kwargs(settings))
+        _run(app, settings)
     finally:
         db.dispose()
     return 0
