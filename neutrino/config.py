@@ -28,7 +28,19 @@ class Settings:
     data_dir: Path = Path("./data")
     #: SQLAlchemy URL; empty means SQLite in ``data_dir``
     database_url: str = ""
+    #: "noauth" (trust headers), "embedded" (our own Keystone v3) or "keystone" (external)
     auth: str = "noauth"
+    #: lifetime of tokens issued by the embedded identity service, in seconds
+    token_ttl: int = 3600
+    #: how long a validated token is trusted before it is checked again
+    token_cache_seconds: int = 5
+    #: the external Keystone (auth = "keystone") and Neutrino's service user in it
+    keystone_url: str = ""
+    keystone_username: str = "neutron"
+    keystone_password: str = ""
+    keystone_project: str = "service"
+    keystone_user_domain: str = "Default"
+    keystone_project_domain: str = "Default"
     #: uvicorn worker processes for ``serve`` (SQLite wants exactly one)
     workers: int = 1
     log_level: str = "info"

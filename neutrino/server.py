@@ -6,12 +6,16 @@ import os
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 
 from neutrino import config
 from neutrino.api.app import create_app
+from neutrino.api.auth import Authenticator, EmbeddedKeystone, ExternalKeystone, NoAuth
 from neutrino.config import Settings
 from neutrino.db import migrate
 from neutrino.db.engine import Database
+from neutrino.identity.api import IdentityApi
+from neutrino.identity.store import Identity
 from neutrino.services import Services
 
 
@@ -24,7 +28,26 @@ def build(settings: Settings, *, upgrade: bool = True) -> tuple[Starlette, Datab
         migrate.upgrade(db.engine)
     elif migrate.current_revision(db.engine) != migrate.head_revision():
         raise SystemExit("the database schema is not current: run `neutrino db-upgrade`")
-    return create_app(Services(settings), db), db
+    auth, extra_routes = authentication(settings, db)
+    return create_app(Services(settings), db, auth, extra_routes), db
+
+
+def authentication(settings: Settings, db: Database) -> tuple[Authenticator, list[BaseRoute]]:
+    """The authenticator for ``settings.auth``, and the identity API it brings (if any)."""
+    if settings.auth == "noauth":
+        return NoAuth(), []
+    if settings.auth == "embedded":
+        identity = Identity(settings.token_ttl)
+        auth = EmbeddedKeystone(identity, db, settings.token_cache_seconds)
+        return auth, IdentityApi(identity, db, on_change=auth.cache.clear).routes()
+    if settings.auth == "keystone":
+        if not settings.keystone_url:
+            raise SystemExit("auth = keystone needs keystone_url (and keystone_password)")
+        return ExternalKeystone(
+            settings.keystone_url, settings.keystone_username, settings.keystone_password,
+            settings.keystone_project, settings.keystone_user_domain,
+            settings.keystone_project_domain, settings.token_cache_seconds), []
+    raise SystemExit(f"unknown auth mode {settings.auth!r}: use noauth, embedded or keystone")
 
 
 def app_from_environment() -> Starlette:

@@ -34,7 +34,7 @@ def _run(app: object, settings: Settings) -> None:
 
 
 def write_clouds_yaml(settings: Settings) -> Path:
-    """A clouds.yaml for the stock ``openstack`` CLI (cloud name ``neutrino``)."""
+    """A noauth clouds.yaml for the stock ``openstack`` CLI (cloud name ``neutrino``)."""
     url = f"http://{settings.host}:{settings.port}"
     path = settings.data_dir / "clouds.yaml"
     path.write_text(
@@ -50,15 +50,17 @@ def write_clouds_yaml(settings: Settings) -> Path:
 def cmd_up(args: argparse.Namespace) -> int:
     settings = config.load(args.config, host=args.host, port=args.port,
                            data_dir=args.data_dir, auth=args.auth)
-    if settings.auth != "noauth":
-        print(f"auth mode {settings.auth!r} is not available yet; use --auth noauth",
-              file=sys.stderr)
-        return 2
     from neutrino.server import build
 
     app, db = build(settings)
-    clouds = write_clouds_yaml(settings)
     url = f"http://{settings.host}:{settings.port}"
+    if settings.auth == "embedded":
+        from neutrino.identity.bootstrap import ensure_admin
+        from neutrino.identity.store import Identity
+
+        clouds = ensure_admin(db, Identity(settings.token_ttl), settings.data_dir, url)
+    else:
+        clouds = write_clouds_yaml(settings)
     print(f"Neutrino is serving the Networking API on {url}  (data in {settings.data_dir})",
           flush=True)
     if not args.no_dataplane:
@@ -124,8 +126,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--data-dir", type=Path, default=None,
                     help="where the database and clouds.yaml live (default ./data)")
     up.add_argument("--no-dataplane", action="store_true", help="serve the API only")
-    up.add_argument("--auth", default=None, choices=["noauth"],
-                    help="how requests are authenticated (default noauth)")
+    up.add_argument("--auth", default=None, choices=["noauth", "embedded", "keystone"],
+                    help="how requests are authenticated: noauth (default), embedded "
+                         "(Neutrino's own Keystone v3), keystone (an external one)")
     up.add_argument("--config", type=Path, default=None, help="TOML settings file")
     up.set_defaults(func=cmd_up)
 

@@ -160,3 +160,73 @@ quotas = sa.Table(
     sa.Column("resource", sa.String(64), primary_key=True),
     sa.Column("limit", sa.Integer, nullable=False),
 )
+
+# -- identity (the embedded Keystone v3 subset) --------------------------------
+
+identity_domains = sa.Table(
+    "identity_domains", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+)
+
+identity_projects = sa.Table(
+    "identity_projects", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("domain_id", sa.String(64), sa.ForeignKey("identity_domains.id"),
+              nullable=False),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("domain_id", "name", name="uq_identity_projects_name"),
+)
+
+identity_users = sa.Table(
+    "identity_users", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("domain_id", sa.String(64), sa.ForeignKey("identity_domains.id"),
+              nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("default_project_id", sa.String(64), nullable=True),
+    sa.Column("email", sa.String(255), nullable=True),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.UniqueConstraint("domain_id", "name", name="uq_identity_users_name"),
+)
+
+identity_roles = sa.Table(
+    "identity_roles", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+)
+
+identity_assignments = sa.Table(
+    "identity_assignments", metadata,
+    # target_type: "project", "domain" or "system"; target_id "all" for system
+    sa.Column("target_type", sa.String(16), primary_key=True),
+    sa.Column("target_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("identity_users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("role_id", sa.String(64), sa.ForeignKey("identity_roles.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Index("ix_identity_assignments_user", "user_id"),
+)
+
+identity_tokens = sa.Table(
+    "identity_tokens", metadata,
+    # only a hash of the token is kept: a copy of the database grants nothing
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(64), sa.ForeignKey("identity_users.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("project_id", sa.String(64), nullable=True),
+    sa.Column("domain_id", sa.String(64), nullable=True),
+    sa.Column("system", sa.Boolean, nullable=False),
+    sa.Column("methods", sa.String(64), nullable=False),
+    sa.Column("audit_id", sa.String(32), nullable=False),
+    sa.Column("issued_at", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.String(32), nullable=False, index=True),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+)
