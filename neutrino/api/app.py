@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from neutrino import errors
 from neutrino.api import query as q
@@ -40,8 +40,10 @@ JSON = "application/json"
 TAG = Tag()
 
 
-def json_response(body: Any, status: int = 200, request_id: str = "") -> Response:
-    headers = {"X-Openstack-Request-Id": request_id} if request_id else None
+def json_response(body: Any, status: int = 200, request_id: str = "",
+                  headers: dict[str, str] | None = None) -> Response:
+    if request_id:
+        headers = {**(headers or {}), "X-Openstack-Request-Id": request_id}
     return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
 
 
@@ -332,7 +334,16 @@ class Api:
 
     def _authed(self, handler: Callable) -> Callable:
         async def endpoint(request: Request) -> Response:
-            ctx = self.auth.authenticate(request.headers)
+            try:
+                ctx = await self.auth.authenticate(request.headers)
+            except errors.Unauthorized as err:
+                # shaped as keystonemiddleware answers, which clients expect
+                return json_response(
+                    {"error": {"code": 401, "title": "Unauthorized", "message": err.message}},
+                    401, headers={"WWW-Authenticate": f'Keystone uri="{request.base_url}'
+                                                      f'identity"'})
+            except errors.NeutronError as err:
+                return error_response(err)
             if not ctx.request_id:
                 ctx = Context(ctx.project_id, ctx.user_id, ctx.roles, ctx.is_admin,
                               f"req-{uuid.uuid4()}")
@@ -389,7 +400,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
         type="HTTPInternalServerError"))
 
 
-def create_app(services: Services, db: Database, auth: Authenticator | None = None) -> Starlette:
+def create_app(services: Services, db: Database, auth: Authenticator | None = None,
+               extra_routes: list[BaseRoute] | None = None) -> Starlette:
     api = Api(services, db, auth)
-    return Starlette(routes=api.routes(), exception_handlers={
+    return Starlette(routes=[*(extra_routes or []), *api.routes()], exception_handlers={
         HTTPException: _http_error, Exception: _server_error})
