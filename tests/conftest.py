@@ -43,13 +43,13 @@ def _reachable(url: str) -> str | None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         engine.dispose()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     return None
 
 
 @pytest.fixture(scope="session")
-def database_factory(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def database_factory(tmp_path_factory: pytest.TempPathFactory):
     """Make fresh databases on a backend; drop them all at the end of the session."""
     made: list[tuple[str, str]] = []
 
@@ -168,7 +168,7 @@ def assert_error(r: requests.Response, status: int, type_: str | None = None,
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(request: pytest.FixtureRequest, database_factory,  # noqa: ANN001
+def server(request: pytest.FixtureRequest, database_factory,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     url = database_factory(request.param)
     srv = start_server(tmp_path_factory.mktemp("srv"), url)
@@ -182,7 +182,7 @@ def admin(server: Server) -> Client:
 
 
 @pytest.fixture
-def project_client(server: Server):  # noqa: ANN201
+def project_client(server: Server):
     """Clients for fresh member projects: ``project_client()`` -> Client."""
     def make(roles: str = "member") -> Client:
         return Client(server.url, project=f"p-{uuid.uuid4().hex[:8]}", roles=roles)

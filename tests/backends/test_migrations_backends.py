@@ -10,7 +10,7 @@ from neutrino.db.tables import metadata
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"])
-def test_migrations_match_tables(backend: str, database_factory) -> None:  # noqa: ANN001
+def test_migrations_match_tables(backend: str, database_factory) -> None:
     engine = create_engine(database_factory(backend))
     try:
         migrate.upgrade(engine)

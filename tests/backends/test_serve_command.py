@@ -15,7 +15,7 @@ from tests.conftest import free_port
 NEUTRINO = str(Path(sys.executable).with_name("neutrino"))
 
 
-def test_serve_with_workers_on_postgresql(tmp_path: Path, database_factory) -> None:  # noqa: ANN001
+def test_serve_with_workers_on_postgresql(tmp_path: Path, database_factory) -> None:
     url = database_factory("postgresql")
     port = free_port()
     cfg = tmp_path / "neutrino.toml"
