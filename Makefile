@@ -4,7 +4,7 @@ PYTHON  ?= python3
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 ARGS    ?=
 
-.PHONY: install up test lint bench clean
+.PHONY: install up test lint bench conformance clean
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ test: install lint
 
 bench: install
 	$(VENV)/bin/python bench/api_bench.py $(ARGS)
+
+conformance: install
+	bash scripts/conformance.sh
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
