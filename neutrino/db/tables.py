@@ -230,3 +230,128 @@ identity_tokens = sa.Table(
     sa.Column("expires_at", sa.String(32), nullable=False, index=True),
     sa.Column("revoked", sa.Boolean, nullable=False),
 )
+
+# -- routers and floating IPs ---------------------------------------------------
+
+routers = sa.Table(
+    "routers", metadata,
+    *_standard_columns(),
+    sa.Column("admin_state_up", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # the port on the external network; SNAT applies when enable_snat
+    sa.Column("gw_port_id", ID, sa.ForeignKey("ports.id"), nullable=True),
+    sa.Column("enable_snat", sa.Boolean, nullable=False),
+    sa.Column("distributed", sa.Boolean, nullable=False),
+    sa.Column("ha", sa.Boolean, nullable=False),
+    sa.Column("availability_zone_hints", sa.JSON, nullable=False),
+)
+
+router_ports = sa.Table(
+    "router_ports", metadata,
+    sa.Column("port_id", ID, sa.ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("router_id", ID, sa.ForeignKey("routers.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    # network:router_interface or network:router_gateway
+    sa.Column("port_type", sa.String(64), nullable=False),
+)
+
+router_routes = sa.Table(
+    "router_routes", metadata,
+    sa.Column("router_id", ID, sa.ForeignKey("routers.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("destination", sa.String(64), primary_key=True),
+    sa.Column("nexthop", sa.String(64), primary_key=True),
+)
+
+floatingips = sa.Table(
+    "floatingips", metadata,
+    *_standard_columns(),
+    sa.Column("floating_network_id", ID, sa.ForeignKey("networks.id"), nullable=False,
+              index=True),
+    # the port on the external network that holds the address
+    sa.Column("floating_port_id", ID, sa.ForeignKey("ports.id", ondelete="CASCADE"),
+              nullable=False, unique=True),
+    sa.Column("floating_ip_address", sa.String(64), nullable=False),
+    sa.Column("fixed_port_id", ID, sa.ForeignKey("ports.id", ondelete="SET NULL"),
+              nullable=True, index=True),
+    sa.Column("fixed_ip_address", sa.String(64), nullable=True),
+    sa.Column("router_id", ID, sa.ForeignKey("routers.id"), nullable=True, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    # one floating IP per fixed IP (NULLs, i.e. unassociated, never collide)
+    sa.UniqueConstraint("floating_network_id", "fixed_port_id", "fixed_ip_address",
+                        name="uq_floatingips_fixed"),
+)
+
+# -- security groups -------------------------------------------------------------
+
+security_groups = sa.Table(
+    "security_groups", metadata,
+    *_standard_columns(),
+    sa.Column("stateful", sa.Boolean, nullable=False),
+)
+
+security_group_rules = sa.Table(
+    "security_group_rules", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("project_id", sa.String(255), nullable=False, index=True),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.Column("created_at", sa.String(20), nullable=False),
+    sa.Column("updated_at", sa.String(20), nullable=False),
+    sa.Column("revision_number", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("security_group_id", ID, sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("ethertype", sa.String(8), nullable=False),
+    # normalised: a name for the well-known protocols, else the number as text; NULL = any
+    sa.Column("protocol", sa.String(40), nullable=True),
+    sa.Column("port_range_min", sa.Integer, nullable=True),
+    sa.Column("port_range_max", sa.Integer, nullable=True),
+    sa.Column("remote_ip_prefix", sa.String(64), nullable=True),
+    # a rule names its remote group once; members are never expanded into rows
+    sa.Column("remote_group_id", ID, sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
+              nullable=True, index=True),
+    sa.Column("remote_address_group_id", ID, nullable=True),
+)
+
+port_security_groups = sa.Table(
+    "port_security_groups", metadata,
+    sa.Column("port_id", ID, sa.ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("security_group_id", ID, sa.ForeignKey("security_groups.id"), primary_key=True,
+              index=True),
+)
+
+default_security_groups = sa.Table(
+    "default_security_groups", metadata,
+    sa.Column("project_id", sa.String(255), primary_key=True),
+    sa.Column("security_group_id", ID, sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
+              nullable=False, unique=True),
+)
+
+default_security_group_rules = sa.Table(
+    "default_security_group_rules", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.Column("direction", sa.String(16), nullable=False),
+    sa.Column("ethertype", sa.String(8), nullable=False),
+    sa.Column("protocol", sa.String(40), nullable=True),
+    sa.Column("port_range_min", sa.Integer, nullable=True),
+    sa.Column("port_range_max", sa.Integer, nullable=True),
+    sa.Column("remote_ip_prefix", sa.String(64), nullable=True),
+    # "PARENT" stands for the group the rule is copied into
+    sa.Column("remote_group_id", sa.String(36), nullable=True),
+    sa.Column("remote_address_group_id", ID, nullable=True),
+    sa.Column("used_in_default_sg", sa.Boolean, nullable=False),
+    sa.Column("used_in_non_default_sg", sa.Boolean, nullable=False),
+)
+
+securitygroup_rbacs = sa.Table(
+    "securitygroup_rbacs", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("object_id", ID, sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
+              nullable=False, index=True),
+    sa.Column("project_id", sa.String(255), nullable=False),
+    sa.Column("target_project", sa.String(255), nullable=False, index=True),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.UniqueConstraint("object_id", "action", "target_project",
+                        name="uq_securitygroup_rbacs_target"),
+)
