@@ -1,15 +1,18 @@
 """Neutrino against upstream Neutron: the same port workload on both, in one run.
 
-    .venv/bin/python bench/api_bench.py [--ports 500] [--clients 8] [--pg] [--save out.json]
+    .venv/bin/python bench/api_bench.py [--peer private|shared] [--pg] [--save out.json]
 
 What it does, on loopback only:
 
-1. makes sure the upstream peer (``../shared/peer/start.sh`` next to this repository)
-   is serving on 127.0.0.1:19696 -- it starts it if it was down and stops it again at
-   the end; a peer that was already up is used as found and left running;
+1. runs the upstream peer with ``../shared/peer/start.sh`` (next to this repository):
+   by default a private, fresh instance (its own temporary PEER_DIR and a free port,
+   the shared peer's virtualenv reused), stopped and removed at the end; with
+   ``--peer shared`` the one on 127.0.0.1:19696, used as found (started, and stopped
+   again, only if it was down) with the benchmark's networks and ports removed after;
 2. starts Neutrino as ``neutrino up --data-dir <temp dir> --port <free port>`` (SQLite)
    and, with ``--pg``, also ``neutrino serve`` on a scratch database of the local
-   PostgreSQL (127.0.0.1:5432, user postgres), then gives the project unlimited quotas;
+   PostgreSQL (127.0.0.1:5432, user postgres), then gives the project unlimited quotas
+   (the peer's configuration already has them);
 3. runs the same workload on each server: N sequential port creates on a fresh
    network with a /16 subnet (throughput, p50, p99), N port creates from C concurrent
    clients on a second such network (throughput, p99), the median of several
@@ -18,7 +21,8 @@ What it does, on loopback only:
 4. prints both figures, the ratios and the targets, and removes what it started.
 
 The client is the same for both servers: one keep-alive ``http.client`` connection
-per client thread (re-opened when the server closes it, as uWSGI does).
+per client thread (re-opened when the server closes it, as uWSGI does).  Exit status
+1 when a target is missed or a request failed.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from typing import Any
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
-PEER_DIR = REPO.parent / "shared" / "peer"
+PEER_SCRIPTS = REPO.parent / "shared" / "peer"
 PEER_URL = "http://127.0.0.1:19696"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -193,16 +197,17 @@ def server_rss(root_pid: int) -> tuple[float, int]:
 
 
 def run_workload(name: str, url: str, pid: int, n: int, clients: int, list_reps: int,
-                 warmup: int, log: Callable[[str], None]) -> Figures:
+                 warmup: int, made: list[str], log: Callable[[str], None]) -> Figures:
+    """Measure one server; the networks it creates are appended to ``made``."""
     fig = Figures(server=name)
     client = Client(url)
     try:
         if warmup:
             # the first requests of a fresh process pay for lazy imports and caches
-            warm = make_network(client, "warmup", "10.99.0.0/16")
-            create_ports(url, warm, warmup, 1, fig.errors)
-        seq_net = make_network(client, "seq", "10.100.0.0/16")
-        conc_net = make_network(client, "conc", "10.101.0.0/16")
+            made.append(make_network(client, "warmup", "10.99.0.0/16"))
+            create_ports(url, made[-1], warmup, 1, fig.errors)
+        made.append(seq_net := make_network(client, "seq", "10.100.0.0/16"))
+        made.append(conc_net := make_network(client, "conc", "10.101.0.0/16"))
 
         wall, lat = create_ports(url, seq_net, n, 1, fig.errors)
         ms = [x * 1000 for x in lat]
@@ -240,6 +245,19 @@ def run_workload(name: str, url: str, pid: int, n: int, clients: int, list_reps:
     return fig
 
 
+def remove_networks(url: str, networks: list[str]) -> None:
+    """Delete the ports, subnets and networks the workload made (on the shared peer)."""
+    client = Client(url)
+    try:
+        for net in networks:
+            ports = client.json("GET", f"/v2.0/ports?network_id={net}&fields=id")["ports"]
+            for port in ports:
+                client.json("DELETE", f"/v2.0/ports/{port['id']}", expect=204)
+            client.json("DELETE", f"/v2.0/networks/{net}", expect=204)
+    finally:
+        client.close()
+
+
 # -- servers ------------------------------------------------------------------
 
 def free_port() -> int:
@@ -254,14 +272,25 @@ def peer_state_dir() -> Path:
     return Path(base) / "state"
 
 
+def run_script(name: str, log: Callable[[str], None], env: dict[str, str] | None = None,
+               check: bool = True) -> None:
+    """Run one of the peer's scripts quietly; show its output if it fails."""
+    done = subprocess.run(["bash", str(PEER_SCRIPTS / name)], env=env, capture_output=True,
+                          text=True, check=False)
+    if done.returncode != 0:
+        log(done.stdout[-2000:] + done.stderr[-2000:])
+        if check:
+            raise RuntimeError(f"{PEER_SCRIPTS / name} failed with exit status "
+                               f"{done.returncode}")
+
+
 @contextmanager
 def upstream_peer(log: Callable[[str], None]) -> Iterator[tuple[str, int, str]]:
     """(url, uWSGI master pid, backend) of the peer; stops it at the end if we started it."""
     started = False
     if not healthy(PEER_URL):
-        log(f"starting the upstream peer ({PEER_DIR / 'start.sh'}) ...")
-        subprocess.run(["bash", str(PEER_DIR / "start.sh")], check=True,
-                       stdout=subprocess.DEVNULL)
+        log(f"starting the upstream peer ({PEER_SCRIPTS / 'start.sh'}) ...")
+        run_script("start.sh", log)
         started = True
     state = peer_state_dir()
     try:
@@ -272,8 +301,34 @@ def upstream_peer(log: Callable[[str], None]) -> Iterator[tuple[str, int, str]]:
     finally:
         if started:
             log("stopping the upstream peer we started")
-            subprocess.run(["bash", str(PEER_DIR / "stop.sh")], check=False,
-                           stdout=subprocess.DEVNULL)
+            run_script("stop.sh", log, check=False)
+
+
+@contextmanager
+def private_peer(log: Callable[[str], None]) -> Iterator[tuple[str, int, str]]:
+    """A fresh peer of our own (start.sh with a temporary PEER_DIR and a free port).
+
+    Fresh like the Neutrino it is compared with: an empty database and a new
+    process, untouched by whoever else uses the shared peer.  It reuses the shared
+    peer's virtualenv when that is built (start.sh builds one otherwise).
+    """
+    work = Path(tempfile.mkdtemp(prefix="neutron-peer-bench-"))
+    shared_venv = peer_state_dir().parent / "venv"
+    if (shared_venv / "bin" / "uwsgi").exists():
+        (work / "venv").symlink_to(shared_venv)
+    else:
+        log("building the peer's virtualenv (a few minutes) ...")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DB", "AUTH", "RESET")}
+    env.update(PEER_DIR=str(work), PORT=str(port))
+    try:
+        log(f"starting a private upstream peer in {work} ...")
+        run_script("start.sh", log, env=env)
+        pid = int((work / "state" / "uwsgi.pid").read_text())
+        yield f"http://127.0.0.1:{port}", pid, "sqlite"
+    finally:
+        run_script("stop.sh", log, env=env, check=False)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @contextmanager
@@ -378,8 +433,8 @@ def compare(up: Figures, nt: Figures, clients: int, n: int) -> list[Row]:
     ]
 
 
-def table(rows: list[Row], neutrino_label: str) -> str:
-    head = ("metric", "upstream", neutrino_label, "ratio", "target", "met?")
+def table(rows: list[Row]) -> str:
+    head = ("metric", "upstream", "neutrino", "ratio", "target", "met?")
     body = [(r.metric, r.upstream, r.neutrino, r.ratio, r.target,
              ("yes" if r.met else "NO") if r.target != "-" else "") for r in rows]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
@@ -414,6 +469,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list-reps", type=int, default=7, help="listings to take the median of")
     p.add_argument("--warmup", type=int, default=20,
                    help="port creates on a separate network before measuring (20)")
+    p.add_argument("--peer", choices=("private", "shared"), default="private",
+                   help="private (default): a fresh peer of our own on a free port, stopped "
+                        "and removed at the end; shared: the one on 127.0.0.1:19696, used "
+                        "as found (started and stopped again if it was down), the "
+                        "benchmark's networks removed afterwards")
     p.add_argument("--pg", action="store_true",
                    help="also measure `neutrino serve` on the local PostgreSQL")
     p.add_argument("--pg-workers", type=int, default=1, help="workers for --pg (1)")
@@ -434,10 +494,20 @@ def main(argv: list[str] | None = None) -> int:
             results["upstream"] = Figures(**saved)
             log(f"upstream figures reused from {args.upstream_from}")
         else:
-            url, pid, backend = stack.enter_context(upstream_peer(log))
-            log(f"upstream Neutron ({backend}, uWSGI pid {pid}) at {url}")
-            results["upstream"] = run_workload(f"upstream ({backend})", url, pid, n, c,
-                                               args.list_reps, args.warmup, log)
+            shared = args.peer == "shared"
+            url, pid, backend = stack.enter_context(
+                upstream_peer(log) if shared else private_peer(log))
+            log(f"upstream Neutron ({args.peer}, {backend}, uWSGI pid {pid}) at {url}")
+            made: list[str] = []
+            try:
+                results["upstream"] = run_workload(f"upstream ({args.peer}, {backend})", url,
+                                                   pid, n, c, args.list_reps, args.warmup,
+                                                   made, log)
+            finally:
+                if shared:
+                    log(f"removing the {len(made)} benchmark networks and their ports from "
+                        f"the shared peer ...")
+                    remove_networks(url, made)
 
         data_dir = Path(tempfile.mkdtemp(prefix="neutrino-bench-"))
         stack.callback(shutil.rmtree, data_dir, True)
@@ -446,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"neutrino up (SQLite in {data_dir}, pid {pid}) at {url}")
             unlimited_quotas(url)
             results["neutrino"] = run_workload("neutrino (SQLite)", url, pid, n, c,
-                                               args.list_reps, args.warmup, log)
+                                               args.list_reps, args.warmup, [], log)
 
         if args.pg:
             db_url = stack.enter_context(scratch_pg_database(log))
@@ -456,21 +526,23 @@ def main(argv: list[str] | None = None) -> int:
                     f"at {url}")
                 unlimited_quotas(url)
                 results["neutrino_pg"] = run_workload("neutrino (PostgreSQL)", url, pid, n,
-                                                      c, args.list_reps, args.warmup, log)
+                                                      c, args.list_reps, args.warmup, [], log)
 
     up = results["upstream"]
     print(f"\n{time.strftime('%Y-%m-%d %H:%M')}  {machine()}")
     print(f"workload: {n} sequential port creates, {n} creates from {c} clients, "
           f"median of {args.list_reps} GET /v2.0/ports?network_id= ({n} ports), RSS after; "
-          f"upstream = Neutron 29.0.0 / uWSGI ({up.server})"
+          f"{up.server} = Neutron 29.0.0 under uWSGI"
           + (f", reused from {args.upstream_from}" if args.upstream_from else ""))
     failed = False
-    for key, label in (("neutrino", "neutrino (SQLite)"),
-                       ("neutrino_pg", f"neutrino (PostgreSQL, {args.pg_workers} worker)")):
+    for key, label in (("neutrino", "`neutrino up` on SQLite"),
+                       ("neutrino_pg", f"`neutrino serve` on PostgreSQL, {args.pg_workers} "
+                                       f"worker(s)")):
         if key not in results:
             continue
         rows = compare(up, results[key], c, n)
-        print(f"\n{table(rows, label)}")
+        print(f"\n{up.server} vs {label}; ratio = how many times better "
+              f"(RSS: neutrino / upstream)\n{table(rows)}")
         if key == "neutrino":
             failed = not all(r.met for r in rows)
     errors = {k: len(f.errors) for k, f in results.items() if f.errors}

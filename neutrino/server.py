@@ -19,13 +19,18 @@ from neutrino.identity.store import Identity
 from neutrino.services import Services
 
 
-def build(settings: Settings, *, upgrade: bool = True) -> tuple[Starlette, Database]:
-    """The ASGI app for ``settings``, with the database brought to the current schema."""
+def build(settings: Settings, *, upgrade: bool = True,
+          migrate_in_child: bool = False) -> tuple[Starlette, Database]:
+    """The ASGI app for ``settings``, with the database brought to the current schema.
+
+    ``migrate_in_child`` keeps Alembic out of this (serving) process: see
+    :mod:`neutrino.db.migrate`.
+    """
     if not settings.database_url:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
     if upgrade:
-        migrate.upgrade(db.engine)
+        migrate.upgrade(db.engine, in_child=migrate_in_child)
     elif migrate.current_revision(db.engine) != migrate.head_revision():
         raise SystemExit("the database schema is not current: run `neutrino db-upgrade`")
     auth, extra_routes = authentication(settings, db)

@@ -21,14 +21,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from neutrino import errors
+from neutrino import errors, policy
 from neutrino.api import query as q
 from neutrino.api.auth import Authenticator, NoAuth
 from neutrino.context import Context
 from neutrino.db.engine import Database
 from neutrino.schema.core import Resource
 from neutrino.schema.extensions import BY_ALIAS, EXTENSIONS
-from neutrino.schema.kinds import BadValue, Tag
+from neutrino.schema.kinds import BadValue, ListOf, Tag
 from neutrino.schema.openapi import openapi_document
 from neutrino.schema.resources import RESOURCES
 from neutrino.services import Services
@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 JSON = "application/json"
 TAG = Tag()
+TAGS = ListOf(TAG, unique=True)
 
 
 def json_response(body: Any, status: int = 200, request_id: str = "",
@@ -64,18 +65,28 @@ def _hide(item: dict, hidden: frozenset[str]) -> dict:
 
 
 def _if_match(request: Request) -> int | None:
+    """The ``revision_number=N`` constraint among the If-Match etags, if any.
+
+    Other etags (``*``, quoted values) are not ours and are ignored, as upstream does.
+    """
     header = request.headers.get("if-match")
     if not header:
         return None
+    revision = None
     for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "revision_number":
-            try:
-                return int(value)
-            except ValueError:
-                break
-    raise errors.BadRequest(f"Invalid If-Match header '{header}': expected "
-                            f"'revision_number=<integer>'")
+        etag = part.strip().removeprefix("W/").strip('"')
+        if not etag.startswith("revision_number="):
+            continue
+        if revision is not None:
+            raise errors.BadRequest("Bad if-match request: Multiple revision_number etags are "
+                                    "not supported.", type="BadRequest")
+        try:
+            revision = int(etag.removeprefix("revision_number="))
+        except ValueError:
+            raise errors.BadRequest("Bad if-match request: Revision number etag must be in the "
+                                    "format of revision_number=<int>.",
+                                    type="BadRequest") from None
+    return revision
 
 
 class Api:
@@ -97,12 +108,13 @@ class Api:
             raise errors.BadRequest("Body contains invalid data") from None
 
     async def _read(self, fn: Callable[[Connection], T]) -> T:
-        def run() -> T:
-            with self.db.read() as conn:
-                return fn(conn)
-        return await run_in_threadpool(run)
+        if self.db.inline:  # SQLite: see Database.inline
+            return self.db.run_read(fn)
+        return await run_in_threadpool(self.db.run_read, fn)
 
     async def _write(self, fn: Callable[[Connection], T]) -> T:
+        if self.db.inline:
+            return self.db.write(fn)
         return await run_in_threadpool(self.db.write, fn)
 
     def _collection(self, request: Request) -> tuple[coll.Collection, Resource]:
@@ -202,33 +214,60 @@ class Api:
     async def delete(self, request: Request, ctx: Context) -> Response:
         service, _ = self._collection(request)
         ident = request.path_params["id"]
-        await self._write(lambda conn: service.delete(conn, ctx, ident))
+        if_match = _if_match(request)
+
+        def op(conn: Connection) -> None:
+            # If-Match guards deletes too (upstream answers 412 on a stale revision)
+            if if_match is not None:
+                coll.check_revision(service.get_row(conn, ctx, ident), if_match)
+            service.delete(conn, ctx, ident)
+
+        await self._write(op)
         return Response(status_code=204)
 
     # -- tags -----------------------------------------------------------------
 
     def _tag_target(self, conn: Connection, request: Request, ctx: Context,
-                    write: bool) -> str:
-        service, _ = self._collection(request)
+                    action: str | None = None) -> str:
+        """The id whose tags are asked for; ``action`` (update, delete) marks a write."""
+        service, resource = self._collection(request)
         ident = request.path_params["id"]
         row = service.get_row(conn, ctx, ident)
-        if write:
-            from neutrino import policy
-
-            policy.check_write(ctx, "update_tags")
-            policy.check_owner(ctx, row.project_id, "update_tags")
+        if action is not None:
+            rule = f"{action}_{resource.name}:tags"
+            policy.check_write(ctx, rule)
+            policy.check_owner(ctx, row.project_id, rule)
+            coll.check_revision(row, _if_match(request))
         return ident
+
+    def _retag(self, conn: Connection, request: Request, ident: str, current: list[str],
+               new: list[str]) -> None:
+        """Store ``new`` tags; only a real change is a new revision (as upstream)."""
+        if set(new) == set(current):
+            return
+        coll.set_tags(conn, ident, new)
+        service, _ = self._collection(request)
+        coll.bump(conn, service.table, ident)
 
     @staticmethod
     def _tag_param(request: Request) -> str:
         try:
             return TAG(request.path_params["tag"])
         except BadValue as exc:
-            raise errors.BadRequest(f"Invalid input for tag. Reason: {exc.message}.") from None
+            raise errors.InvalidInput(f"{exc.message}.") from None
+
+    async def _tags_body(self, request: Request) -> list[str]:
+        body = await self._body(request)
+        if not isinstance(body, dict) or "tags" not in body or len(body) != 1:
+            raise errors.InvalidInput('Invalid tags body: expected {"tags": [...]}.')
+        try:
+            return TAGS(body["tags"])
+        except BadValue as exc:
+            raise errors.InvalidInput(f"{exc.message}.") from None
 
     async def tags(self, request: Request, ctx: Context) -> Response:
         def op(conn: Connection) -> list[str]:
-            ident = self._tag_target(conn, request, ctx, write=False)
+            ident = self._tag_target(conn, request, ctx)
             return coll.load_tags(conn, [ident]).get(ident, [])
         return json_response({"tags": await self._read(op)})
 
@@ -236,45 +275,47 @@ class Api:
         tag = self._tag_param(request)
 
         def op(conn: Connection) -> bool:
-            ident = self._tag_target(conn, request, ctx, write=False)
+            ident = self._tag_target(conn, request, ctx)
             return tag in coll.load_tags(conn, [ident]).get(ident, [])
         if not await self._read(op):
             raise errors.NotFound(f"Tag {tag} could not be found.", type="TagNotFound")
         return Response(status_code=204)
 
     async def replace_tags(self, request: Request, ctx: Context) -> Response:
-        body = await self._body(request)
-        if not isinstance(body, dict) or "tags" not in body or len(body) != 1:
-            raise errors.BadRequest("Invalid input for tags: expected {\"tags\": [...]}")
-        tags = RESOURCES["networks"].by_name["tags"].convert(body["tags"])
+        tags = await self._tags_body(request)
 
-        def op(conn: Connection) -> list[str]:
-            ident = self._tag_target(conn, request, ctx, write=True)
-            coll.set_tags(conn, ident, tags)
-            service, _ = self._collection(request)
-            coll.bump(conn, service.table, ident)
-            return coll.load_tags(conn, [ident]).get(ident, [])
-        return json_response({"tags": await self._write(op)})
+        def op(conn: Connection) -> None:
+            ident = self._tag_target(conn, request, ctx, "update")
+            self._retag(conn, request, ident, coll.load_tags(conn, [ident]).get(ident, []),
+                        tags)
+        await self._write(op)
+        return json_response({"tags": tags})  # as given, as upstream answers
+
+    async def add_tags(self, request: Request, ctx: Context) -> Response:
+        """POST: add several tags at once, keeping the others (upstream has it too)."""
+        tags = await self._tags_body(request)
+
+        def op(conn: Connection) -> None:
+            ident = self._tag_target(conn, request, ctx, "update")
+            current = coll.load_tags(conn, [ident]).get(ident, [])
+            self._retag(conn, request, ident, current, [*current, *tags])
+        await self._write(op)
+        return json_response({"tags": tags})
 
     async def add_tag(self, request: Request, ctx: Context) -> Response:
         tag = self._tag_param(request)
 
         def op(conn: Connection) -> None:
-            ident = self._tag_target(conn, request, ctx, write=True)
+            ident = self._tag_target(conn, request, ctx, "update")
             current = coll.load_tags(conn, [ident]).get(ident, [])
-            if tag not in current:
-                coll.set_tags(conn, ident, [*current, tag])
-                service, _ = self._collection(request)
-                coll.bump(conn, service.table, ident)
+            self._retag(conn, request, ident, current, [*current, tag])
         await self._write(op)
         return Response(status_code=201)
 
     async def delete_tags(self, request: Request, ctx: Context) -> Response:
         def op(conn: Connection) -> None:
-            ident = self._tag_target(conn, request, ctx, write=True)
-            coll.set_tags(conn, ident, [])
-            service, _ = self._collection(request)
-            coll.bump(conn, service.table, ident)
+            ident = self._tag_target(conn, request, ctx, "delete")
+            self._retag(conn, request, ident, coll.load_tags(conn, [ident]).get(ident, []), [])
         await self._write(op)
         return Response(status_code=204)
 
@@ -282,13 +323,11 @@ class Api:
         tag = self._tag_param(request)
 
         def op(conn: Connection) -> None:
-            ident = self._tag_target(conn, request, ctx, write=True)
+            ident = self._tag_target(conn, request, ctx, "delete")
             current = coll.load_tags(conn, [ident]).get(ident, [])
             if tag not in current:
                 raise errors.NotFound(f"Tag {tag} could not be found.", type="TagNotFound")
-            coll.set_tags(conn, ident, [x for x in current if x != tag])
-            service, _ = self._collection(request)
-            coll.bump(conn, service.table, ident)
+            self._retag(conn, request, ident, current, [x for x in current if x != tag])
         await self._write(op)
         return Response(status_code=204)
 
@@ -308,8 +347,7 @@ class Api:
 
     async def quota_default(self, request: Request, ctx: Context) -> Response:
         project = request.path_params["project"]
-        return json_response({"quota": {**self.services.quotas.defaults,
-                                        "project_id": project, "tenant_id": project}})
+        return json_response({"quota": self.services.quotas.default(ctx, project)})
 
     async def quota_details(self, request: Request, ctx: Context) -> Response:
         project = request.path_params["project"]
@@ -348,6 +386,9 @@ class Api:
                 ctx = Context(ctx.project_id, ctx.user_id, ctx.roles, ctx.is_admin,
                               f"req-{uuid.uuid4()}")
             try:
+                # no stored name or id holds a NUL (PostgreSQL cannot even compare one)
+                if any("\x00" in v for v in request.path_params.values()):
+                    raise errors.NotFound("The resource could not be found.")
                 return await handler(request, ctx)
             except errors.NeutronError as err:
                 return error_response(err, ctx.request_id)
@@ -376,6 +417,7 @@ class Api:
             Route(c + "/{id}", a(self.delete), methods=["DELETE"]),
             Route(c + "/{id}/tags", a(self.tags), methods=["GET"]),
             Route(c + "/{id}/tags", a(self.replace_tags), methods=["PUT"]),
+            Route(c + "/{id}/tags", a(self.add_tags), methods=["POST"]),
             Route(c + "/{id}/tags", a(self.delete_tags), methods=["DELETE"]),
             Route(c + "/{id}/tags/{tag}", a(self.tag_exists), methods=["GET"]),
             Route(c + "/{id}/tags/{tag}", a(self.add_tag), methods=["PUT"]),

@@ -52,7 +52,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                            data_dir=args.data_dir, auth=args.auth)
     from neutrino.server import build
 
-    app, db = build(settings)
+    app, db = build(settings, migrate_in_child=True)
     url = f"http://{settings.host}:{settings.port}"
     if settings.auth == "embedded":
         from neutrino.identity.bootstrap import ensure_admin
@@ -80,7 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = config.load(args.config, host=args.host, port=args.port,
                            database_url=args.database_url, workers=args.workers)
     db = Database(settings.db_url)
-    migrate.upgrade(db.engine)
+    migrate.upgrade(db.engine, in_child=True)  # the server processes never import Alembic
     db.dispose()
     if settings.workers > 1:
         if settings.db_url.startswith("sqlite"):

@@ -86,12 +86,22 @@ class Database:
         self.dialect = self.engine.dialect.name
         self.is_sqlite = self.dialect == "sqlite"
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        #: run operations on the caller's (event loop) thread instead of a worker thread:
+        #: SQLite work is short, CPU-bound and its writers are serial anyway, so the thread
+        #: hop only costs time and per-thread connections; PostgreSQL and MariaDB wait on
+        #: the network and keep the threadpool
+        self.inline = self.is_sqlite
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A consistent read-only view (one snapshot) for one request."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def run_read(self, operation: Callable[[Connection], T]) -> T:
+        """Run ``operation`` in one read transaction."""
+        with self.read() as conn:
+            return operation(conn)
 
     @contextmanager
     def _write_once(self) -> Iterator[Connection]:

@@ -39,7 +39,7 @@ class SegmentAllocator:
 
     def max_mtu(self, network_type: str) -> int:
         if network_type not in OVERHEAD:
-            raise errors.InvalidInput(f"network_type value '{network_type}' not supported")
+            raise errors.InvalidInput(f"network_type value '{network_type}' not supported.")
         return self.settings.physical_mtu - OVERHEAD[network_type]
 
     def allocate(self, conn: Connection, network_id: str, requested: dict) -> Segment:
@@ -49,10 +49,10 @@ class SegmentAllocator:
         seg_id = requested.get("provider:segmentation_id")
         if ntype is None:
             if physnet is not None or seg_id is not None:
-                raise errors.InvalidInput("provider:network_type required")
+                raise errors.InvalidInput("network_type required.")
             ntype = self.settings.tenant_network_type
         if ntype not in TYPES:
-            raise errors.InvalidInput(f"network_type value '{ntype}' not supported")
+            raise errors.InvalidInput(f"network_type value '{ntype}' not supported.")
         segment = self._validate(conn, ntype, physnet, seg_id)
         row = {"network_id": network_id, "network_type": segment.network_type,
                "physical_network": segment.physical_network or "",
@@ -66,20 +66,21 @@ class SegmentAllocator:
         if ntype in ("vxlan", "geneve"):
             if physnet is not None:
                 raise errors.InvalidInput(f"provider:physical_network specified for {ntype} "
-                                          "network")
+                                          "network.")
             lo, hi = s.vni_range
             if seg_id is None:
                 seg_id = self._first_free(conn, ntype, "", lo, hi)
             elif not 1 <= seg_id <= 16777215:
                 raise errors.InvalidInput(f"{ntype} network segmentation_id {seg_id} is out of "
-                                          "range 1-16777215")
+                                          "range 1-16777215.")
             else:
                 self._check_free(conn, ntype, "", seg_id)
             return Segment(ntype, None, seg_id)
         if ntype == "vlan":
             if physnet is None:
                 if seg_id is not None:
-                    raise errors.InvalidInput("provider:physical_network required")
+                    raise errors.InvalidInput("segmentation_id requires physical_network for "
+                                              "VLAN provider network.")
                 if not s.vlan_ranges:
                     raise errors.Conflict("Unable to create the network. No tenant network "
                                           "is available for allocation.",
@@ -87,25 +88,25 @@ class SegmentAllocator:
                 physnet = next(iter(s.vlan_ranges))
             if physnet not in s.vlan_ranges:
                 raise errors.InvalidInput(f"physical_network '{physnet}' unknown for VLAN "
-                                          "provider network")
+                                          "provider network.")
             if seg_id is None:
                 lo, hi = s.vlan_ranges[physnet]
                 seg_id = self._first_free(conn, ntype, physnet, lo, hi)
             elif not 1 <= seg_id <= 4094:
-                raise errors.InvalidInput("provider:segmentation_id out of range (1 through "
-                                          "4094)")
+                raise errors.InvalidInput("segmentation_id out of range (1 through 4094).")
             else:
                 self._check_free(conn, ntype, physnet, seg_id)
             return Segment(ntype, physnet, seg_id)
         if ntype == "flat":  # the last of TYPES
             if seg_id is not None:
-                raise errors.InvalidInput("provider:segmentation_id specified for flat network")
+                raise errors.InvalidInput("segmentation_id prohibited for flat provider "
+                                          "network.")
             if physnet is None:
-                raise errors.InvalidInput("provider:physical_network required for flat network")
+                raise errors.InvalidInput("physical_network required for flat provider network.")
             if physnet not in s.flat_networks:
                 raise errors.InvalidInput(f"physical_network '{physnet}' unknown for flat "
-                                          "provider network")
-            self._check_free(conn, ntype, physnet, 0, label="physical network " + physnet)
+                                          "provider network.")
+            self._check_free(conn, ntype, physnet, 0)
             return Segment(ntype, physnet, None)
         raise AssertionError(f"unhandled network type {ntype}")
 
@@ -121,17 +122,22 @@ class SegmentAllocator:
         raise errors.Conflict("Unable to create the network. No tenant network is available "
                               "for allocation.", type="NoNetworkAvailable")
 
-    def _check_free(self, conn: Connection, ntype: str, physnet: str, seg_id: int,
-                    label: str | None = None) -> None:
+    def _check_free(self, conn: Connection, ntype: str, physnet: str, seg_id: int) -> None:
         taken = conn.scalar(sa.select(t.segments.c.network_id).where(
             t.segments.c.network_type == ntype,
             t.segments.c.physical_network == physnet,
             t.segments.c.segmentation_id == seg_id))
-        if taken is not None:
-            what = label or f"segmentation id {seg_id}"
-            raise errors.Conflict(f"Unable to create the {ntype} network. The {what} is in use.",
-                                  type="SegmentationIdInUse" if label is None
-                                  else "FlatNetworkInUse")
+        if taken is None:
+            return
+        # upstream's words and types, one per kind of segment
+        if ntype == "flat":
+            raise errors.Conflict(f"Unable to create the flat network. Physical network "
+                                  f"{physnet} is in use.", type="FlatNetworkInUse")
+        if ntype == "vlan":
+            raise errors.Conflict(f"Unable to create the network. The VLAN {seg_id} on "
+                                  f"physical network {physnet} is in use.", type="VlanIdInUse")
+        raise errors.Conflict(f"Unable to create the network. The tunnel ID {seg_id} is in "
+                              f"use.", type="TunnelIdInUse")
 
     @staticmethod
     def load(conn: Connection, network_ids: list[str]) -> dict[str, Segment]:

@@ -87,7 +87,9 @@ def owner_for_create(ctx: Context, body: dict, action: str) -> str:
     if requested is None or requested == ctx.project_id:
         return ctx.project_id
     if not ctx.is_admin:
-        raise PolicyNotAuthorized(action)
+        # upstream refuses this as a bad request, before any policy check
+        raise BadRequest("Specifying 'project_id' other than the authenticated project in "
+                         "request is not allowed for the current user.")
     return requested
 
 

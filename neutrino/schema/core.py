@@ -110,6 +110,8 @@ class Resource:
             spec = self.by_name[key]
             allowed = spec.create if op == "POST" else spec.update
             if not allowed:
+                if op == "PUT":
+                    raise BadRequest(f"Cannot update read-only attribute {key}")
                 raise BadRequest(f"Attribute '{key}' not allowed in {op}")
             if (spec.admin_only or spec.admin_write) and not is_admin:
                 verb = "create" if op == "POST" else "update"

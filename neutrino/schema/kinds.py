@@ -69,6 +69,8 @@ class String(Kind):
             raise BadValue(f"'{value}' is not a valid string")
         if self.max_len is not None and len(value) > self.max_len:
             raise BadValue(f"'{value}' exceeds maximum length of {self.max_len}")
+        if "\x00" in value:  # PostgreSQL cannot store it; no name needs it
+            raise BadValue(f"{value!r} contains a NUL character")
         return value
 
     def from_query(self, text: str) -> Any:
@@ -125,6 +127,10 @@ class Integer(Kind):
             raise BadValue(f"'{number}' should be less than or equal to {self.maximum}")
         return number
 
+    def from_query(self, text: str) -> Any:
+        # A filter value out of range matches nothing; it is not an error (as upstream).
+        return query_int(text)
+
     def json_schema(self) -> dict:
         s: dict = {"type": "integer"}
         if self.minimum is not None:
@@ -132,6 +138,19 @@ class Integer(Kind):
         if self.maximum is not None:
             s["maximum"] = self.maximum
         return _or_null(s, self.nullable)
+
+
+QUERY_INT_MAX = 2**31 - 1
+
+
+def query_int(text: str) -> int:
+    """An integer to filter on, clamped to 32 bits.
+
+    A wider one cannot even be bound (SQLite: past 64 bits; PostgreSQL casts to the
+    column's INTEGER) and was a 500 upstream too.  No attribute ever holds a value at
+    the 32-bit bounds, so the clamped value matches nothing, as the original would.
+    """
+    return max(-QUERY_INT_MAX, min(Integer()(text), QUERY_INT_MAX))
 
 
 class OneOf(Kind):
@@ -147,6 +166,13 @@ class OneOf(Kind):
             return int(value)
         listed = ", ".join(repr(c) for c in self.choices)
         raise BadValue(f"'{value}' is not in [{listed}]")
+
+    def from_query(self, text: str) -> Any:
+        # Filtering on a value outside the choices matches nothing (as upstream); only
+        # integer choices insist on an integer.
+        if self.choices and all(isinstance(c, int) for c in self.choices if c is not None):
+            return query_int(text)
+        return text
 
     def json_schema(self) -> dict:
         return _or_null({"enum": list(self.choices)}, self.nullable)
@@ -189,6 +215,13 @@ class IpAddress(Kind):
                 pass
         raise BadValue(f"'{value}' is not a valid IP address")
 
+    def from_query(self, text: str) -> Any:
+        # the stored spelling of an address; text that is no address matches nothing
+        try:
+            return self(text)
+        except BadValue:
+            return text
+
     def json_schema(self) -> dict:
         return _or_null({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
                         self.nullable)
@@ -213,11 +246,26 @@ class Cidr(Kind):
                     raise BadValue(f"'{value}' isn't a recognized IP subnet cidr, "
                                    f"'{net}' is recommended")
                 return str(net)
+        if not self.strict:
+            # the subnet ``cidr`` itself: upstream reports a conversion failure
+            raise BadValue(f"{value} is not in a CIDR format", converting=True)
         raise BadValue(f"'{value}' is not a valid IP subnet")
 
     def json_schema(self) -> dict:
-        return _or_null({"type": "string", "pattern": r"^[0-9a-fA-F:.]+/\d{1,3}$"}, self.nullable)
+        return _or_null({**CIDR_SCHEMA, "examples": ["192.0.2.0/24", "2001:db8::/64"]},
+                        self.nullable)
 
+
+# CIDRs for the OpenAPI document (the converters themselves use ipaddress)
+_V4 = r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}"
+_H = "[0-9a-fA-F]{1,4}"
+_V6 = "(" + "|".join((
+    f"({_H}:){{7}}{_H}", f"({_H}:){{1,7}}:", f"({_H}:){{1,6}}:{_H}",
+    *(f"({_H}:){{1,{5 - n}}}(:{_H}){{1,{n + 2}}}" for n in range(5)),
+    f":((:{_H}){{1,7}}|:)")) + ")"
+CIDR_SCHEMA: dict = {"type": "string", "anyOf": [
+    {"pattern": f"^{_V4}/(3[0-2]|[12]?\\d)$"},
+    {"pattern": f"^{_V6}/(12[0-8]|1[01]\\d|[1-9]?\\d)$"}]}
 
 _MAC = re.compile(r"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$")
 
@@ -232,8 +280,16 @@ class MacAddress(Kind):
             return mac
         raise BadValue(f"'{value}' is not a valid MAC address")
 
+    def from_query(self, text: str) -> Any:
+        try:
+            return self(text)
+        except BadValue:
+            return text  # matches nothing
+
     def json_schema(self) -> dict:
-        return {"type": "string", "pattern": _MAC.pattern}
+        # unicast (the low bit of the first octet clear) and not all zeros
+        return {"type": "string", "pattern": r"^[0-9a-fA-F][02468aAcCeE]([:-][0-9a-fA-F]{2}){5}$",
+                "not": {"pattern": r"^00([:-]00){5}$"}}
 
 
 class Dict(Kind):
@@ -339,4 +395,5 @@ class IpOrCidr(Kind):
         raise BadValue(f"'{value}' is not a valid IP address or CIDR")
 
     def json_schema(self) -> dict:
-        return {"type": "string"}
+        return {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"},
+                                            *CIDR_SCHEMA["anyOf"]]}

@@ -1,12 +1,23 @@
-"""The OpenAPI 3 document of the API, derived from the resource declarations."""
+"""The OpenAPI 3.1 document of the API, derived from the resource declarations.
+
+Request bodies say exactly what the declarations accept (the canonical JSON
+types; the server is more lenient with some spellings, as upstream is), list
+parameters come from the filterable and sortable attributes, and every error
+is the ``NeutronError`` envelope.  The document is served at ``/openapi.json``
+and fuzzed by ``tests/api/test_fuzz_schemathesis.py``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
+from typing import Any
 
-from neutrino.schema.core import REQUIRED, Resource, json_kind
+from neutrino.schema.core import REQUIRED, Field, Resource, json_kind
+from neutrino.schema.kinds import Boolean, Integer, ListOf, OneOf
 from neutrino.schema.resources import RESOURCES
 
+ERROR_REF = {"$ref": "#/components/schemas/NeutronError"}
 ERROR = {
     "type": "object",
     "required": ["NeutronError"],
@@ -17,97 +28,317 @@ ERROR = {
                        "detail": {"type": "string"}},
     }},
 }
-
-
-def _error_responses(*codes: int) -> dict:
-    return {str(code): {"description": "error",
-                        "content": {"application/json": {"schema": {"$ref":
-                                                                     "#/components/schemas/Error"}}}}
-            for code in codes}
-
-
-def _body_schema(resource: Resource, op: str) -> dict:
-    props = {}
-    required = []
-    for f in resource.fields:
-        allowed = f.create if op == "create" else f.update
-        if not allowed:
-            continue
-        props[f.name] = json_kind(f.kind)
-        if op == "create" and f.default is REQUIRED:
-            required.append(f.name)
-    inner: dict = {"type": "object", "properties": props, "additionalProperties": False}
-    if required:
-        inner["required"] = required
-    return {"type": "object", "required": [resource.name],
-            "properties": {resource.name: inner}, "additionalProperties": False}
-
-
-def _item_schema(resource: Resource) -> dict:
-    return {"type": "object", "properties": {f.name: json_kind(f.kind) for f in resource.fields
-                                             if f.visible}}
+LINKS = {"type": "array", "items": {
+    "type": "object", "required": ["rel", "href"],
+    "properties": {"rel": {"enum": ["next", "previous"]}, "href": {"type": "string"}}}}
+TAG = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[^,/]+$"}
+#: what each error status means, for the descriptions
+REASONS = {400: "the request is malformed or a value is invalid",
+           401: "authentication is required", 403: "the policy forbids it",
+           404: "no such resource (or not visible to the caller)",
+           409: "conflicts with the current state (in use, no free address, over quota)",
+           412: "the If-Match revision_number is not the current one"}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+            "description": "``revision_number=<n>``: only if the resource is at revision n",
+            "schema": {"type": "string", "pattern": r"^revision_number=\d+$"}}
 
 
 def _json(schema: dict) -> dict:
     return {"content": {"application/json": {"schema": schema}}}
 
 
-def _paths_for(resource: Resource) -> dict:
-    ref = {"$ref": f"#/components/schemas/{resource.name}"}
-    one = {"type": "object", "properties": {resource.name: ref}}
-    many = {"type": "object", "properties": {resource.collection: {"type": "array",
-                                                                   "items": ref}}}
-    filters = [{"name": f.name, "in": "query", "required": False,
-                "schema": {"type": "string"}} for f in resource.fields if f.filter]
-    paging = [
-        {"name": "limit", "in": "query", "required": False,
-         "schema": {"type": "integer", "minimum": 0}},
-        {"name": "marker", "in": "query", "required": False,
-         "schema": {"type": "string", "format": "uuid"}},
-        {"name": "sort_key", "in": "query", "required": False,
-         "schema": {"type": "string", "enum": [f.name for f in resource.fields if f.sort]}},
-        {"name": "sort_dir", "in": "query", "required": False,
-         "schema": {"type": "string", "enum": ["asc", "desc"]}},
-        {"name": "fields", "in": "query", "required": False, "schema": {"type": "string"}},
+def _ok(status: int, description: str, schema: dict | None = None) -> dict:
+    return {str(status): {"description": description, **(_json(schema) if schema else {})}}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(code): {"description": REASONS[code], **_json(ERROR_REF)} for code in codes}
+
+
+def _query(name: str, schema: dict, description: str = "") -> dict:
+    param: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": schema}
+    if schema.get("type") == "array":
+        param.update(style="form", explode=True)
+    if description:
+        param["description"] = description
+    return param
+
+
+def _path(name: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+def _not_null(schema: dict) -> dict:
+    """The schema without its ``null`` alternative (a query string has no null)."""
+    options = schema.get("anyOf")
+    if options and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        return rest[0] if len(rest) == 1 else {"anyOf": rest}
+    return schema
+
+
+def _filter_schema(kind: Callable[[Any], Any]) -> dict:
+    """The values a filter on an attribute of this kind accepts from the query string.
+
+    Filters are lenient: a value that no resource could hold matches nothing, so
+    only booleans and integers are checked (a wrong one is a 400).
+    """
+    base = kind.item if isinstance(kind, ListOf) else kind
+    if isinstance(base, Boolean):
+        return {"type": "boolean"}
+    if isinstance(base, Integer) or (isinstance(base, OneOf) and all(
+            isinstance(c, int) for c in base.choices if c is not None)):
+        return {"type": "integer"}
+    schema = _not_null(json_kind(base))
+    if schema.get("type") == "string":
+        schema = {k: v for k, v in schema.items() if k != "maxLength"}
+        return schema
+    return {"type": "string"}
+
+
+def _item_schema(resource: Resource) -> dict:
+    """A resource as responses carry it (``fields=`` may leave any attribute out)."""
+    props = {}
+    for f in resource.fields:
+        if not f.visible:
+            continue
+        schema = json_kind(f.kind)
+        if f.name == "tags":
+            schema = {"type": "array", "items": TAG}
+        notes = [f.description] if f.description else []
+        if f.admin_only:
+            notes.append("Only admins see it.")
+        if f.extension:
+            notes.append(f"Extension: {f.extension}.")
+        if notes:
+            schema = {**schema, "description": " ".join(notes)}
+        props[f.name] = schema
+    return {"type": "object", "properties": props}
+
+
+def _writable(f: Field, op: str) -> bool:
+    return f.create if op == "create" else f.update
+
+
+def _body_schema(resource: Resource, op: str) -> dict:
+    props = {}
+    required = []
+    for f in resource.fields:
+        if not _writable(f, op):
+            continue
+        schema = json_kind(f.kind)
+        if f.name == "tags":
+            schema = {"type": "array", "items": TAG, "uniqueItems": True}
+        if f.admin_only or f.admin_write:
+            schema = {**schema, "description": "Only admins may set it."}
+        props[f.name] = schema
+        if op == "create" and f.default is REQUIRED:
+            required.append(f.name)
+    inner: dict = {"type": "object", "properties": props, "additionalProperties": False}
+    if required:
+        inner["required"] = required
+    one = {"type": "object", "required": [resource.name],
+           "properties": {resource.name: inner}, "additionalProperties": False}
+    if op == "update":
+        return one
+    bulk = {"type": "object", "required": [resource.collection],
+            "properties": {resource.collection: {"type": "array", "minItems": 1,
+                                                 "items": inner}},
+            "additionalProperties": False}
+    return {"oneOf": [one, bulk]}
+
+
+def _list_parameters(resource: Resource) -> list[dict]:
+    filters = []
+    for f in resource.fields:
+        if not f.filter:
+            continue
+        note = "Filter: any of the values (repeat the parameter)."
+        if f.admin_only:
+            note += " Admins only."
+        filters.append(_query(f.name, {"type": "array", "items": _filter_schema(f.kind)},
+                              note))
+    for name in resource.extra_filters:
+        filters.append(_query(name, {"type": "array", "items": {
+            "type": "string", "pattern": "^(ip_address|subnet_id|ip_address_substr)=.*"}},
+            "Filter on a member: ip_address=, subnet_id= or ip_address_substr=."))
+    tags = {"type": "array", "items": {"type": "string", "minLength": 1}}
+    filters += [
+        _query("tags", tags, "Has all these tags (comma-separated)."),
+        _query("tags-any", tags, "Has any of these tags (comma-separated)."),
+        _query("not-tags", tags, "Has not all of these tags (comma-separated)."),
+        _query("not-tags-any", tags, "Has none of these tags (comma-separated)."),
     ]
-    ident = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-    base = f"/v2.0/{resource.collection}"
+    sortable = [f.name for f in resource.fields if f.sort]
+    return [
+        *filters,
+        _query("fields", {"type": "array", "items": {"enum": [
+            f.name for f in resource.fields if f.visible]}}, "Return only these attributes."),
+        _query("sort_key", {"type": "array", "items": {"enum": sortable}},
+               "Sort by these attributes; give as many sort_dir as sort_key."),
+        _query("sort_dir", {"type": "array", "items": {"enum": ["asc", "desc"]}}),
+        _query("limit", {"type": "integer", "minimum": 0}, "Page size (0: no limit)."),
+        _query("marker", {"type": "string", "format": "uuid"},
+               "The id of the last item of the previous page."),
+        _query("page_reverse", {"type": "boolean"}, "Page backwards from the marker."),
+    ]
+
+
+def _resource_paths(resource: Resource) -> dict:
+    name, coll = resource.name, resource.collection
+    ref = {"$ref": f"#/components/schemas/{name}"}
+    one = {"type": "object", "required": [name], "properties": {name: ref}}
+    many = {"type": "object", "required": [coll], "properties": {
+        coll: {"type": "array", "items": ref}, f"{coll}_links": LINKS}}
+    tags = {"type": "object", "required": ["tags"],
+            "properties": {"tags": {"type": "array", "items": TAG}}}
+    fields = _query("fields", {"type": "array", "items": {"enum": [
+        f.name for f in resource.fields if f.visible]}}, "Return only these attributes.")
+    base = f"/v2.0/{coll}"
     return {
         base: {
-            "get": {"operationId": f"list_{resource.collection}", "parameters": filters + paging,
-                    "responses": {"200": {"description": "ok", **_json(many)},
-                                  **_error_responses(400, 401)}},
-            "post": {"operationId": f"create_{resource.name}",
-                     "requestBody": {"required": True, **_json(_body_schema(resource, "create"))},
-                     "responses": {"201": {"description": "created", **_json(one)},
-                                   **_error_responses(400, 401, 403, 404, 409)}},
+            "get": {"operationId": f"list_{coll}", "summary": f"List {coll}",
+                    "parameters": _list_parameters(resource),
+                    "responses": {**_ok(200, "the page", many), **_errors(400, 401, 404)}},
+            "post": {"operationId": f"create_{name}",
+                     "summary": f"Create a {name} (or several: a bulk body)",
+                     "requestBody": {"required": True,
+                                     **_json(_body_schema(resource, "create"))},
+                     "responses": {**_ok(201, "created", {"oneOf": [one, many]}),
+                                   **_errors(400, 401, 403, 404, 409)}},
         },
         base + "/{id}": {
-            "parameters": [ident],
-            "get": {"operationId": f"show_{resource.name}",
-                    "responses": {"200": {"description": "ok", **_json(one)},
-                                  **_error_responses(404)}},
-            "put": {"operationId": f"update_{resource.name}",
-                    "requestBody": {"required": True, **_json(_body_schema(resource, "update"))},
-                    "responses": {"200": {"description": "ok", **_json(one)},
-                                  **_error_responses(400, 403, 404, 409, 412)}},
-            "delete": {"operationId": f"delete_{resource.name}",
-                       "responses": {"204": {"description": "deleted"},
-                                     **_error_responses(403, 404, 409)}},
+            "parameters": [_path("id")],
+            "get": {"operationId": f"show_{name}", "parameters": [fields],
+                    "responses": {**_ok(200, "the resource", one),
+                                  **_errors(400, 401, 404)}},
+            "put": {"operationId": f"update_{name}", "parameters": [IF_MATCH],
+                    "requestBody": {"required": True,
+                                    **_json(_body_schema(resource, "update"))},
+                    "responses": {**_ok(200, "updated", one),
+                                  **_errors(400, 401, 403, 404, 409, 412)}},
+            "delete": {"operationId": f"delete_{name}", "parameters": [IF_MATCH],
+                       "responses": {**_ok(204, "deleted"),
+                                     **_errors(400, 401, 403, 404, 409, 412)}},
         },
+        base + "/{id}/tags": {
+            "parameters": [_path("id")],
+            "get": {"operationId": f"list_{name}_tags",
+                    "responses": {**_ok(200, "the tags", tags), **_errors(401, 404)}},
+            "put": {"operationId": f"replace_{name}_tags",
+                    "requestBody": {"required": True, **_json({
+                        "type": "object", "required": ["tags"], "additionalProperties": False,
+                        "properties": {"tags": {"type": "array", "items": TAG}}})},
+                    "responses": {**_ok(200, "the new tags", tags),
+                                  **_errors(400, 401, 403, 404)}},
+            "delete": {"operationId": f"delete_{name}_tags",
+                       "responses": {**_ok(204, "all tags removed"),
+                                     **_errors(401, 403, 404)}},
+        },
+        base + "/{id}/tags/{tag}": {
+            "parameters": [_path("id"), _path("tag", TAG)],
+            "get": {"operationId": f"check_{name}_tag",
+                    "responses": {**_ok(204, "the resource has the tag"),
+                                  **_errors(400, 401, 404)}},
+            "put": {"operationId": f"add_{name}_tag",
+                    "responses": {**_ok(201, "added (or already there)"),
+                                  **_errors(400, 401, 403, 404)}},
+            "delete": {"operationId": f"remove_{name}_tag",
+                       "responses": {**_ok(204, "removed"), **_errors(400, 401, 403, 404)}},
+        },
+    }
+
+
+def _quota_paths() -> dict:
+    names = sorted(r.name for r in RESOURCES.values())
+    limit = {"type": "integer", "minimum": -1, "maximum": 2**31 - 1,
+             "description": "-1: unlimited"}
+    limits = {"type": "object", "properties": {n: limit for n in names}}
+    quota = {"type": "object", "required": ["quota"], "properties": {"quota": limits}}
+    usage = {"type": "object", "required": ["limit", "used", "reserved"], "properties": {
+        k: {"type": "integer"} for k in ("limit", "used", "reserved")}}
+    details = {"type": "object", "required": ["quota"], "properties": {"quota": {
+        "type": "object", "properties": {n: usage for n in names}}}}
+    listed = {"type": "object", "required": ["quotas"], "properties": {"quotas": {
+        "type": "array", "items": {"type": "object", "properties": {
+            **{n: limit for n in names}, "project_id": {"type": "string"},
+            "tenant_id": {"type": "string"}}}}}}
+    body = {"type": "object", "required": ["quota"], "additionalProperties": False,
+            "properties": {"quota": {"type": "object", "additionalProperties": False,
+                                     "properties": {n: limit for n in names}}}}
+    project = _path("project_id")
+    return {
+        "/v2.0/quotas": {"get": {
+            "operationId": "list_quotas", "summary": "Projects with non-default quotas",
+            "responses": {**_ok(200, "the quotas", listed), **_errors(401, 403)}}},
+        "/v2.0/quotas/{project_id}": {
+            "parameters": [project],
+            "get": {"operationId": "show_quota",
+                    "responses": {**_ok(200, "the limits", quota), **_errors(401, 403)}},
+            "put": {"operationId": "update_quota",
+                    "requestBody": {"required": True, **_json(body)},
+                    "responses": {**_ok(200, "the new limits", quota),
+                                  **_errors(400, 401, 403)}},
+            "delete": {"operationId": "reset_quota",
+                       "responses": {**_ok(204, "back to the defaults"),
+                                     **_errors(401, 403, 404)}},
+        },
+        "/v2.0/quotas/{project_id}/default": {
+            "parameters": [project],
+            "get": {"operationId": "show_quota_default",
+                    "responses": {**_ok(200, "the default limits", quota),
+                                  **_errors(401)}}},
+        "/v2.0/quotas/{project_id}/details": {
+            "parameters": [project],
+            "get": {"operationId": "show_quota_details",
+                    "responses": {**_ok(200, "limits and usage", details),
+                                  **_errors(401, 403)}}},
+    }
+
+
+def _discovery_paths() -> dict:
+    link = {"type": "object", "properties": {"rel": {"type": "string"},
+                                             "href": {"type": "string"}}}
+    extension = {"type": "object", "required": ["alias", "name"], "properties": {
+        "alias": {"type": "string"}, "name": {"type": "string"},
+        "description": {"type": "string"}, "updated": {"type": "string"},
+        "links": {"type": "array", "items": link}}}
+    return {
+        "/": {"get": {"operationId": "list_versions", "responses": _ok(200, "API versions", {
+            "type": "object", "required": ["versions"], "properties": {"versions": {
+                "type": "array", "items": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "status": {"type": "string"},
+                    "links": {"type": "array", "items": link}}}}}})}},
+        "/v2.0/": {"get": {"operationId": "list_resources", "responses": _ok(
+            200, "the resources of v2.0", {"type": "object", "required": ["resources"]})}},
+        "/v2.0/extensions": {"get": {
+            "operationId": "list_extensions",
+            "responses": {**_ok(200, "the extensions", {
+                "type": "object", "required": ["extensions"],
+                "properties": {"extensions": {"type": "array", "items": extension}}}),
+                **_errors(401)}}},
+        "/v2.0/extensions/{alias}": {
+            "parameters": [_path("alias")],
+            "get": {"operationId": "show_extension", "responses": {
+                **_ok(200, "the extension", {
+                    "type": "object", "required": ["extension"],
+                    "properties": {"extension": extension}}),
+                **_errors(401, 404)}}},
     }
 
 
 @cache
 def openapi_document() -> dict:
-    paths: dict = {}
+    paths: dict = {**_discovery_paths()}
     for resource in RESOURCES.values():
-        paths.update(_paths_for(resource))
-    schemas = {r.name: _item_schema(r) for r in RESOURCES.values()}
-    schemas["Error"] = ERROR
+        paths.update(_resource_paths(resource))
+    paths.update(_quota_paths())
+    schemas: dict = {r.name: _item_schema(r) for r in RESOURCES.values()}
+    schemas["NeutronError"] = ERROR
     return {
-        "openapi": "3.0.3",
-        "info": {"title": "Neutrino Networking API", "version": "2.0"},
+        "openapi": "3.1.0",
+        "info": {"title": "Neutrino Networking API", "version": "2.0",
+                 "description": "The OpenStack Networking API v2.0 as Neutrino serves it."},
         "paths": paths,
         "components": {"schemas": schemas},
     }

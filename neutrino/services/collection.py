@@ -8,6 +8,7 @@ keys plus ``id``, so a page costs the same at any depth.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,7 +130,9 @@ class Collection:
                 clauses.append(tag_clause(self.table.c.id, name, raw))
                 continue
             spec = self.resource.by_name.get(name)
-            if spec is None or not spec.filter or (spec.admin_only and not ctx.is_admin):
+            # Admin-only attributes still filter for others (as upstream): the rows a
+            # project sees are its own anyway, and the values stay hidden.
+            if spec is None or not spec.filter:
                 invalid.append(name)
                 continue
             if name in self.custom_filters:
@@ -152,10 +155,10 @@ class Collection:
             spec = self.resource.by_name.get(key)
             column = self.columns.get(key)
             if spec is None or not spec.sort or column is None:
-                raise errors.BadRequest(f"{key} is invalid attribute for sort_key")
+                raise errors.BadRequest(f"{[key]} is invalid attribute for sort_keys")
             if direction not in ("asc", "desc"):
-                raise errors.BadRequest(f"{direction} is invalid value for sort_dir, valid "
-                                        f"values are 'asc' and 'desc'")
+                raise errors.BadRequest(f"{[direction]} is invalid value for sort_dirs, valid "
+                                        f"value is 'asc' and 'desc'")
             order.append((column, direction == "asc"))
         if not any(col is self.table.c.id for col, _ in order):
             order.append((self.table.c.id, True))
@@ -163,18 +166,21 @@ class Collection:
             order = [(col, not asc) for col, asc in order]
         return order
 
-    def _after_marker(self, conn: Connection, marker: str,
-                      order: list[tuple[sa.Column, bool]]) -> ColumnElement[bool]:
+    def _after_marker(self, conn: Connection, marker: str, order: list[tuple[sa.Column, bool]],
+                      scope: ColumnElement[bool] | None) -> ColumnElement[bool]:
         cols = [col for col, _ in order]
-        row = conn.execute(sa.select(*cols).where(self.table.c.id == marker)).first()
+        stmt = sa.select(*cols).where(self.table.c.id == marker)
+        if scope is not None:  # another project's object is no marker (nor its position)
+            stmt = stmt.where(scope)
+        row = conn.execute(stmt).first()
         if row is None:
-            raise errors.ResourceNotFound("marker", marker)
+            # upstream names the resource: "Network <marker> could not be found."
+            raise errors.ResourceNotFound(self.resource.name, marker)
         # (a > x) or (a == x and b > y) or ...
         ors = []
         for i, (col, asc) in enumerate(order):
-            eqs = [order[j][0] == row[j] for j in range(i)]
-            cmp = col > row[i] if asc else col < row[i]
-            ors.append(sa.and_(*eqs, cmp))
+            eqs = [_same(order[j][0], row[j]) for j in range(i)]
+            ors.append(sa.and_(*eqs, _beyond(col, asc, row[i])))
         return sa.or_(*ors)
 
     def list(self, conn: Connection, ctx: Context, q: ListQuery) -> Page:
@@ -185,10 +191,10 @@ class Collection:
             where.append(scope)
         order = self._order(q.sorts, q.page_reverse)
         if q.marker:
-            where.append(self._after_marker(conn, q.marker, order))
+            where.append(self._after_marker(conn, q.marker, order, scope))
         if where:
             stmt = stmt.where(*where)
-        stmt = stmt.order_by(*[(c.asc() if asc else c.desc()) for c, asc in order])
+        stmt = stmt.order_by(*[term for c, asc in order for term in _order_terms(c, asc)])
         if q.limit:
             stmt = stmt.limit(q.limit + 1)
         rows = conn.execute(stmt).all()
@@ -200,11 +206,11 @@ class Collection:
         return Page(self.render(conn, ctx, rows), has_more)
 
     def find_row(self, conn: Connection, ctx: Context, ident: str) -> Row | None:
-        stmt = sa.select(self.table).where(self.table.c.id == ident)
+        stmt = by_id(self.table)
         scope = self.scope(ctx)
         if scope is not None:
             stmt = stmt.where(scope)
-        return conn.execute(stmt).first()
+        return conn.execute(stmt, {"ident": ident}).first()
 
     def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
         row = self.find_row(conn, ctx, ident)
@@ -220,28 +226,80 @@ class Collection:
             self.table.c.project_id == project_id)) or 0
 
 
-def standard_row(owner: str, body: dict) -> dict:
+# Keyset paging over columns that may hold NULL (gateway_ip, ipv6 modes): NULLs sort
+# first ascending on every backend (PostgreSQL would put them last), and the marker
+# comparisons below follow the same order.
+
+def _order_terms(col: sa.Column, asc: bool) -> list[ColumnElement]:
+    if not col.nullable:
+        return [col.asc() if asc else col.desc()]
+    nulls_first = sa.case((col.is_(None), 0), else_=1)
+    return [nulls_first.asc(), col.asc()] if asc else [nulls_first.desc(), col.desc()]
+
+
+def _same(col: sa.Column, value: object) -> ColumnElement[bool]:
+    return col.is_(None) if value is None else col == sa.literal(value, col.type)
+
+
+def _beyond(col: sa.Column, asc: bool, value: object) -> ColumnElement[bool]:
+    """Rows strictly after ``value`` in the column's order."""
+    if value is None:
+        return col.is_not(None) if asc else sa.false()
+    bound = sa.literal(value, col.type)  # a literal: SQLAlchemy refuses ``col > True``
+    if asc:
+        return col > bound
+    return sa.or_(col < bound, col.is_(None)) if col.nullable else col < bound
+
+
+def standard_row(owner: str, body: dict, revision: int = 0) -> dict:
     stamp = now()
     return {"id": new_id(), "project_id": owner, "name": body.get("name", ""),
             "description": body.get("description", ""), "created_at": stamp,
-            "updated_at": stamp, "revision_number": 0}
+            "updated_at": stamp, "revision_number": revision}
 
 
 def standard_attrs(row: Row, tags: list[str]) -> dict:
-    return {"id": row.id, "name": row.name, "description": row.description,
-            "project_id": row.project_id, "tenant_id": row.project_id,
-            "created_at": row.created_at, "updated_at": row.updated_at,
-            "revision_number": row.revision_number, "tags": tags}
+    # by key through the row's mapping: several times faster than row.<attribute>
+    # (SQLAlchemy's Row.__getattr__), which shows when a list renders hundreds of rows
+    m = row._mapping
+    return {"id": m["id"], "name": m["name"], "description": m["description"],
+            "project_id": m["project_id"], "tenant_id": m["project_id"],
+            "created_at": m["created_at"], "updated_at": m["updated_at"],
+            "revision_number": m["revision_number"], "tags": tags}
+
+
+def in_ids(column: sa.Column) -> ColumnElement[bool]:
+    """``column IN :ids``, for statements built once and executed with ``{"ids": [...]}``.
+
+    Hot paths keep such prebuilt statements: executing one skips SQLAlchemy's
+    per-call construction and cache-key work, most of the ~75 us a small query
+    otherwise costs.
+    """
+    return column.in_(sa.bindparam("ids", expanding=True))
+
+
+@functools.cache
+def by_id(table: sa.Table) -> sa.Select:
+    """``SELECT * FROM table WHERE id = :ident``, built once per table."""
+    return sa.select(table).where(table.c.id == sa.bindparam("ident"))
+
+
+_TAGS_OF = sa.select(t.tags.c.resource_id, t.tags.c.tag).where(
+    in_ids(t.tags.c.resource_id)).order_by(t.tags.c.tag)
 
 
 def load_tags(conn: Connection, ids: Sequence[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for part in chunks(ids):
-        for rid, tag in conn.execute(
-                sa.select(t.tags.c.resource_id, t.tags.c.tag)
-                .where(t.tags.c.resource_id.in_(part)).order_by(t.tags.c.tag)):
+        for rid, tag in conn.execute(_TAGS_OF, {"ids": part}):
             out.setdefault(rid, []).append(tag)
     return out
+
+
+def changed(row: Row, values: dict) -> dict:
+    """The column values that differ from ``row`` (an update that changes nothing
+    bumps no revision, as upstream)."""
+    return {k: v for k, v in values.items() if getattr(row, k) != v}
 
 
 def check_revision(row: Row, if_match: int | None) -> None:

@@ -19,6 +19,15 @@ from neutrino.services.quotas import Quotas
 
 #: device owners whose ports the network itself owns (they never block a delete)
 NETWORK_OWNED_PORTS = ("network:dhcp",)
+PROVIDER_ATTRS = ("provider:network_type", "provider:physical_network",
+                  "provider:segmentation_id")
+#: the smallest MTU an IPv6 subnet can live with (RFC 8200)
+IPV6_MIN_MTU = 1280
+
+
+def mtu_conflict(network_id: str, minimum: int) -> errors.Conflict:
+    return errors.Conflict(f"MTU of {network_id} is not valid, subnet requires a minimum of "
+                           f"{minimum}", type="NetworkMTUSubnetConflict")
 
 
 class Networks(c.Collection):
@@ -105,13 +114,14 @@ class Networks(c.Collection):
     def create(self, conn: Connection, ctx: Context, body: dict) -> str:
         policy.check_write(ctx, "create_network")
         owner = policy.owner_for_create(ctx, body, "create_network")
-        row = c.standard_row(owner, body)
+        # 1, not 0: upstream's network is changed once more (its segment) as it is made
+        row = c.standard_row(owner, body, revision=1)
         network_type = body.get("provider:network_type") \
             or self.segments.settings.tenant_network_type
         max_mtu = self.segments.max_mtu(network_type)
         mtu = body.get("mtu", max_mtu)
         if mtu > max_mtu:
-            raise errors.InvalidInput(f"Requested MTU is too big, maximum is {max_mtu}")
+            raise errors.InvalidInput(f"Requested MTU is too big, maximum is {max_mtu}.")
         row.update({
             "admin_state_up": body.get("admin_state_up", True), "status": "ACTIVE",
             "mtu": mtu, "router_external": body.get("router:external", False),
@@ -147,32 +157,47 @@ class Networks(c.Collection):
                              ("port_security_enabled", "port_security_enabled")):
             if attr in body:
                 values[column] = body[attr]
+        provider = [a for a in PROVIDER_ATTRS if a in body]
+        if provider:
+            seg = SegmentAllocator.load(conn, [ident]).get(ident)
+            current = seg.as_attrs() if seg else {}
+            differ = sorted(a for a in provider if body[a] != current.get(a))
+            if differ:
+                raise errors.InvalidInput(f"Plugin does not support updating the following "
+                                          f"provider network attributes: {', '.join(differ)}.")
         if "mtu" in body:
             seg = SegmentAllocator.load(conn, [ident]).get(ident)
             max_mtu = self.segments.max_mtu(seg.network_type) if seg else None
             if max_mtu is not None and body["mtu"] > max_mtu:
-                raise errors.InvalidInput(f"Requested MTU is too big, maximum is {max_mtu}")
+                raise errors.InvalidInput(f"Requested MTU is too big, maximum is {max_mtu}.")
+            if body["mtu"] < IPV6_MIN_MTU and conn.scalar(sa.select(t.subnets.c.id).where(
+                    t.subnets.c.network_id == ident, t.subnets.c.ip_version == 6).limit(1)):
+                raise mtu_conflict(ident, IPV6_MIN_MTU)
             values["mtu"] = body["mtu"]
-        if "shared" in body:
-            self._set_shared(conn, row, body["shared"])
-        c.bump(conn, t.networks, ident, values)
+        values = c.changed(row, values)
+        sharing_changed = "shared" in body and self._set_shared(conn, row, body["shared"])
+        if values or sharing_changed:
+            c.bump(conn, t.networks, ident, values)
 
-    def _set_shared(self, conn: Connection, row: Row, shared: bool) -> None:
+    def _set_shared(self, conn: Connection, row: Row, shared: bool) -> bool:
+        """Share or unshare with every project; whether anything changed."""
         existing = conn.scalar(sa.select(t.network_rbacs.c.id).where(
             t.network_rbacs.c.object_id == row.id, t.network_rbacs.c.action == policy.SHARED,
             t.network_rbacs.c.target_project == "*"))
         if shared and existing is None:
             self._share(conn, row.id, row.project_id)
-        elif not shared and existing is not None:
+            return True
+        if not shared and existing is not None:
             others = conn.scalar(sa.select(t.ports.c.id).where(
                 t.ports.c.network_id == row.id, t.ports.c.project_id != row.project_id,
                 t.ports.c.device_owner.notin_(NETWORK_OWNED_PORTS)).limit(1))
             if others is not None:
                 raise errors.Conflict(
-                    f"Invalid input for operation: Unable to reconfigure sharing settings for "
-                    f"network {row.id}. Multiple tenants are using it.",
-                    type="InvalidSharedSetting")
+                    f"Unable to reconfigure sharing settings for network {row.name or row.id}. "
+                    f"Multiple projects are using it.", type="InvalidSharedSetting")
             conn.execute(t.network_rbacs.delete().where(t.network_rbacs.c.id == existing))
+            return True
+        return False
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_network")

@@ -23,6 +23,8 @@ from neutrino.services.quotas import Quotas
 from neutrino.services.subnets import SubnetInfo, Subnets
 
 MAC_PREFIX = "fa:16:3e"
+#: device owners whose ports their service (Nova, Ironic, Manila) removes, not members
+SERVICE_MANAGED_OWNERS = ("compute:", "baremetal:", "manila:")
 MAC_ATTEMPTS = 16
 
 
@@ -35,6 +37,22 @@ def vif_type(host: str) -> str:
     # No mechanism driver can bind yet: a port asked onto a host fails to bind, as
     # upstream's does when no agent lives there.
     return "unbound" if not host else "binding_failed"
+
+
+# the render queries, built once (see collection.in_ids)
+_IPS_OF = sa.select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
+                    t.ip_allocations.c.ip_address).where(c.in_ids(t.ip_allocations.c.port_id))
+_PAIRS_OF = sa.select(t.address_pairs.c.port_id, t.address_pairs.c.ip_address,
+                      t.address_pairs.c.mac_address).where(c.in_ids(t.address_pairs.c.port_id))
+_OPTS_OF = sa.select(t.dhcp_options.c.port_id, t.dhcp_options.c.opt_name,
+                     t.dhcp_options.c.opt_value, t.dhcp_options.c.ip_version
+                     ).where(c.in_ids(t.dhcp_options.c.port_id))
+# and the create path's
+_INSERT_PORT = t.ports.insert()
+_MAC_IN_USE = sa.select(t.ports.c.id).where(t.ports.c.network_id == sa.bindparam("network_id"),
+                                            t.ports.c.mac_address == sa.bindparam("mac"))
+_ADDRESSES_ON = sa.select(t.ip_allocations.c.ip_address).where(
+    t.ip_allocations.c.subnet_id == sa.bindparam("subnet_id"))
 
 
 class Ports(c.Collection):
@@ -56,23 +74,28 @@ class Ports(c.Collection):
 
     def filter_overrides(self) -> dict:
         def fixed_ips(values: list) -> ColumnElement[bool]:
-            clauses = []
+            # As upstream: values of one key are alternatives, different keys must all
+            # hold (each on any of the port's addresses).
+            wanted: dict[str, list[str]] = {}
             for value in values:
-                key, sep, wanted = value.partition("=")
-                if not sep or key not in ("ip_address", "subnet_id", "ip_address_substr"):
+                key, sep, text = value.partition("=")
+                if not sep:
+                    raise errors.InvalidInput(f"'{value}' is not of the form <key>=[value].")
+                if key not in ("ip_address", "subnet_id", "ip_address_substr"):
                     raise errors.BadRequest(f"Invalid fixed_ips filter '{value}': use "
                                             f"ip_address=, subnet_id= or ip_address_substr=")
-                col = t.ip_allocations.c
-                if key == "ip_address_substr":
-                    cond = col.ip_address.contains(wanted, autoescape=True)
-                elif key == "ip_address":
-                    cond = col.ip_address == _normal_ip(wanted)
-                else:
-                    cond = col.subnet_id == wanted
-                clauses.append(cond)
-            # several fixed_ips filters must all hold (on possibly different addresses)
-            return sa.and_(*[t.ports.c.id.in_(sa.select(t.ip_allocations.c.port_id).where(cond))
-                             for cond in clauses])
+                wanted.setdefault(key, []).append(text)
+            col = t.ip_allocations.c
+            conds = []
+            if "ip_address" in wanted:
+                conds.append(col.ip_address.in_([_normal_ip(v) for v in wanted["ip_address"]]))
+            if "subnet_id" in wanted:
+                conds.append(col.subnet_id.in_(wanted["subnet_id"]))
+            if "ip_address_substr" in wanted:
+                conds.append(sa.or_(*[col.ip_address.contains(v, autoescape=True)
+                                      for v in wanted["ip_address_substr"]]))
+            return sa.and_(*[t.ports.c.id.in_(sa.select(col.port_id).where(cond))
+                             for cond in conds])
 
         return {"fixed_ips": fixed_ips}
 
@@ -80,49 +103,42 @@ class Ports(c.Collection):
         return policy.port_scope(ctx)
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
-        ids = [r.id for r in rows]
+        ids = [r._mapping["id"] for r in rows]
         ips: dict[str, list[dict]] = {}
         pairs: dict[str, list[dict]] = {}
         opts: dict[str, list[dict]] = {}
         tags: dict[str, list[str]] = {}
         for part in c.chunks(ids):
-            for pid, sid, ip in conn.execute(
-                    sa.select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
-                              t.ip_allocations.c.ip_address)
-                    .where(t.ip_allocations.c.port_id.in_(part))):
+            for pid, sid, ip in conn.execute(_IPS_OF, {"ids": part}):
                 ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
-            for pid, ip, mac in conn.execute(
-                    sa.select(t.address_pairs.c.port_id, t.address_pairs.c.ip_address,
-                              t.address_pairs.c.mac_address)
-                    .where(t.address_pairs.c.port_id.in_(part))):
+            for pid, ip, mac in conn.execute(_PAIRS_OF, {"ids": part}):
                 pairs.setdefault(pid, []).append({"ip_address": ip, "mac_address": mac})
-            for pid, name, value, version in conn.execute(
-                    sa.select(t.dhcp_options.c.port_id, t.dhcp_options.c.opt_name,
-                              t.dhcp_options.c.opt_value, t.dhcp_options.c.ip_version)
-                    .where(t.dhcp_options.c.port_id.in_(part))):
+            for pid, name, value, version in conn.execute(_OPTS_OF, {"ids": part}):
                 opts.setdefault(pid, []).append(
                     {"opt_name": name, "opt_value": value, "ip_version": version})
             tags.update(c.load_tags(conn, part))
         out = []
         admin = ctx.is_admin
         for r in rows:
-            item = c.standard_attrs(r, tags.get(r.id, []))
+            m = r._mapping  # faster than attribute access (see collection.standard_attrs)
+            pid = m["id"]
+            item = c.standard_attrs(r, tags.get(pid, []))
             item.update({
-                "network_id": r.network_id, "mac_address": r.mac_address,
-                "admin_state_up": r.admin_state_up, "status": r.status,
-                "device_id": r.device_id, "device_owner": r.device_owner,
-                "fixed_ips": _ordered_ips(ips.get(r.id, [])),
-                "port_security_enabled": r.port_security_enabled,
-                "allowed_address_pairs": pairs.get(r.id, []),
-                "extra_dhcp_opts": opts.get(r.id, []),
-                "binding:vnic_type": r.binding_vnic_type,
+                "network_id": m["network_id"], "mac_address": m["mac_address"],
+                "admin_state_up": m["admin_state_up"], "status": m["status"],
+                "device_id": m["device_id"], "device_owner": m["device_owner"],
+                "fixed_ips": _ordered_ips(ips.get(pid, [])),
+                "port_security_enabled": m["port_security_enabled"],
+                "allowed_address_pairs": pairs.get(pid, []),
+                "extra_dhcp_opts": opts.get(pid, []),
+                "binding:vnic_type": m["binding_vnic_type"],
             })
             if admin:
                 item.update({
-                    "binding:host_id": r.binding_host_id,
-                    "binding:profile": r.binding_profile,
-                    "binding:vif_type": r.binding_vif_type,
-                    "binding:vif_details": r.binding_vif_details,
+                    "binding:host_id": m["binding_host_id"],
+                    "binding:profile": m["binding_profile"],
+                    "binding:vif_type": m["binding_vif_type"],
+                    "binding:vif_details": m["binding_vif_details"],
                 })
             out.append(item)
         return out
@@ -134,8 +150,8 @@ class Ports(c.Collection):
         network = self.networks.usable_row(conn, ctx, body["network_id"], "create_port")
         owner = policy.owner_for_create(ctx, body, "create_port")
         net_owner = ctx.is_admin or network.project_id == ctx.project_id
-        if "mac_address" in body and not net_owner:
-            raise errors.PolicyNotAuthorized("create_port:mac_address")
+        if not net_owner:
+            _check_net_owner_attrs(body, "create_port")
         # One writer per network at a time: address choice and the MAC check see
         # every committed port (a no-op on SQLite, whose writers are serial anyway).
         lock_rows(conn, t.networks, [network.id])
@@ -144,8 +160,9 @@ class Ports(c.Collection):
             self._check_mac_free(conn, network.id, mac)
         port_security = body.get("port_security_enabled", network.port_security_enabled)
         pairs = self._address_pairs(body.get("allowed_address_pairs", []), mac, port_security)
-        row = c.standard_row(owner, body)
-        host = body.get("binding:host_id", "")
+        # 1, not 0: upstream's port is changed once more (its binding) as it is made
+        row = c.standard_row(owner, body, revision=1)
+        host = body.get("binding:host_id") or ""
         row.update({
             "network_id": network.id, "mac_address": mac,
             "admin_state_up": body.get("admin_state_up", True), "status": "DOWN",
@@ -155,17 +172,23 @@ class Ports(c.Collection):
             "binding_profile": body.get("binding:profile") or {},
             "binding_vif_type": vif_type(host), "binding_vif_details": {},
         })
-        conn.execute(t.ports.insert().values(row))
+        conn.execute(_INSERT_PORT, row)
         subnets = self.subnets.infos(conn, network.id)
         if "fixed_ips" in body:
-            if not net_owner and any("ip_address" in f for f in body["fixed_ips"]):
-                raise errors.PolicyNotAuthorized("create_port:fixed_ips:ip_address")
-            wanted = self._resolve_fixed_ips(body["fixed_ips"], subnets, network.id)
+            wanted = self._resolve_fixed_ips(conn, ctx, body["fixed_ips"], subnets, network.id,
+                                             row["device_owner"])
+            # SLAAC subnets give their address whatever was asked (as upstream)
+            asked = {s.id for s, _ in wanted}
+            if not _is_router(row["device_owner"]):
+                wanted += [(s, None) for s in subnets if s.auto_address and s.id not in asked]
         else:
             wanted = self._default_fixed_ips(subnets, row["device_owner"])
         self._allocate(conn, row["id"], network.id, mac, wanted)
-        self._write_pairs(conn, row["id"], pairs)
-        self._write_dhcp_opts(conn, row["id"], _merge_opts([], body.get("extra_dhcp_opts", [])))
+        if pairs:  # a new port has nothing to replace
+            self._write_pairs(conn, row["id"], pairs)
+        opts = _merge_opts([], body.get("extra_dhcp_opts", []))
+        if opts:
+            self._write_dhcp_opts(conn, row["id"], opts)
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"port": 1})
@@ -188,55 +211,59 @@ class Ports(c.Collection):
     def _free_mac(conn: Connection, network_id: str) -> str:
         for _ in range(MAC_ATTEMPTS):
             mac = random_mac()
-            if conn.scalar(sa.select(t.ports.c.id).where(t.ports.c.network_id == network_id,
-                                                         t.ports.c.mac_address == mac)) is None:
+            if conn.scalar(_MAC_IN_USE, {"network_id": network_id, "mac": mac}) is None:
                 return mac
         raise errors.Conflict("Unable to generate a unique mac address on network "
                               f"{network_id}.", type="MacAddressGenerationFailure")
 
     # fixed IPs
 
-    def _resolve_fixed_ips(self, requested: list[dict], subnets: list[SubnetInfo],
-                           network_id: str) -> list[tuple[SubnetInfo, str | None]]:
+    def _resolve_fixed_ips(self, conn: Connection, ctx: Context, requested: list[dict],
+                           subnets: list[SubnetInfo], network_id: str,
+                           device_owner: str) -> list[tuple[SubnetInfo, str | None]]:
         """(subnet, address or None for "any") for each requested fixed IP."""
         if len(requested) > self.settings.max_fixed_ips_per_port:
             raise errors.BadRequest(f"Exceeded maximum amount of fixed ips per port "
                                     f"({self.settings.max_fixed_ips_per_port}).",
                                     type="InvalidInput")
+        addresses = [f["ip_address"] for f in requested if "ip_address" in f]
+        for ip in addresses:
+            if addresses.count(ip) > 1:
+                raise errors.BadRequest(f"Invalid input for fixed_ips. Reason: Duplicate IP "
+                                        f"address '{ip}'.")
+        if requested and not subnets:
+            raise errors.InvalidInput("IP allocation requires subnets for network.")
         by_id = {s.id: s for s in subnets}
         out: list[tuple[SubnetInfo, str | None]] = []
         for spec in requested:
             sid, ip = spec.get("subnet_id"), spec.get("ip_address")
             if sid is None and ip is None:
-                raise errors.BadRequest("Invalid input for fixed_ips. Reason: each fixed IP "
-                                        "needs a subnet_id or an ip_address.")
+                raise errors.InvalidInput("IP allocation requires subnet_id or ip_address.")
             if sid is not None:
                 subnet = by_id.get(sid)
                 if subnet is None:
+                    # a subnet that does not exist (for the caller) is a 404, as upstream
+                    self.subnets.get_row(conn, ctx, sid)
+                    raise errors.InvalidInput(
+                        f"Failed to create port on network {network_id}, because fixed_ips "
+                        f"included invalid subnet {sid}.")
+                if ip is not None and not _valid_on(subnet, ip):
                     raise errors.BadRequest(
-                        f"Invalid input for operation: Failed to create port on network "
-                        f"{network_id}, because fixed_ips included invalid subnet {sid}.",
-                        type="InvalidInput")
+                        f"IP address {ip} is not a valid IP for the specified subnet.",
+                        type="InvalidIpForSubnet")
             else:
-                addr = ipaddress.ip_address(ip)
-                matches = [s for s in subnets if addr in ipam.network(s.cidr)]
+                matches = [s for s in subnets if _valid_on(s, ip)]
                 if not matches:
                     raise errors.BadRequest(
                         f"IP address {ip} is not a valid IP for any of the subnets on the "
                         f"specified network.", type="InvalidIpForNetwork")
                 subnet = matches[0]
-            if ip is not None:
-                addr = ipaddress.ip_address(ip)
-                net = ipam.network(subnet.cidr)
-                if addr not in net or (addr in ipam.reserved(net) and net.version == 4
-                                       and net.prefixlen < 31):
-                    raise errors.BadRequest(
-                        f"IP address {ip} is not a valid IP for the specified subnet.",
-                        type="InvalidIpForSubnet")
+            if ip is not None and subnet.auto_address and not _is_router(device_owner):
+                raise errors.BadRequest(
+                    f"IPv6 address {ip} cannot be directly assigned to a port on subnet "
+                    f"{subnet.id} as the subnet is configured for automatic addresses",
+                    type="AllocationOnAutoAddressSubnet")
             out.append((subnet, ip))
-        seen = [(s.id, ip) for s, ip in out if ip is not None]
-        if len(seen) != len(set(seen)):
-            raise errors.BadRequest("Invalid input for fixed_ips. Reason: duplicate address.")
         return out
 
     @staticmethod
@@ -247,7 +274,7 @@ class Ports(c.Collection):
         have_v4 = have_v6 = False
         for s in subnets:
             if s.auto_address:
-                if not device_owner.startswith("network:router"):
+                if not _is_router(device_owner):
                     out.append((s, None))
             elif s.ip_version == 4 and not have_v4:
                 out.append((s, None))
@@ -278,8 +305,7 @@ class Ports(c.Collection):
             if subnet.auto_address:
                 address = ipam.eui64(subnet.cidr, mac)
             else:
-                taken = set(conn.scalars(sa.select(t.ip_allocations.c.ip_address).where(
-                    t.ip_allocations.c.subnet_id == subnet.id)))
+                taken = set(conn.scalars(_ADDRESSES_ON, {"subnet_id": subnet.id}))
                 taken.update(ip for sid, ip in chosen if sid == subnet.id)
                 if subnet.gateway_ip:
                     taken.add(subnet.gateway_ip)
@@ -333,8 +359,13 @@ class Ports(c.Collection):
         row = self.get_row(conn, ctx, ident)
         network = self.networks.get_row(conn, Context.admin(), row.network_id)
         net_owner = ctx.is_admin or network.project_id == ctx.project_id
-        if not ctx.is_admin and row.project_id != ctx.project_id and not net_owner:
+        # the network's owner sees others' ports on it, but only their owner changes them
+        if not ctx.is_admin and row.project_id != ctx.project_id:
             raise errors.PolicyNotAuthorized("update_port")
+        if not net_owner:
+            _check_net_owner_attrs(body, "update_port")
+        if not ctx.is_admin and "mac_address" in body:  # even unchanged, as upstream
+            raise errors.PolicyNotAuthorized("update_port:mac_address")
         c.check_revision(row, if_match)
         lock_rows(conn, t.networks, [row.network_id])
         values: dict = {}
@@ -347,8 +378,10 @@ class Ports(c.Collection):
         if "binding:profile" in body:
             values["binding_profile"] = body["binding:profile"] or {}
         if "binding:host_id" in body:
-            values["binding_host_id"] = body["binding:host_id"]
-            values["binding_vif_type"] = vif_type(body["binding:host_id"])
+            host = body["binding:host_id"] or ""
+            values["binding_host_id"] = host
+            values["binding_vif_type"] = vif_type(host)
+        before = self.render(conn, ctx, [row])[0]  # to tell a change from a no-op
         mac = row.mac_address
         if "mac_address" in body and body["mac_address"] != mac:
             if row.binding_vif_type not in ("unbound", "binding_failed"):
@@ -356,6 +389,7 @@ class Ports(c.Collection):
                                       type="PortBound")
             self._check_mac_free(conn, row.network_id, body["mac_address"], except_port=ident)
             mac = values["mac_address"] = body["mac_address"]
+            self._renumber_auto_addresses(conn, ident, mac)
         port_security = body.get("port_security_enabled", row.port_security_enabled)
         if "port_security_enabled" in body:
             values["port_security_enabled"] = port_security
@@ -374,21 +408,43 @@ class Ports(c.Collection):
                            t.dhcp_options.c.port_id == ident))]
             self._write_dhcp_opts(conn, ident, _merge_opts(current, body["extra_dhcp_opts"]))
         if "fixed_ips" in body:
-            if not net_owner and any("ip_address" in f for f in body["fixed_ips"]):
-                raise errors.PolicyNotAuthorized("update_port:fixed_ips:ip_address")
-            self._replace_fixed_ips(conn, ident, row.network_id, mac, body["fixed_ips"])
-        c.bump(conn, t.ports, ident, values)
+            self._replace_fixed_ips(conn, ctx, ident, row.network_id, mac, body["fixed_ips"],
+                                    body.get("device_owner", row.device_owner))
+        after = self.render(conn, ctx, [row])[0]
+        related = ("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts")
+        if c.changed(row, values) or any(before[k] != after[k] for k in related):
+            c.bump(conn, t.ports, ident, values)
 
-    def _replace_fixed_ips(self, conn: Connection, port_id: str, network_id: str, mac: str,
-                           requested: list[dict]) -> None:
+    @staticmethod
+    def _renumber_auto_addresses(conn: Connection, port_id: str, mac: str) -> None:
+        """A new MAC means new EUI-64 addresses on the port's SLAAC subnets."""
+        rows = conn.execute(
+            sa.select(t.ip_allocations.c.subnet_id, t.ip_allocations.c.ip_address, t.subnets)
+            .join(t.subnets, t.subnets.c.id == t.ip_allocations.c.subnet_id)
+            .where(t.ip_allocations.c.port_id == port_id)).all()
+        for r in rows:
+            if ipam.auto_address(r.ip_version, r.ipv6_ra_mode, r.ipv6_address_mode):
+                conn.execute(t.ip_allocations.update().where(
+                    t.ip_allocations.c.subnet_id == r.subnet_id,
+                    t.ip_allocations.c.ip_address == r.ip_address,
+                ).values(ip_address=ipam.eui64(r.cidr, mac)))
+
+    def _replace_fixed_ips(self, conn: Connection, ctx: Context, port_id: str,
+                           network_id: str, mac: str, requested: list[dict],
+                           device_owner: str) -> None:
         subnets = self.subnets.infos(conn, network_id)
-        wanted = self._resolve_fixed_ips(requested, subnets, network_id)
+        wanted = self._resolve_fixed_ips(conn, ctx, requested, subnets, network_id,
+                                         device_owner)
         current = {(sid, ip) for sid, ip in conn.execute(
             sa.select(t.ip_allocations.c.subnet_id, t.ip_allocations.c.ip_address)
             .where(t.ip_allocations.c.port_id == port_id))}
-        keep: set[tuple[str, str]] = set()
+        # a port keeps its SLAAC addresses whatever fixed_ips says (as upstream)
+        auto = {s.id for s in subnets if s.auto_address and not _is_router(device_owner)}
+        keep: set[tuple[str, str]] = {(sid, ip) for sid, ip in current if sid in auto}
         resolved: list[tuple[SubnetInfo, str | None]] = []
         for subnet, ip in wanted:
+            if ip is None and subnet.id in auto and any(s == subnet.id for s, _ in keep):
+                continue  # its SLAAC address, kept above
             if ip is None:
                 # "an address on this subnet": keep one the port already has there
                 mine = [a for s, a in current if s == subnet.id and (s, a) not in keep]
@@ -408,12 +464,50 @@ class Ports(c.Collection):
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_port")
         row = self.get_row(conn, ctx, ident)
-        if not ctx.is_admin and row.project_id != ctx.project_id:
-            network = self.networks.get_row(conn, Context.admin(), row.network_id)
-            if network.project_id != ctx.project_id:
+        if not ctx.is_admin:
+            # the port's or the network's owner, but instances' ports are their service's
+            # to remove (upstream's default policy)
+            if row.device_owner.startswith(SERVICE_MANAGED_OWNERS):
                 raise errors.PolicyNotAuthorized("delete_port")
+            if row.project_id != ctx.project_id:
+                network = self.networks.get_row(conn, Context.admin(), row.network_id)
+                if network.project_id != ctx.project_id:
+                    raise errors.PolicyNotAuthorized("delete_port")
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(t.ports.delete().where(t.ports.c.id == ident))
+
+
+def _check_net_owner_attrs(body: dict, action: str) -> None:
+    """Refuse what only the network's owner (or an admin) may set on a port."""
+    for attr in ("mac_address", "port_security_enabled", "allowed_address_pairs",
+                 "fixed_ips"):
+        if attr not in body or (attr == "allowed_address_pairs" and not body[attr]):
+            continue
+        if attr == "fixed_ips":
+            if action == "update_port":
+                raise errors.PolicyNotAuthorized("update_port:fixed_ips")
+            if any("ip_address" in f for f in body["fixed_ips"]):
+                raise errors.PolicyNotAuthorized("create_port:fixed_ips:ip_address")
+            continue
+        if attr == "mac_address" and action == "update_port":
+            continue  # admins only, checked by the caller
+        raise errors.PolicyNotAuthorized(f"{action}:{attr}")
+    if body.get("device_owner", "").startswith("network:"):
+        raise errors.PolicyNotAuthorized(f"{action}:device_owner")
+
+
+def _is_router(device_owner: str) -> bool:
+    return device_owner.startswith("network:router")
+
+
+def _valid_on(subnet: SubnetInfo, ip: str) -> bool:
+    """Whether ``ip`` may be a port's address on ``subnet`` (never an IPv4 subnet's
+    network or broadcast address)."""
+    addr = ipaddress.ip_address(ip)
+    net = ipam.network(subnet.cidr)
+    if addr not in net:
+        return False
+    return not (net.version == 4 and net.prefixlen < 31 and addr in ipam.reserved(net))
 
 
 def _normal_ip(text: str) -> str:

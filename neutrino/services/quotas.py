@@ -17,6 +17,9 @@ from neutrino.schema.kinds import BadValue, Integer
 #: the table that holds each quota'd resource
 COUNTED: dict[str, sa.Table] = {"network": t.networks, "subnet": t.subnets, "port": t.ports}
 LIMIT = Integer(-1, 2**31 - 1)
+#: built once: checked on every create
+_LIMITS_OF = sa.select(t.quotas.c.resource, t.quotas.c.limit).where(
+    t.quotas.c.project_id == sa.bindparam("project_id"))
 
 
 class Quotas:
@@ -25,9 +28,8 @@ class Quotas:
 
     def limits(self, conn: Connection, project_id: str) -> dict[str, int]:
         out = dict(self.defaults)
-        out.update({r: v for r, v in conn.execute(
-            sa.select(t.quotas.c.resource, t.quotas.c.limit)
-            .where(t.quotas.c.project_id == project_id)) if r in out})
+        out.update({r: v for r, v in conn.execute(_LIMITS_OF, {"project_id": project_id})
+                    if r in out})
         return out
 
     def usage(self, conn: Connection, project_id: str) -> dict[str, int]:
@@ -55,7 +57,7 @@ class Quotas:
     # -- the quotas API -----------------------------------------------------
 
     def list_projects(self, conn: Connection) -> list[dict]:
-        projects = conn.scalars(sa.select(sa.distinct(t.quotas.c.project_id))
+        projects = conn.scalars(sa.select(t.quotas.c.project_id).distinct()
                                 .order_by(t.quotas.c.project_id)).all()
         out = []
         for project in projects:
@@ -69,7 +71,10 @@ class Quotas:
         return self.limits(conn, project_id)
 
     def details(self, conn: Connection, ctx: Context, project_id: str) -> dict[str, dict]:
-        self._check_reader(ctx, project_id)
+        if not ctx.is_admin and ctx.project_id != project_id:
+            raise errors.Forbidden("User does not have admin privileges: Only admin is "
+                                   "authorized to access quotas for another project.",
+                                   type="AdminRequired")
         limits = self.limits(conn, project_id)
         used = self.usage(conn, project_id)
         return {name: {"limit": limits[name], "used": used[name], "reserved": 0}
@@ -80,25 +85,48 @@ class Quotas:
             raise errors.PolicyNotAuthorized("update_quota")
         if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
             raise errors.BadRequest("Unable to find 'quota' in request body")
-        changes = body["quota"]
+        changes = dict(body["quota"])
+        # ``force`` skips the usage check; ``check_limit`` is the (now default) opposite
+        force = changes.pop("force", None) is True
+        changes.pop("check_limit", None)
         unknown = sorted(set(changes) - set(self.defaults))
         if unknown:
             raise errors.BadRequest(f"Unrecognized attribute(s) '{', '.join(unknown)}'")
+        limits: dict[str, int] = {}
         for name, raw in changes.items():
+            if raw is None:  # a conversion failure upstream (and int(None) below would raise)
+                raise errors.InvalidInput("'None' is not an integer.")
             try:
-                value = LIMIT(raw)
+                limits[name] = LIMIT(raw)
             except BadValue as exc:
-                raise errors.InvalidInput(f"{exc.message}.") from None
+                if exc.converting:
+                    raise errors.InvalidInput(f"{exc.message}.") from None
+                reason = f"'{raw}' is too small - must be at least '-1'" \
+                    if int(raw) < -1 else exc.message
+                raise errors.BadRequest(f"Invalid input for {name}. Reason: {reason}.") from None
+        used = self.usage(conn, project_id) if not force else {}
+        for name, limit in limits.items():
+            if limit >= 0 and used.get(name, 0) > limit:
+                raise errors.BadRequest(f"Quota limit {limit} for {name} must be greater than "
+                                        f"or equal to already used {used[name]}")
+        for name, limit in limits.items():
             conn.execute(t.quotas.delete().where(t.quotas.c.project_id == project_id,
                                                  t.quotas.c.resource == name))
             conn.execute(t.quotas.insert().values(project_id=project_id, resource=name,
-                                                  limit=value))
+                                                  limit=limit))
         return self.limits(conn, project_id)
 
     def reset(self, conn: Connection, ctx: Context, project_id: str) -> None:
         if not ctx.is_admin:
             raise errors.PolicyNotAuthorized("delete_quota")
-        conn.execute(t.quotas.delete().where(t.quotas.c.project_id == project_id))
+        gone = conn.execute(t.quotas.delete().where(t.quotas.c.project_id == project_id))
+        if not gone.rowcount:
+            raise errors.NotFound(f"Quota for project {project_id} could not be found.",
+                                  type="TenantQuotaNotFound")
+
+    def default(self, ctx: Context, project_id: str) -> dict[str, int]:
+        self._check_reader(ctx, project_id)
+        return dict(self.defaults)
 
     @staticmethod
     def _check_reader(ctx: Context, project_id: str) -> None:

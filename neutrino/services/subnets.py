@@ -18,7 +18,12 @@ from neutrino.db.engine import lock_rows
 from neutrino.schema.resources import SUBNET
 from neutrino.services import collection as c
 from neutrino.services import ipam
-from neutrino.services.networks import NETWORK_OWNED_PORTS, Networks
+from neutrino.services.networks import (
+    IPV6_MIN_MTU,
+    NETWORK_OWNED_PORTS,
+    Networks,
+    mtu_conflict,
+)
 from neutrino.services.quotas import Quotas
 
 
@@ -31,12 +36,20 @@ class SubnetInfo:
     ip_version: int
     cidr: str
     gateway_ip: str | None
+    ipv6_ra_mode: str | None
     ipv6_address_mode: str | None
     pools: tuple[ipam.Pool, ...]
 
     @property
     def auto_address(self) -> bool:
-        return self.ip_version == 6 and self.ipv6_address_mode in ipam.SLAAC_MODES
+        return ipam.auto_address(self.ip_version, self.ipv6_ra_mode, self.ipv6_address_mode)
+
+
+# built once: every port create reads its network's subnets (see collection.in_ids)
+_SUBNETS_OF = sa.select(t.subnets).where(t.subnets.c.network_id == sa.bindparam("network_id")
+                                         ).order_by(t.subnets.c.created_at, t.subnets.c.id)
+_POOLS_OF = sa.select(t.allocation_pools.c.subnet_id, t.allocation_pools.c.first_ip,
+                      t.allocation_pools.c.last_ip).where(c.in_ids(t.allocation_pools.c.subnet_id))
 
 
 class Subnets(c.Collection):
@@ -50,9 +63,8 @@ class Subnets(c.Collection):
         self.quotas = quotas
 
     def filter_overrides(self) -> dict:
-        def nameserver(values: list) -> ColumnElement[bool]:
-            return t.subnets.c.id.in_(sa.select(t.dns_nameservers.c.subnet_id).where(
-                t.dns_nameservers.c.address.in_(values)))
+        def subnetpool(values: list) -> ColumnElement[bool]:
+            return sa.false()  # there are no subnet pools, so no subnet is in one
 
         def external(values: list) -> ColumnElement[bool]:
             wanted = {SUBNET.by_name["router:external"].convert_query(v) for v in values}
@@ -60,7 +72,7 @@ class Subnets(c.Collection):
                 sa.select(t.networks.c.id).where(t.networks.c.router_external.is_(True)))
             return ext if wanted == {True} else sa.not_(ext) if wanted == {False} else sa.true()
 
-        return {"dns_nameservers": nameserver, "router:external": external}
+        return {"subnetpool_id": subnetpool, "router:external": external}
 
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.subnet_scope(ctx)
@@ -112,18 +124,14 @@ class Subnets(c.Collection):
 
     def infos(self, conn: Connection, network_id: str) -> list[SubnetInfo]:
         """The network's subnets in creation order, with their pools."""
-        rows = conn.execute(sa.select(t.subnets).where(t.subnets.c.network_id == network_id)
-                            .order_by(t.subnets.c.created_at, t.subnets.c.id)).all()
+        rows = conn.execute(_SUBNETS_OF, {"network_id": network_id}).all()
         pools: dict[str, list[ipam.Pool]] = {}
         if rows:
-            for sid, first, last in conn.execute(
-                    sa.select(t.allocation_pools.c.subnet_id, t.allocation_pools.c.first_ip,
-                              t.allocation_pools.c.last_ip)
-                    .where(t.allocation_pools.c.subnet_id.in_([r.id for r in rows]))):
+            for sid, first, last in conn.execute(_POOLS_OF, {"ids": [r.id for r in rows]}):
                 pools.setdefault(sid, []).append(
                     ipam.Pool(ipaddress.ip_address(first), ipaddress.ip_address(last)))
         return [SubnetInfo(r.id, r.network_id, r.ip_version, r.cidr, r.gateway_ip,
-                           r.ipv6_address_mode,
+                           r.ipv6_ra_mode, r.ipv6_address_mode,
                            tuple(sorted(pools.get(r.id, []), key=lambda p: p.start)))
                 for r in rows]
 
@@ -135,13 +143,24 @@ class Subnets(c.Collection):
         if not ctx.is_admin and network.project_id != ctx.project_id:
             raise errors.PolicyNotAuthorized("create_subnet")
         owner = policy.owner_for_create(ctx, body, "create_subnet")
+        if body.get("subnetpool_id") is not None:
+            raise errors.NotFound(f"Subnet pool {body['subnetpool_id']} could not be found.",
+                                  type="SubnetPoolNotFound")
         lock_rows(conn, t.networks, [network.id])
         net = ipam.network(body["cidr"])
         version = body["ip_version"]
         if net.version != version:
-            raise errors.InvalidInput(f"Cidr {net} does not match ip_version {version}.")
-        self._check_ipv6_modes(version, body.get("ipv6_ra_mode"),
-                               body.get("ipv6_address_mode"), net)
+            raise errors.InvalidInput(f"cidr '{net}' does not match the ip_version "
+                                      f"'{version}'.")
+        enable_dhcp = body.get("enable_dhcp", True)
+        if version == 6 and net.network_address == ipaddress.IPv6Address("::"):
+            raise errors.InvalidInput("IPv6 subnet '::' is not supported.")
+        if enable_dhcp:
+            _check_dhcp_cidr(net)
+        ra_mode, addr_mode = body.get("ipv6_ra_mode"), body.get("ipv6_address_mode")
+        self._check_ipv6_modes(version, ra_mode, addr_mode, net, enable_dhcp)
+        if version == 6 and network.mtu < IPV6_MIN_MTU:
+            raise mtu_conflict(network.id, IPV6_MIN_MTU)
         for other in conn.scalars(sa.select(t.subnets.c.cidr).where(
                 t.subnets.c.network_id == network.id)):
             if ipam.overlaps(other, str(net)):
@@ -151,6 +170,8 @@ class Subnets(c.Collection):
         if "gateway_ip" in body:
             gateway = ipaddress.ip_address(body["gateway_ip"]) \
                 if body["gateway_ip"] is not None else None
+            if gateway is not None:  # before the pools are computed around it
+                ipam.check_version(net, str(gateway), "gateway_ip")
         else:
             gateway = ipam.default_gateway(net)
         if "allocation_pools" in body and body["allocation_pools"] is not None:
@@ -158,14 +179,13 @@ class Subnets(c.Collection):
         else:
             pools = ipam.default_pools(net, gateway)
         ipam.check_gateway(net, gateway, pools)
-        self._check_lists(body)
+        self._check_lists(body, net, None)
+        _check_service_types(body.get("service_types", []))
         row = c.standard_row(owner, body)
         row.update({
             "network_id": network.id, "ip_version": version, "cidr": str(net),
             "gateway_ip": str(gateway) if gateway is not None else None,
-            "enable_dhcp": body.get("enable_dhcp", True),
-            "ipv6_ra_mode": body.get("ipv6_ra_mode"),
-            "ipv6_address_mode": body.get("ipv6_address_mode"),
+            "enable_dhcp": enable_dhcp, "ipv6_ra_mode": ra_mode, "ipv6_address_mode": addr_mode,
             "service_types": body.get("service_types", []),
         })
         conn.execute(t.subnets.insert().values(row))
@@ -174,7 +194,7 @@ class Subnets(c.Collection):
         self._write_routes(conn, row["id"], body.get("host_routes", []))
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
-        if version == 6 and row["ipv6_address_mode"] in ipam.SLAAC_MODES:
+        if ipam.auto_address(version, ra_mode, addr_mode):
             self._add_auto_addresses(conn, row["id"], network.id, str(net))
         self.quotas.check(conn, owner, {"subnet": 1})
         c.bump(conn, t.networks, network.id)
@@ -182,31 +202,45 @@ class Subnets(c.Collection):
 
     @staticmethod
     def _check_ipv6_modes(version: int, ra_mode: str | None, addr_mode: str | None,
-                          net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
-        if version == 4 and (ra_mode or addr_mode):
+                          net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+                          enable_dhcp: bool) -> None:
+        if version == 4:
+            for name, mode in (("ipv6_ra_mode", ra_mode), ("ipv6_address_mode", addr_mode)):
+                if mode is not None:
+                    raise errors.InvalidInput(f"{name} is not valid when ip_version is 4.")
+            return
+        if (ra_mode or addr_mode) and not enable_dhcp:
             raise errors.InvalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when "
-                                      "ip_version is 4")
+                                      "enable_dhcp is set to False.")
         if ra_mode and addr_mode and ra_mode != addr_mode:
             raise errors.InvalidInput(
                 f"ipv6_ra_mode set to '{ra_mode}' with ipv6_address_mode set to '{addr_mode}' "
-                f"is not valid. If both attributes are set, they must be the same value")
-        if (addr_mode in ipam.SLAAC_MODES or ra_mode in ipam.SLAAC_MODES) \
-                and net.prefixlen != 64:
+                f"is not valid. If both attributes are set, they must be the same value.")
+        if ipam.auto_address(version, ra_mode, addr_mode) and net.prefixlen != 64:
             raise errors.InvalidInput(f"Invalid CIDR {net} for IPv6 address mode. OpenStack "
                                       f"uses the EUI-64 address format, which requires the "
-                                      f"prefix to be /64")
+                                      f"prefix to be /64.")
 
-    def _check_lists(self, body: dict) -> None:
-        if len(body.get("dns_nameservers") or []) > self.settings.max_dns_nameservers:
+    def _check_lists(self, body: dict, net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+                     subnet_id: str | None) -> None:
+        what = subnet_id or "new subnet"
+        servers = body.get("dns_nameservers") or []
+        if len(servers) > self.settings.max_dns_nameservers:
             raise errors.BadRequest(
-                f"Unable to complete operation for the subnet. The number of DNS nameservers "
+                f"Unable to complete operation for {what}. The number of DNS nameservers "
                 f"exceeds the limit {self.settings.max_dns_nameservers}.",
                 type="DNSNameServersExhausted")
-        if len(body.get("host_routes") or []) > self.settings.max_host_routes:
+        for server in servers:
+            ipam.check_version(net, server, "dns_nameserver")
+        routes = body.get("host_routes") or []
+        if len(routes) > self.settings.max_host_routes:
             raise errors.BadRequest(
-                f"Unable to complete operation for the subnet. The number of host routes "
+                f"Unable to complete operation for {what}. The number of host routes "
                 f"exceeds the limit {self.settings.max_host_routes}.",
                 type="HostRoutesExhausted")
+        for route in routes:
+            ipam.check_version(net, route["destination"], "destination")
+            ipam.check_version(net, route["nexthop"], "nexthop")
 
     @staticmethod
     def _write_pools(conn: Connection, sid: str, pools: Sequence[ipam.Pool]) -> None:
@@ -249,16 +283,25 @@ class Subnets(c.Collection):
         policy.check_owner(ctx, row.project_id, "update_subnet")
         c.check_revision(row, if_match)
         net = ipam.network(row.cidr)
+        if body.get("enable_dhcp") and not row.enable_dhcp:
+            _check_dhcp_cidr(net)
+        if body.get("enable_dhcp") is False and (row.ipv6_ra_mode or row.ipv6_address_mode):
+            raise errors.InvalidInput("Cannot disable enable_dhcp with ipv6 attributes set.")
         values = {k: body[k] for k in ("name", "description", "enable_dhcp", "service_types")
                   if k in body}
+        if "service_types" in body:
+            _check_service_types(body["service_types"])
         gateway_text = body.get("gateway_ip", row.gateway_ip)
+        if "gateway_ip" in body and gateway_text is not None:
+            ipam.check_version(net, gateway_text, "gateway_ip")
         gateway = ipaddress.ip_address(gateway_text) if gateway_text is not None else None
+        current_pools = [p for info in self.infos(conn, row.network_id) if info.id == ident
+                         for p in info.pools]
         if "allocation_pools" in body:
             pools = ipam.validate_pools(net, body["allocation_pools"] or []) \
                 if body["allocation_pools"] is not None else ipam.default_pools(net, gateway)
         else:
-            pools = [p for info in self.infos(conn, row.network_id) if info.id == ident
-                     for p in info.pools]
+            pools = current_pools
         if "gateway_ip" in body or "allocation_pools" in body:
             ipam.check_gateway(net, gateway, pools)
         if "gateway_ip" in body:
@@ -271,21 +314,30 @@ class Subnets(c.Collection):
                     raise errors.Conflict(
                         f"Gateway ip {gateway_text} conflicts with an address allocated to "
                         f"port {holder}.", type="GatewayIpInUse")
-        if "allocation_pools" in body:
+        self._check_lists(body, net, ident)
+        # only a real change is a new revision
+        changed = bool(c.changed(row, values))
+        if "allocation_pools" in body and list(pools) != current_pools:
             self._write_pools(conn, ident, pools)
-        self._check_lists(body)
-        if "dns_nameservers" in body:
+            changed = True
+        current = self.render(conn, ctx, [row])[0]
+        if "dns_nameservers" in body \
+                and (body["dns_nameservers"] or []) != current["dns_nameservers"]:
             self._write_dns(conn, ident, body["dns_nameservers"] or [])
-        if "host_routes" in body:
+            changed = True
+        if "host_routes" in body and _route_set(body["host_routes"]) \
+                != _route_set(current["host_routes"]):
             self._write_routes(conn, ident, body["host_routes"] or [])
-        c.bump(conn, t.subnets, ident, values)
+            changed = True
+        if changed:
+            c.bump(conn, t.subnets, ident, values)
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_subnet")
         row = self.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_subnet")
         lock_rows(conn, t.networks, [row.network_id])
-        auto = row.ip_version == 6 and row.ipv6_address_mode in ipam.SLAAC_MODES
+        auto = ipam.auto_address(row.ip_version, row.ipv6_ra_mode, row.ipv6_address_mode)
         if not auto:
             users = conn.scalars(
                 sa.select(t.ip_allocations.c.port_id).join(
@@ -304,3 +356,34 @@ class Subnets(c.Collection):
 
 def _sorted_pools(pools: list[dict]) -> list[dict]:
     return sorted(pools, key=lambda p: ipaddress.ip_address(p["start"]))
+
+
+def _route_set(routes: list[dict] | None) -> set[tuple[str, str]]:
+    return {(r["destination"], r["nexthop"]) for r in routes or []}
+
+
+#: what a subnet service type must start with: a device owner prefix
+SERVICE_TYPE_PREFIXES = ("network:", "neutron:", "compute:")
+
+
+def _check_service_types(service_types: list[str]) -> None:
+    for service_type in service_types:
+        if not service_type.startswith(SERVICE_TYPE_PREFIXES):
+            raise errors.BadRequest(f"Subnet service type {service_type} does not correspond "
+                                    f"to a valid device owner.", type="InvalidSubnetServiceType")
+
+
+def _check_dhcp_cidr(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
+    """Ranges a DHCP server cannot serve (upstream's rules)."""
+    if net.prefixlen > (30 if net.version == 4 else 126):
+        raise errors.InvalidInput("Subnet has a prefix length that is incompatible with DHCP "
+                                  "service enabled.")
+    if net.is_multicast:
+        raise errors.InvalidInput("Multicast IP subnet is not supported if enable_dhcp is "
+                                  "True.")
+    if net.is_loopback:
+        raise errors.InvalidInput("Loopback IP subnet is not supported if enable_dhcp is "
+                                  "True.")
+    if net.version == 4 and int(net.network_address) == 0:
+        raise errors.InvalidInput("First IP '0.0.0.0' of network is not supported if "
+                                  "enable_dhcp is True.")

@@ -41,15 +41,19 @@ def test_point_to_point_networks_use_both_addresses() -> None:
 @pytest.mark.parametrize(("pools", "error_type"), [
     ([{"start": "10.1.0.2", "end": "10.1.0.5"}], "OutOfBoundsAllocationPool"),
     ([{"start": "10.0.0.9", "end": "10.0.0.5"}], "InvalidAllocationPool"),
-    ([{"start": "10.0.0.0", "end": "10.0.0.5"}], "InvalidAllocationPool"),
-    ([{"start": "10.0.0.250", "end": "10.0.0.255"}], "InvalidAllocationPool"),
+    # the network and broadcast addresses are out of bounds (as upstream says)
+    ([{"start": "10.0.0.0", "end": "10.0.0.5"}], "OutOfBoundsAllocationPool"),
+    ([{"start": "10.0.0.250", "end": "10.0.0.255"}], "OutOfBoundsAllocationPool"),
+    ([{"start": "fd00::1", "end": "fd00::5"}], "InvalidAllocationPool"),
+    # overlapping pools are a 409 upstream
     ([{"start": "10.0.0.2", "end": "10.0.0.5"}, {"start": "10.0.0.5", "end": "10.0.0.9"}],
      "OverlappingAllocationPools"),
 ])
 def test_bad_pools_are_refused(pools: list[dict], error_type: str) -> None:
-    with pytest.raises(errors.BadRequest) as exc:
+    with pytest.raises((errors.BadRequest, errors.Conflict)) as exc:
         ipam.validate_pools(ipam.network("10.0.0.0/24"), pools)
     assert exc.value.type == error_type
+    assert exc.value.status == (409 if error_type == "OverlappingAllocationPools" else 400)
     assert exc.value.message
 
 
@@ -84,3 +88,9 @@ def test_overlaps_only_within_one_ip_version() -> None:
     assert ipam.overlaps("10.0.0.0/24", "10.0.0.128/25")
     assert not ipam.overlaps("10.0.0.0/24", "10.0.1.0/24")
     assert not ipam.overlaps("10.0.0.0/24", "fd00::/64")
+
+
+def test_first_free_on_ipv6_ignores_other_families() -> None:
+    pools = [ipam.Pool(ip("fd00::2"), ip("fd00::ffff"))]
+    assert ipam.first_free(pools, {"fd00::2", "fd00::3", "10.0.0.4"}) == "fd00::4"
+    assert ipam.first_free([], {"fd00::2"}) is None

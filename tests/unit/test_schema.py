@@ -80,4 +80,4 @@ def test_conversion_errors_use_upstream_types() -> None:
         SUBNET.validate_create({"network_id": "8b0b3a0c-0000-4000-8000-000000000000",
                                 "cidr": "nope", "ip_version": 4}, is_admin=False)
     assert exc2.value.type == "InvalidInput"
-    assert "'nope' is not a valid IP subnet" in exc2.value.message
+    assert "nope is not in a CIDR format." in exc2.value.message

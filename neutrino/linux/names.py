@@ -1,0 +1,175 @@
+"""Kernel object names: the one place they are computed and parsed back.
+
+Names follow upstream Neutron's linuxbridge agent so every troubleshooting habit
+still works (``ip netns exec qrouter-<id> tcpdump -ni qr-<id[:11]>``).  Interface
+names must fit IFNAMSIZ (16 bytes including the NUL), so every builder asserts the
+15-character limit; a name that does not fit is a bug, not a runtime condition.
+
+``parse_link`` / ``parse_namespace`` map a name back to what it was made from, so a
+sweeper can tell our objects from anyone else's.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from typing import NamedTuple
+
+IFNAMSIZ = 16
+MAX_IFNAME = IFNAMSIZ - 1
+ID_PREFIX_LEN = 11
+# Namespaces are files under /run/netns: any file name works, but we keep them printable.
+MAX_NAMESPACE = 255
+MAX_VNI = 2**24 - 1
+# Upstream's length for the hash that replaces a truncated physical device name.
+_HASH_LEN = 6
+
+# Ids are UUIDs; their first 11 characters are 8 hex digits, a dash and 2 hex digits.
+_ID_PREFIX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{2}")
+_ID_FULL = re.compile(r"[0-9a-f][0-9a-f-]*")
+# What the kernel rejects in an interface name (dev_valid_name): '/', ':' and whitespace.
+_BAD_IFNAME = re.compile(r"[/:\s]")
+
+
+class Kind(enum.StrEnum):
+    BRIDGE = "bridge"
+    TAP = "tap"
+    ROUTER_INTERFACE = "router_interface"
+    ROUTER_GATEWAY = "router_gateway"
+    DHCP_NS_PORT = "dhcp_ns_port"
+    VXLAN = "vxlan"
+    VLAN = "vlan"
+    DHCP_NAMESPACE = "dhcp_namespace"
+    ROUTER_NAMESPACE = "router_namespace"
+
+
+class Parsed(NamedTuple):
+    """What a name was built from: ``ident`` is the id prefix (links), the full id
+    (namespaces), the VNI (vxlan) or the VLAN id (vlan, with ``physdev`` set)."""
+
+    kind: Kind
+    ident: str
+    physdev: str | None = None
+
+
+# Prefix -> kind for the "<prefix><id[:11]>" family of link names.
+_LINK_PREFIXES: dict[str, Kind] = {
+    "brq": Kind.BRIDGE,
+    "tap": Kind.TAP,
+    "qr-": Kind.ROUTER_INTERFACE,
+    "qg-": Kind.ROUTER_GATEWAY,
+    "ns-": Kind.DHCP_NS_PORT,
+}
+_NAMESPACE_PREFIXES: dict[str, Kind] = {
+    "qdhcp-": Kind.DHCP_NAMESPACE,
+    "qrouter-": Kind.ROUTER_NAMESPACE,
+}
+
+
+def _ifname(name: str) -> str:
+    assert name, "empty interface name"
+    assert len(name) <= MAX_IFNAME, f"interface name {name!r} is longer than {MAX_IFNAME}"
+    assert not _BAD_IFNAME.search(name) and name not in (".", ".."), \
+        f"interface name {name!r} has a character the kernel rejects"
+    return name
+
+
+def _prefixed(prefix: str, ident: str) -> str:
+    assert ident, "an id is needed to name a kernel object"
+    return _ifname(prefix + ident[:ID_PREFIX_LEN])
+
+
+def bridge(network_id: str) -> str:
+    """The Linux bridge of a network: ``brq`` + network id[:11]."""
+    return _prefixed("brq", network_id)
+
+
+def tap(port_id: str) -> str:
+    """An instance port, and the bridge side of a DHCP port: ``tap`` + port id[:11]."""
+    return _prefixed("tap", port_id)
+
+
+def router_interface(port_id: str) -> str:
+    """A router's internal port inside ``qrouter-``: ``qr-`` + port id[:11]."""
+    return _prefixed("qr-", port_id)
+
+
+def router_gateway(port_id: str) -> str:
+    """A router's external gateway port inside ``qrouter-``: ``qg-`` + port id[:11]."""
+    return _prefixed("qg-", port_id)
+
+
+def dhcp_tap(port_id: str) -> str:
+    """The bridge side of a DHCP port's veth pair (same as an instance tap)."""
+    return tap(port_id)
+
+
+def dhcp_ns_port(port_id: str) -> str:
+    """The namespace side of a DHCP port's veth pair: ``ns-`` + port id[:11]."""
+    return _prefixed("ns-", port_id)
+
+
+def _namespace(prefix: str, ident: str) -> str:
+    assert ident, "an id is needed to name a namespace"
+    name = prefix + ident
+    assert len(name) <= MAX_NAMESPACE and "/" not in name and not any(c.isspace() for c in name), \
+        f"namespace name {name!r} is not a usable file name"
+    return name
+
+
+def dhcp_namespace(network_id: str) -> str:
+    return _namespace("qdhcp-", network_id)
+
+
+def router_namespace(router_id: str) -> str:
+    return _namespace("qrouter-", router_id)
+
+
+def vxlan(vni: int) -> str:
+    """The VXLAN device of a segment: ``vxlan-<vni>`` (at most 14 characters)."""
+    assert 0 < vni <= MAX_VNI, f"VNI {vni} outside 1..{MAX_VNI}"
+    return _ifname(f"vxlan-{vni}")
+
+
+def vlan(physdev: str, vid: int) -> str:
+    """The VLAN sub-interface of a physical device: ``<physdev>.<vid>``.
+
+    When that does not fit, the device name is cut and its tail replaced by a short
+    hash of the full name, as upstream does, so two long device names that share a
+    prefix still get different sub-interfaces.
+    """
+    assert 0 < vid < 4095, f"VLAN id {vid} outside 1..4094"
+    _ifname(physdev)
+    suffix = f".{vid}"
+    if len(physdev) + len(suffix) <= MAX_IFNAME:
+        return _ifname(physdev + suffix)
+    digest = hashlib.sha1(physdev.encode()).hexdigest()[:_HASH_LEN]
+    keep = MAX_IFNAME - len(suffix) - _HASH_LEN
+    return _ifname(physdev[:keep] + digest + suffix)
+
+
+def parse_link(name: str) -> Parsed | None:
+    """Recognise an interface name we would have made; None for anyone else's."""
+    for prefix, kind in _LINK_PREFIXES.items():
+        if name.startswith(prefix):
+            ident = name[len(prefix):]
+            return Parsed(kind, ident) if _ID_PREFIX.fullmatch(ident) else None
+    if name.startswith("vxlan-"):
+        vni = name[len("vxlan-"):]
+        if vni.isdigit() and not vni.startswith("0") and int(vni) <= MAX_VNI:
+            return Parsed(Kind.VXLAN, vni)
+        return None
+    physdev, dot, vid = name.rpartition(".")
+    if dot and physdev and vid.isdigit() and not vid.startswith("0") and 0 < int(vid) < 4095:
+        return Parsed(Kind.VLAN, vid, physdev)
+    return None
+
+
+def parse_namespace(name: str) -> Parsed | None:
+    """Recognise ``qdhcp-<network id>`` / ``qrouter-<router id>``; None otherwise."""
+    for prefix, kind in _NAMESPACE_PREFIXES.items():
+        if name.startswith(prefix):
+            ident = name[len(prefix):]
+            return Parsed(kind, ident) if _ID_FULL.fullmatch(ident) else None
+    return None

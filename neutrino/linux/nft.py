@@ -1,0 +1,340 @@
+"""nftables through its JSON interface (``nft -j``), one atomic transaction per table.
+
+``apply_table`` replaces a whole table in one ``nft -j -f -`` batch: *add* the table
+(so the delete cannot fail), *delete* it, then add it again with its sets, chains and
+rules.  The kernel commits the batch as one transaction: packets see the old table
+or the new one, never a half-built one, and a batch with an error changes nothing.
+
+Set elements (e.g. the addresses of a remote security group) can also change
+incrementally, without touching the rules that use the set.
+
+Rules carry a ``comment`` naming the API object they came from, so kernel state
+maps back to it (``neutrino trace``, the sweeper).  Expressions are the nftables
+JSON schema (libnftables-json(5)); the small builders below cover what the agents
+use, anything else can be written as the dict itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from neutrino.linux.errors import CommandError
+from neutrino.linux.run import run
+
+FAMILIES = ("ip", "ip6", "inet", "arp", "bridge", "netdev")
+MAX_COMMENT = 128  # nft refuses longer comments
+Expr = dict[str, Any]
+Element = str | int
+
+
+# --- the objects of a table ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    expr: Sequence[Expr]
+    comment: str | None = None
+    handle: int | None = field(default=None, compare=False)  # set when listed
+
+    def __post_init__(self) -> None:
+        if self.comment is not None:
+            assert len(self.comment.encode()) <= MAX_COMMENT, \
+                f"rule comment longer than {MAX_COMMENT} bytes: {self.comment!r}"
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain; with ``hook`` it is a base chain (``type``/``priority``/``policy``)."""
+
+    name: str
+    rules: Sequence[Rule] = ()
+    type: str | None = None  # "filter", "nat", "route"
+    hook: str | None = None  # "prerouting", "input", "forward", "output", "postrouting"…
+    priority: int = 0
+    policy: str | None = None  # "accept" / "drop"
+
+    def __post_init__(self) -> None:
+        assert (self.hook is None) == (self.type is None), \
+            f"chain {self.name!r}: a base chain needs both type and hook"
+
+
+@dataclass(frozen=True)
+class Set:
+    name: str
+    type: str  # "ipv4_addr", "ipv6_addr", "inet_service", "ether_addr"…
+    elements: Sequence[Element] = ()
+    flags: Sequence[str] = ()  # ("interval",) for prefixes and ranges
+
+
+@dataclass(frozen=True)
+class Table:
+    family: str
+    name: str
+    sets: Sequence[Set] = ()
+    chains: Sequence[Chain] = ()
+
+    def chain(self, name: str) -> Chain | None:
+        return next((c for c in self.chains if c.name == name), None)
+
+    def set(self, name: str) -> Set | None:
+        return next((s for s in self.sets if s.name == name), None)
+
+
+# --- expression builders -----------------------------------------------------------------
+
+ACCEPT: Expr = {"accept": None}
+DROP: Expr = {"drop": None}
+RETURN: Expr = {"return": None}
+
+
+def counter() -> Expr:
+    return {"counter": None}
+
+
+def jump(chain: str) -> Expr:
+    return {"jump": {"target": chain}}
+
+
+def goto(chain: str) -> Expr:
+    return {"goto": {"target": chain}}
+
+
+def payload(protocol: str, field_: str) -> Expr:
+    """A header field, e.g. ``payload("ip", "saddr")``, ``payload("tcp", "dport")``."""
+    return {"payload": {"protocol": protocol, "field": field_}}
+
+
+def meta(key: str) -> Expr:
+    """Packet metadata, e.g. ``meta("l4proto")``, ``meta("iifname")``."""
+    return {"meta": {"key": key}}
+
+
+def ct(key: str) -> Expr:
+    return {"ct": {"key": key}}
+
+
+def set_ref(name: str) -> str:
+    return f"@{name}"
+
+
+def value(v: Element | Sequence[Element]) -> Any:
+    """A right-hand side: addresses and CIDRs become nft prefixes, ``a-b`` a range,
+    lists an anonymous set."""
+    if isinstance(v, list | tuple):
+        return {"set": [value(x) for x in v]}
+    return _elem(v)
+
+
+def match(left: Expr, right: Any, op: str = "==") -> Expr:
+    """``left op right``; a plain Python value on the right goes through ``value``."""
+    if not (isinstance(right, str) and right.startswith("@")) and not isinstance(right, dict):
+        right = value(right)
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _elem(v: Element) -> Any:
+    if isinstance(v, int):
+        return v
+    if "/" in v:
+        net = ipaddress.ip_network(v, strict=False)
+        if net.prefixlen == net.max_prefixlen:
+            return str(net.network_address)
+        return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
+    low, dash, high = v.partition("-")
+    if dash and _scalar(low) is not None and _scalar(high) is not None:
+        return {"range": [_scalar(low), _scalar(high)]}
+    scalar = _scalar(v)
+    return v if scalar is None else scalar  # else: interface names, ether addresses…
+
+
+def _scalar(v: str) -> str | int | None:
+    """An address (normalised) or a number; None for anything else."""
+    v = v.strip()
+    if v.isdigit():
+        return int(v)
+    try:
+        return str(ipaddress.ip_address(v))
+    except ValueError:
+        return None
+
+
+def _unelem(v: Any) -> Element:
+    """An element as nft lists it, back to our spelling (inverse of ``_elem``)."""
+    if isinstance(v, dict):
+        if "elem" in v:
+            return _unelem(v["elem"]["val"])
+        if "prefix" in v:
+            return f"{v['prefix']['addr']}/{v['prefix']['len']}"
+        if "range" in v:
+            low, high = v["range"]
+            return f"{_unelem(low)}-{_unelem(high)}"
+    return v
+
+
+def _norm(v: Element) -> Element:
+    return _unelem(_elem(v))
+
+
+# --- running nft ------------------------------------------------------------------------------
+
+def _nft(commands: list[Expr], netns: str | None) -> None:
+    batch = json.dumps({"nftables": [{"metainfo": {"json_schema_version": 1}}, *commands]})
+    run(["nft", "-j", "-f", "-"], input=batch, netns=netns)
+
+
+def _list(what: Sequence[str], netns: str | None) -> list[Expr] | None:
+    """``nft -j list <what>``; None when the object does not exist."""
+    try:
+        out = run(["nft", "-j", "list", *what], netns=netns).stdout
+    except CommandError as exc:
+        if "No such file or directory" in exc.stderr:
+            return None
+        raise
+    return json.loads(out)["nftables"]
+
+
+def _check_family(family: str) -> None:
+    assert family in FAMILIES, f"unknown nftables family {family!r}"
+
+
+# --- tables -------------------------------------------------------------------------------
+
+def _table_commands(family: str, name: str, content: Iterable[Set | Chain]) -> list[Expr]:
+    ref = {"family": family, "table": name}
+    sets = [c for c in content if isinstance(c, Set)]
+    chains = [c for c in content if isinstance(c, Chain)]
+    cmds: list[Expr] = [{"add": {"table": {"family": family, "name": name}}},
+                        {"delete": {"table": {"family": family, "name": name}}},
+                        {"add": {"table": {"family": family, "name": name}}}]
+    # Sets before the rules that use them; every chain before any rule, so a rule
+    # may jump to a chain declared after its own.
+    for s in sets:
+        spec: Expr = {**ref, "name": s.name, "type": s.type}
+        if s.flags:
+            spec["flags"] = list(s.flags)
+        if s.elements:
+            spec["elem"] = [_elem(e) for e in s.elements]
+        cmds.append({"add": {"set": spec}})
+    for c in chains:
+        spec = {**ref, "name": c.name}
+        if c.hook is not None:
+            spec.update(type=c.type, hook=c.hook, prio=c.priority)
+            if c.policy is not None:
+                spec["policy"] = c.policy
+        cmds.append({"add": {"chain": spec}})
+    for c in chains:
+        for r in c.rules:
+            rule: Expr = {**ref, "chain": c.name, "expr": list(r.expr)}
+            if r.comment is not None:
+                rule["comment"] = r.comment
+            cmds.append({"add": {"rule": rule}})
+    return cmds
+
+
+def apply_table(family: str, name: str, content: Iterable[Set | Chain], *,
+                netns: str | None = None) -> None:
+    """Make table ``family name`` exactly ``content`` (sets and chains with their
+    rules) in one atomic transaction.  If nft rejects anything, nothing changes and
+    CommandError says why."""
+    _check_family(family)
+    _nft(_table_commands(family, name, list(content)), netns)
+
+
+def list_tables(netns: str | None = None) -> list[tuple[str, str]]:
+    found = _list(["tables"], netns) or []
+    return [(o["table"]["family"], o["table"]["name"]) for o in found if "table" in o]
+
+
+def list_table(family: str, name: str, *, netns: str | None = None) -> Table | None:
+    """What the kernel holds for one table (rule expressions as nft lists them)."""
+    _check_family(family)
+    found = _list(["table", family, name], netns)
+    if found is None:
+        return None
+    sets: list[Set] = []
+    chains: dict[str, Chain] = {}
+    rules: dict[str, list[Rule]] = {}
+    for obj in found:
+        if "set" in obj:
+            s = obj["set"]
+            sets.append(Set(s["name"], s["type"] if isinstance(s["type"], str) else
+                            " . ".join(s["type"]),
+                            tuple(_unelem(e) for e in s.get("elem", ())),
+                            tuple(s.get("flags", ()))))
+        elif "chain" in obj:
+            c = obj["chain"]
+            chains[c["name"]] = Chain(c["name"], (), c.get("type"), c.get("hook"),
+                                      c.get("prio", 0), c.get("policy"))
+        elif "rule" in obj:
+            r = obj["rule"]
+            rules.setdefault(r["chain"], []).append(
+                Rule(tuple(r["expr"]), r.get("comment"), r.get("handle")))
+    return Table(family, name, tuple(sets), tuple(
+        Chain(c.name, tuple(rules.get(c.name, ())), c.type, c.hook, c.priority, c.policy)
+        for c in chains.values()))
+
+
+def delete_table(family: str, name: str, *, netns: str | None = None) -> bool:
+    """Remove the table; False if it was not there."""
+    _check_family(family)
+    if (family, name) not in list_tables(netns):
+        return False
+    # add-then-delete in one batch: cannot fail if it vanished since we looked.
+    _nft([{"add": {"table": {"family": family, "name": name}}},
+          {"delete": {"table": {"family": family, "name": name}}}], netns)
+    return True
+
+
+# --- set elements ----------------------------------------------------------------------------
+
+def list_elements(family: str, table: str, set_: str, *,
+                  netns: str | None = None) -> list[Element]:
+    _check_family(family)
+    found = _list(["set", family, table, set_], netns)
+    if found is None:
+        raise CommandError(["nft", "list", "set", family, table, set_], 1,
+                           f"no set {set_!r} in table {family} {table}", netns=netns)
+    spec = next(o["set"] for o in found if "set" in o)
+    return [_unelem(e) for e in spec.get("elem", ())]
+
+
+def _element_command(verb: str, family: str, table: str, set_: str,
+                     elements: Iterable[Element]) -> Expr:
+    return {verb: {"element": {"family": family, "table": table, "name": set_,
+                               "elem": [_elem(e) for e in elements]}}}
+
+
+def add_elements(family: str, table: str, set_: str, elements: Iterable[Element], *,
+                 netns: str | None = None) -> bool:
+    """Add the elements not yet in the set; True if any were added."""
+    have = set(list_elements(family, table, set_, netns=netns))
+    missing = sorted({_norm(e) for e in elements} - have, key=str)
+    if missing:
+        _nft([_element_command("add", family, table, set_, missing)], netns)
+    return bool(missing)
+
+
+def delete_elements(family: str, table: str, set_: str, elements: Iterable[Element], *,
+                    netns: str | None = None) -> bool:
+    """Remove those of the elements that are in the set; True if any were removed."""
+    have = set(list_elements(family, table, set_, netns=netns))
+    present = sorted({_norm(e) for e in elements} & have, key=str)
+    if present:
+        _nft([_element_command("delete", family, table, set_, present)], netns)
+    return bool(present)
+
+
+def replace_elements(family: str, table: str, set_: str, elements: Iterable[Element], *,
+                     netns: str | None = None) -> bool:
+    """Make the set exactly ``elements`` in one transaction (flush + add)."""
+    want = {_norm(e) for e in elements}
+    if set(list_elements(family, table, set_, netns=netns)) == want:
+        return False
+    cmds: list[Expr] = [{"flush": {"set": {"family": family, "table": table, "name": set_}}}]
+    if want:
+        cmds.append(_element_command("add", family, table, set_, sorted(want, key=str)))
+    _nft(cmds, netns)
+    return True

@@ -1,0 +1,225 @@
+"""netlink against the real kernel: every ensure is idempotent, observed by listing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from neutrino.linux import names, netlink
+from neutrino.linux.errors import Conflict, KernelError, NamespaceNotFound, NotSupported
+from neutrino.linux.run import run
+
+from .conftest import Lan, need, new_id, ping
+
+
+def test_namespace_ensure_delete_idempotent() -> None:
+    need()
+    name = f"nt-test-{new_id()[:8]}"
+    try:
+        assert netlink.ensure_namespace(name) is True
+        assert netlink.ensure_namespace(name) is False
+        assert name in netlink.list_namespaces()
+        lo = netlink.get_link("lo", netns=name)
+        assert lo is not None and lo.up, "lo is brought up, as upstream does"
+    finally:
+        assert netlink.delete_namespace(name) is True
+    assert netlink.delete_namespace(name) is False
+    assert name not in netlink.list_namespaces()
+
+
+def test_missing_namespace_is_an_error_not_created() -> None:
+    need()
+    name = f"nt-test-{new_id()[:8]}"
+    with pytest.raises(NamespaceNotFound):
+        netlink.list_links(netns=name)
+    assert name not in netlink.list_namespaces()
+
+
+def test_bridge_idempotent_with_mtu(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    br = names.bridge(new_id())
+    assert netlink.ensure_bridge(br, mtu=1450, netns=ns) is True
+    before = netlink.list_links(ns)
+    assert netlink.ensure_bridge(br, mtu=1450, netns=ns) is False
+    assert netlink.list_links(ns) == before
+    link = netlink.get_link(br, ns)
+    assert link is not None and (link.kind, link.mtu, link.up) == ("bridge", 1450, True)
+    # A changed MTU is applied in place, nothing else moves.
+    assert netlink.ensure_bridge(br, mtu=1400, netns=ns) is True
+    after = netlink.get_link(br, ns)
+    assert after is not None and (after.index, after.mtu) == (link.index, 1400)
+
+
+def test_name_taken_by_another_kind_is_a_conflict(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    netlink.ensure_bridge("brqtaken", netns=ns)
+    with pytest.raises(Conflict):
+        netlink.ensure_veth("brqtaken", "peer0", netns=ns)
+
+
+def test_veth_across_namespaces_idempotent(make_ns: Callable[[], str]) -> None:
+    host, guest = make_ns(), make_ns()
+    port = new_id()
+    tap, inside = names.dhcp_tap(port), names.dhcp_ns_port(port)
+    assert netlink.ensure_veth(tap, inside, netns=host, peer_netns=guest, mtu=1450) is True
+    host_before, guest_before = netlink.list_links(host), netlink.list_links(guest)
+    assert netlink.ensure_veth(tap, inside, netns=host, peer_netns=guest, mtu=1450) is False
+    assert (netlink.list_links(host), netlink.list_links(guest)) == (host_before, guest_before)
+    ends = [netlink.get_link(tap, host), netlink.get_link(inside, guest)]
+    assert all(e is not None and (e.kind, e.mtu, e.up) == ("veth", 1450, True) for e in ends)
+    assert netlink.get_link(inside, host) is None, "the peer lives only in the guest namespace"
+
+
+def test_veth_half_pair_is_rebuilt(make_ns: Callable[[], str]) -> None:
+    host, guest, elsewhere = make_ns(), make_ns(), make_ns()
+    netlink.ensure_veth("tapx", "eth0", netns=host, peer_netns=elsewhere)
+    # The peer is not where we want it: ensure makes a correct pair.
+    assert netlink.ensure_veth("tapx", "eth0", netns=host, peer_netns=guest) is True
+    assert netlink.get_link("eth0", guest) is not None
+    assert netlink.get_link("eth0", elsewhere) is None
+
+
+def test_set_link_changes_only_what_differs(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    netlink.ensure_bridge("brq0", netns=ns)
+    netlink.ensure_veth("tap0", "tap0p", netns=ns, up=False)
+    spec = {"up": True, "mtu": 1400, "mac": "FA:16:3E:12:34:56", "alias": "port 1234",
+            "master": "brq0"}
+    assert netlink.set_link("tap0", netns=ns, **spec) is True
+    link = netlink.get_link("tap0", ns)
+    assert link is not None
+    assert (link.up, link.mtu, link.mac, link.alias, link.master) == \
+        (True, 1400, "fa:16:3e:12:34:56", "port 1234", "brq0")
+    before = netlink.list_links(ns)
+    assert netlink.set_link("tap0", netns=ns, **spec) is False
+    assert netlink.list_links(ns) == before
+    assert netlink.set_link("tap0", netns=ns, master=None, up=False) is True
+    link = netlink.get_link("tap0", ns)
+    assert link is not None and (link.master, link.up) == (None, False)
+    with pytest.raises(KernelError):
+        netlink.set_link("nope0", netns=ns, up=True)
+
+
+def test_delete_link_ignores_absent(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    netlink.ensure_bridge("brq1", netns=ns)
+    assert netlink.delete_link("brq1", ns) is True
+    assert netlink.delete_link("brq1", ns) is False
+    assert netlink.get_link("brq1", ns) is None
+
+
+def test_addresses_add_missing_remove_extra(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    netlink.ensure_veth("ns-a", "ns-b", netns=ns)
+    want = ["10.1.0.5/24", "10.2.0.5/16", "fd00:1::5/64"]
+    assert netlink.ensure_addresses("ns-a", want, netns=ns) is True
+    assert netlink.ensure_addresses("ns-a", want, netns=ns) is False
+    have = netlink.list_addresses("ns-a", ns)
+    assert set(want) <= set(have)
+    assert netlink.ensure_addresses("ns-a", ["10.1.0.5/24", "10.3.0.1/24"], netns=ns) is True
+    have = netlink.list_addresses("ns-a", ns)
+    assert [a for a in have if not a.startswith("fe80:")] == ["10.1.0.5/24", "10.3.0.1/24"]
+    # The kernel's IPv6 link-local address is not ours to remove.
+    assert any(a.startswith("fe80:") for a in have)
+
+
+def test_routes_default_and_specific(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    netlink.ensure_veth("qg-x", "qg-y", netns=ns)
+    netlink.ensure_addresses("qg-x", ["172.24.4.10/24"], netns=ns)
+    assert netlink.ensure_default_route("172.24.4.1", netns=ns) is True
+    assert netlink.ensure_default_route("172.24.4.1", netns=ns) is False
+    extra = [netlink.Route("10.10.0.0/16", gateway="172.24.4.20"),
+             netlink.Route("10.20.0.0/24", gateway="172.24.4.21", dev="qg-x")]
+    assert netlink.ensure_routes(extra, netns=ns) is True
+    before = netlink.list_routes(ns, family=4)
+    assert netlink.ensure_routes(extra, netns=ns) is False
+    assert netlink.list_routes(ns, family=4) == before
+    assert netlink.Route("default", gateway="172.24.4.1", dev="qg-x") in before
+    assert {(r.dst, r.gateway) for r in extra} <= {(r.dst, r.gateway) for r in before}
+    # Dropping one extra route prunes it, keeps the default and the connected route.
+    assert netlink.ensure_routes(extra[:1], netns=ns) is True
+    dsts = {r.dst for r in netlink.list_routes(ns, family=4)}
+    assert dsts == {"0.0.0.0/0", "172.24.4.0/24", "10.10.0.0/16"}
+    assert netlink.ensure_default_route("172.24.4.2", netns=ns) is True
+    assert [r.gateway for r in netlink.list_routes(ns, family=4) if r.is_default] == \
+        ["172.24.4.2"]
+    assert netlink.delete_default_route(netns=ns) is True
+    assert netlink.delete_default_route(netns=ns) is False
+
+
+def test_neighbours(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    netlink.ensure_veth("qr-n", "qr-m", netns=ns)
+    assert netlink.ensure_neighbour("qr-n", "10.5.0.9", "FA:16:3E:00:00:09", ns) is True
+    assert netlink.ensure_neighbour("qr-n", "10.5.0.9", "fa:16:3e:00:00:09", ns) is False
+    assert netlink.Neighbour("10.5.0.9", "fa:16:3e:00:00:09", "permanent") in \
+        netlink.list_neighbours("qr-n", ns)
+    # A new MAC for the same address replaces the entry.
+    assert netlink.ensure_neighbour("qr-n", "10.5.0.9", "fa:16:3e:00:00:0a", ns) is True
+    assert [n.mac for n in netlink.list_neighbours("qr-n", ns) if n.ip == "10.5.0.9"] == \
+        ["fa:16:3e:00:00:0a"]
+    assert netlink.delete_neighbour("qr-n", "10.5.0.9", ns) is True
+    assert netlink.delete_neighbour("qr-n", "10.5.0.9", ns) is False
+
+
+def test_vxlan_device_and_flood_list(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    netlink.ensure_veth("uplink0", "uplink1", netns=ns)
+    netlink.ensure_addresses("uplink0", ["192.0.2.1/24"], netns=ns)
+    dev = names.vxlan(1001)
+    spec = {"vni": 1001, "local": "192.0.2.1", "port": 4789, "underlay": "uplink0",
+            "mtu": 1450}
+    assert netlink.ensure_vxlan(dev, netns=ns, **spec) is True
+    before = netlink.list_links(ns)
+    assert netlink.ensure_vxlan(dev, netns=ns, **spec) is False
+    assert netlink.list_links(ns) == before
+    link = netlink.get_link(dev, ns)
+    assert link is not None and link.vxlan == netlink.VxlanInfo(
+        vni=1001, port=4789, local="192.0.2.1", learning=False, underlay="uplink0")
+    # The same, as `ip -d link` shows it.
+    shown = json.loads(run(["ip", "-d", "-j", "link", "show", dev], netns=ns).stdout)[0]
+    data = shown["linkinfo"]["info_data"]
+    assert (shown["linkinfo"]["info_kind"], data["id"], data["port"], data["local"]) == \
+        ("vxlan", 1001, 4789, "192.0.2.1")
+    assert data.get("learning") is False and shown["mtu"] == 1450
+    # What the kernel cannot change in place is recreated.
+    assert netlink.ensure_vxlan(dev, netns=ns, **{**spec, "port": 4790}) is True
+    recreated = netlink.get_link(dev, ns)
+    assert recreated is not None and recreated.vxlan is not None
+    assert recreated.vxlan.port == 4790
+    # Head-end replication: the flood list is exactly the remotes given.
+    assert netlink.ensure_flood(dev, ["192.0.2.2", "192.0.2.3"], ns) is True
+    assert netlink.ensure_flood(dev, ["192.0.2.3", "192.0.2.2"], ns) is False
+    assert netlink.ensure_flood(dev, ["192.0.2.3"], ns) is True
+    assert netlink.list_fdb(dev, ns) == [netlink.FdbEntry(netlink.FLOOD_MAC, "192.0.2.3")]
+    assert netlink.fdb_append(dev, "fa:16:3e:aa:bb:cc", "192.0.2.4", ns) is True
+    assert netlink.fdb_append(dev, "fa:16:3e:aa:bb:cc", "192.0.2.4", ns) is False
+    assert netlink.fdb_delete(dev, "fa:16:3e:aa:bb:cc", "192.0.2.4", ns) is True
+    assert netlink.fdb_delete(dev, "fa:16:3e:aa:bb:cc", "192.0.2.4", ns) is False
+
+
+def test_vlan_subinterface_or_kernel_says_no(make_ns: Callable[[], str]) -> None:
+    ns = make_ns()
+    netlink.ensure_veth("phys0", "phys1", netns=ns)
+    dev = names.vlan("phys0", 100)
+    try:
+        changed = netlink.ensure_vlan(dev, parent="phys0", vid=100, netns=ns)
+    except NotSupported:
+        pytest.skip("kernel has no 802.1Q support (CONFIG_VLAN_8021Q): VLAN networks need it")
+    assert changed is True
+    assert netlink.ensure_vlan(dev, parent="phys0", vid=100, netns=ns) is False
+    link = netlink.get_link(dev, ns)
+    assert link is not None and (link.kind, link.vlan_id, link.parent) == ("vlan", 100, "phys0")
+
+
+def test_bridge_connects_namespaces(lan: Lan) -> None:
+    assert ping(lan.a, lan.ip_b)
+    assert ping(lan.b, lan.ip_a)
+    ports = [link.name for link in netlink.list_links(lan.hub) if link.master == lan.bridge]
+    assert len(ports) == 2 and all(names.parse_link(p).kind == names.Kind.TAP for p in ports)
+    # Unplug b: a can no longer reach it.
+    netlink.set_link(ports[1], master=None, netns=lan.hub)
+    assert not ping(lan.a, lan.ip_b, expect=False)
