@@ -355,3 +355,54 @@ securitygroup_rbacs = sa.Table(
     sa.UniqueConstraint("object_id", "action", "target_project",
                         name="uq_securitygroup_rbacs_target"),
 )
+
+# -- subnet pools ------------------------------------------------------------------
+
+subnetpools = sa.Table(
+    "subnetpools", metadata,
+    *_standard_columns(),
+    sa.Column("ip_version", sa.Integer, nullable=False),
+    sa.Column("default_prefixlen", sa.Integer, nullable=False),
+    sa.Column("min_prefixlen", sa.Integer, nullable=False),
+    sa.Column("max_prefixlen", sa.Integer, nullable=False),
+    sa.Column("shared", sa.Boolean, nullable=False),
+    sa.Column("is_default", sa.Boolean, nullable=False),
+    sa.Column("default_quota", sa.Integer, nullable=True),
+    sa.Column("address_scope_id", ID, nullable=True),
+)
+
+subnetpool_prefixes = sa.Table(
+    "subnetpool_prefixes", metadata,
+    sa.Column("subnetpool_id", ID, sa.ForeignKey("subnetpools.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("cidr", sa.String(64), primary_key=True),
+)
+
+# which pool a subnet's range came from (NULL: given explicitly)
+subnet_pool_allocations = sa.Table(
+    "subnet_pool_allocations", metadata,
+    sa.Column("subnet_id", ID, sa.ForeignKey("subnets.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("subnetpool_id", ID, sa.ForeignKey("subnetpools.id"), nullable=False,
+              index=True),
+)
+
+# -- agents ---------------------------------------------------------------------------
+
+agents = sa.Table(
+    "agents", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("agent_type", sa.String(255), nullable=False),
+    sa.Column("binary", sa.String(255), nullable=False),
+    sa.Column("topic", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("availability_zone", sa.String(255), nullable=True),
+    sa.Column("admin_state_up", sa.Boolean, nullable=False),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.Column("created_at", sa.String(20), nullable=False),
+    sa.Column("started_at", sa.String(20), nullable=False),
+    sa.Column("heartbeat_timestamp", sa.String(20), nullable=False),
+    sa.Column("configurations", sa.JSON, nullable=False),
+    sa.Column("resources_synced", sa.Boolean, nullable=True),
+    sa.UniqueConstraint("agent_type", "host", name="uq_agents_type_host"),
+)
