@@ -18,6 +18,11 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "network": 100,
     "subnet": 100,
     "port": 500,
+    "router": 10,
+    "floatingip": 50,
+    "security_group": 10,
+    "security_group_rule": 100,
+    "rbac_policy": 10,
 }
 
 
@@ -58,6 +63,30 @@ class Settings:
     max_dns_nameservers: int = 5
     max_host_routes: int = 20
     max_fixed_ips_per_port: int = 5
+    # -- agents and the data plane --
+    #: seconds without a heartbeat after which an agent is shown dead (upstream: 75)
+    agent_down_time: int = 75
+    #: seconds between an agent's heartbeats (upstream: 30)
+    agent_report_interval: float = 30.0
+    #: the name this host's agent registers under; empty means the machine's hostname
+    agent_host: str = ""
+    #: the network namespace the agent's bridges and taps live in; empty is the host's own
+    #: (tests and sandboxes put a whole "hypervisor" in a namespace)
+    agent_netns: str = ""
+    #: where the agent keeps daemon files (dnsmasq configs, leases); empty: data_dir/agent
+    agent_state_dir: str = ""
+    #: the VXLAN underlay address of this host; empty lets the kernel choose (one host)
+    vxlan_local_ip: str = ""
+    #: VTEPs of the other hosts every VXLAN network floods to (until l2population)
+    vxlan_remotes: tuple[str, ...] = ()
+    #: physical network -> interface, for flat and VLAN networks ("physnet1:eth1,...")
+    physical_interface_mappings: dict[str, str] = field(default_factory=dict)
+    #: lease time dnsmasq hands out, in seconds
+    dhcp_lease_duration: int = 86400
+    dns_domain: str = "openstacklocal"
+    #: with no dns_nameservers on a subnet, send no DNS option at all instead of letting
+    #: dnsmasq offer itself
+    dhcp_omit_dns_when_none: bool = False
 
     @property
     def db_url(self) -> str:
@@ -71,6 +100,8 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
     if isinstance(current, int):
         return int(value)
+    if isinstance(current, float):
+        return float(value)
     if isinstance(current, Path):
         return Path(value)
     if isinstance(current, tuple) and name == "vni_range":
@@ -88,6 +119,10 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
                 out[net] = (int(lo), int(hi))
             return out
         return {k: (int(v[0]), int(v[1])) for k, v in value.items()}
+    if isinstance(current, dict) and name == "physical_interface_mappings":
+        if isinstance(value, str):  # "physnet1:eth1,public:eth2"
+            return dict(item.split(":", 1) for item in filter(None, value.split(",")))
+        return {str(k): str(v) for k, v in value.items()}
     if isinstance(current, dict) and name == "quotas":
         merged = dict(current)
         if isinstance(value, str):  # "network=10,port=50"

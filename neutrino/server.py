@@ -11,6 +11,8 @@ from starlette.routing import BaseRoute
 from neutrino import config
 from neutrino.api.app import create_app
 from neutrino.api.auth import Authenticator, EmbeddedKeystone, ExternalKeystone, NoAuth
+from neutrino.bus import Bus, InProcessBus
+from neutrino.bus.server import AgentServer
 from neutrino.config import Settings
 from neutrino.db import migrate
 from neutrino.db.engine import Database
@@ -19,8 +21,8 @@ from neutrino.identity.store import Identity
 from neutrino.services import Services
 
 
-def build(settings: Settings, *, upgrade: bool = True,
-          migrate_in_child: bool = False) -> tuple[Starlette, Database]:
+def build(settings: Settings, *, upgrade: bool = True, migrate_in_child: bool = False,
+          bus: Bus | None = None) -> tuple[Starlette, Database]:
     """The ASGI app for ``settings``, with the database brought to the current schema.
 
     ``migrate_in_child`` keeps Alembic out of this (serving) process: see
@@ -34,7 +36,13 @@ def build(settings: Settings, *, upgrade: bool = True,
     elif migrate.current_revision(db.engine) != migrate.head_revision():
         raise SystemExit("the database schema is not current: run `neutrino db-upgrade`")
     auth, extra_routes = authentication(settings, db)
-    return create_app(Services(settings), db, auth, extra_routes), db
+    services = Services(settings)
+    app = create_app(services, db, auth, extra_routes)
+    # agents reach the server through the bus (app.state.bus), never the database
+    app.state.services = services
+    app.state.bus = bus if bus is not None else InProcessBus()
+    app.state.agent_server = AgentServer(app.state.bus, services, db)
+    return app, db
 
 
 def authentication(settings: Settings, db: Database) -> tuple[Authenticator, list[BaseRoute]]:

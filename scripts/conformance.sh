@@ -9,9 +9,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/conformance}
 [[ -x $SHARED/run_tempest.sh || -f $SHARED/run_tempest.sh ]] || {
   echo "conformance suite not found at $SHARED" >&2; exit 2; }
-# The classes covering networks, subnets, ports, extensions, versions, tags,
-# revisions, timestamps, quotas and paging/sorting (*SearchCriteria).
-DEFAULT_REGEX='^(tempest\.api\.network\.(admin\.)?test_(networks|networks_negative|ports|extensions|versions|tags)\.|neutron_tempest_plugin\.api\.(admin\.)?test_(networks|networks_negative|subnets|ports|ports_negative|extensions|tag|revisions|timestamp|quotas|quotas_negative)\.)'
+# The classes covering networks, subnets, subnet pools, ports, extensions, versions,
+# tags, revisions, timestamps, quotas and paging/sorting (*SearchCriteria).
+DEFAULT_REGEX='^(tempest\.api\.network\.(admin\.)?test_(networks|networks_negative|ports|extensions|versions|tags|subnetpools_extensions)\.|neutron_tempest_plugin\.api\.(admin\.)?test_(networks|networks_negative|subnets|subnetpools|subnetpools_negative|subnetpool_prefix_ops|ports|ports_negative|extensions|tag|revisions|timestamp|quotas|quotas_negative)\.)'
 export REGEX=${REGEX:-$DEFAULT_REGEX}
 export CONCURRENCY=${CONCURRENCY:-2}
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -11,6 +11,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v ping >/dev/null || need+=(iputils-ping)
+# `neutrino instance` takes its address by DHCP like a guest would: busybox's udhcpc
+command -v busybox >/dev/null || need+=(busybox)
 if ((${#need[@]})); then
   if [[ $(id -u) != 0 ]]; then
     echo "missing system packages: ${need[*]} (run as root, or install them)" >&2

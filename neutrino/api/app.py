@@ -134,7 +134,7 @@ class Api:
     async def v2_root(self, request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
         resources = [{"name": r.name, "collection": r.collection, "links": [
-            {"rel": "self", "href": f"{base}/v2.0/{r.collection}"}]}
+            {"rel": "self", "href": f"{base}/v2.0/{r.url_path}"}]}
             for r in RESOURCES.values()]
         return json_response({"resources": resources})
 
@@ -157,6 +157,8 @@ class Api:
     async def list(self, request: Request, ctx: Context) -> Response:
         service, resource = self._collection(request)
         parsed = q.parse(request.url.query)
+        if service.prepares_lists:  # e.g. a project's default security group
+            await self._prepare_list(service, ctx, parsed.query)
         page = await self._read(lambda conn: service.list(conn, ctx, parsed.query))
         hidden = resource.hidden_for(ctx.is_admin)
         items = [_strip_fields(_hide(i, hidden), parsed.fields) if (hidden or parsed.fields)
@@ -165,7 +167,7 @@ class Api:
         if parsed.query.limit:
             base = str(request.base_url).rstrip("/")
             body[f"{resource.collection}_links"] = q.links(
-                base, resource.collection, parsed, page.items, page.has_more)
+                base, resource.url_path, parsed, page.items, page.has_more)
         return json_response(body, request_id=ctx.request_id)
 
     async def show(self, request: Request, ctx: Context) -> Response:
@@ -181,8 +183,12 @@ class Api:
         items, bulk = resource.unwrap(await self._body(request), allow_bulk=True)
         bodies = [resource.validate_create(i, is_admin=ctx.is_admin) for i in items]
 
+        name = request.path_params["collection"]
+        events: list = []
+
         def op(conn: Connection) -> list[dict]:
             ids = [service.create(conn, ctx, b) for b in bodies]
+            events[:] = [self.services.changed(conn, name, i) for i in ids]
             if len(ids) == 1:
                 return [service.get(conn, ctx, ids[0])]
             page = service.list(conn, ctx, coll.ListQuery(filters={"id": ids}))
@@ -190,6 +196,7 @@ class Api:
             return sorted(page.items, key=lambda i: order[i["id"]])
 
         created = await self._write(op)
+        self.services.notify(events)  # after the commit: agents read committed state
         hidden = resource.hidden_for(ctx.is_admin)
         created = [_hide(i, hidden) for i in created]
         if bulk:
@@ -203,27 +210,73 @@ class Api:
         changes = resource.validate_update(items[0], is_admin=ctx.is_admin)
         if_match = _if_match(request)
 
+        events: list = []
+
         def op(conn: Connection) -> dict:
             service.update(conn, ctx, ident, changes, if_match)
+            events[:] = [self.services.changed(conn, request.path_params["collection"], ident)]
             return service.get(conn, ctx, ident)
 
         item = await self._write(op)
+        self.services.notify(events)
         item = _hide(item, resource.hidden_for(ctx.is_admin))
         return json_response({resource.name: item}, request_id=ctx.request_id)
 
     async def delete(self, request: Request, ctx: Context) -> Response:
-        service, _ = self._collection(request)
+        service, resource = self._collection(request)
         ident = request.path_params["id"]
         if_match = _if_match(request)
 
         def op(conn: Connection) -> None:
-            # If-Match guards deletes too (upstream answers 412 on a stale revision)
-            if if_match is not None:
+            # If-Match guards deletes too (upstream answers 412 on a stale revision);
+            # resources without revisions (RBAC policies) ignore it, as upstream
+            if if_match is not None and "revision_number" in resource.by_name:
                 coll.check_revision(service.get_row(conn, ctx, ident), if_match)
+            # the key is read before the row goes (a port's network, a subnet's)
+            events[:] = [self.services.changed(conn, request.path_params["collection"], ident)]
             service.delete(conn, ctx, ident)
 
+        events: list = []
         await self._write(op)
+        self.services.notify(events)
         return Response(status_code=204)
+
+    async def _prepare_list(self, service: coll.Collection, ctx: Context,
+                            query: coll.ListQuery) -> None:
+        """Write what must exist before a list shows it, in a transaction of its own
+        (reads never write); the check is a read, so the common case writes nothing."""
+        if await self._read(lambda conn: service.list_needs(conn, ctx, query)):
+            await self._write(lambda conn: service.prepare_list(conn, ctx, query))
+
+    # -- a resource's own verbs ----------------------------------------------
+
+    async def action(self, request: Request, ctx: Context) -> Response:
+        """``PUT /{collection}/{id}/{action}`` (add_router_interface, add_extraroutes, ...).
+
+        The body is the action's own (not an envelope); an action that answers with the
+        resource shows it as every response does.
+        """
+        service, resource = self._collection(request)
+        perform = service.actions().get(request.path_params["action"])
+        if perform is None:
+            raise errors.NotFound("The resource could not be found.")
+        if request.method != "PUT":
+            raise errors.MethodNotAllowed("The method is not allowed for this resource.")
+        ident = request.path_params["id"]
+        body = await self._body(request)
+        events: list = []
+
+        def op(conn: Connection) -> dict:
+            result = perform(conn, ctx, ident, body)
+            events[:] = [self.services.changed(conn, request.path_params["collection"], ident)]
+            return result
+
+        result = await self._write(op)
+        self.services.notify(events)
+        if isinstance(result.get(resource.name), dict):
+            result = {resource.name: _hide(result[resource.name],
+                                           resource.hidden_for(ctx.is_admin))}
+        return json_response(result, request_id=ctx.request_id)
 
     # -- tags -----------------------------------------------------------------
 
@@ -231,6 +284,8 @@ class Api:
                     action: str | None = None) -> str:
         """The id whose tags are asked for; ``action`` (update, delete) marks a write."""
         service, resource = self._collection(request)
+        if "tags" not in resource.by_name:  # agents carry no tags
+            raise errors.NotFound("The resource could not be found.")
         ident = request.path_params["id"]
         row = service.get_row(conn, ctx, ident)
         if action is not None:
@@ -422,6 +477,9 @@ class Api:
             Route(c + "/{id}/tags/{tag}", a(self.tag_exists), methods=["GET"]),
             Route(c + "/{id}/tags/{tag}", a(self.add_tag), methods=["PUT"]),
             Route(c + "/{id}/tags/{tag}", a(self.delete_tag), methods=["DELETE"]),
+            # after the tag routes, which it would otherwise shadow
+            Route(c + "/{id}/{action}", a(self.action),
+                  methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ]
 
 

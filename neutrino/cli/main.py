@@ -63,8 +63,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         clouds = write_clouds_yaml(settings)
     print(f"Neutrino is serving the Networking API on {url}  (data in {settings.data_dir})",
           flush=True)
+    agent = None
     if not args.no_dataplane:
-        print("  data plane: not available yet in this version (API only)", flush=True)
+        agent, note = _start_agent(app, settings)
+        print(f"  data plane: {note}", flush=True)
     print(f"  point the openstack CLI at it:\n"
           f"    export OS_CLIENT_CONFIG_FILE={clouds.resolve()} OS_CLOUD=neutrino\n"
           f"    openstack network list\n"
@@ -72,8 +74,37 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         _run(app, settings)
     finally:
+        if agent is not None:
+            agent.stop()  # the data plane itself keeps running
         db.dispose()
     return 0
+
+
+def _start_agent(app: object, settings: Settings) -> tuple[object | None, str]:
+    """The host agent, in this process, talking to the server over the in-process bus."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return None, "off (the agent needs root; run as root, or pass --no-dataplane)"
+    missing = [tool for tool in ("ip", "dnsmasq") if shutil.which(tool) is None]
+    if missing:
+        return None, f"off (missing {', '.join(missing)}: scripts/install-system-packages.sh)"
+    from neutrino.agent.agent import Agent
+
+    agent = Agent(app.state.bus, settings)  # type: ignore[attr-defined]
+    agent.start()
+    where = f" in netns {agent.netns}" if agent.netns else ""
+    return agent, (f"agent for host {agent.host!r}{where} (Linux bridges, VXLAN, dnsmasq); "
+                   f"try `neutrino instance boot vm1 --network NET`")
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    settings = config.load(args.config)
+    print("neutrino agent: a separate agent process needs a bus transport between hosts "
+          "(AMQP), which comes next; `neutrino up` runs the agent in-process today",
+          file=sys.stderr)
+    del settings
+    return 2
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -140,6 +171,14 @@ def parser() -> argparse.ArgumentParser:
                        help="SQLAlchemy URL, e.g. postgresql://user:pw@host/db")
     serve.add_argument("--workers", type=int, default=None)
     serve.set_defaults(func=cmd_serve)
+
+    agent = sub.add_parser("agent", help="run this host's agent (L2, DHCP)")
+    agent.add_argument("--config", type=Path, default=None, help="TOML settings file")
+    agent.set_defaults(func=cmd_agent)
+
+    from neutrino.cli import instance
+
+    instance.add_parser(sub)
 
     dbu = sub.add_parser("db-upgrade", help="bring the database schema up to date")
     dbu.add_argument("--config", type=Path, default=None)

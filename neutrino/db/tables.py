@@ -114,6 +114,10 @@ ports = sa.Table(
     sa.Column("device_id", sa.String(255), nullable=False, index=True),
     sa.Column("device_owner", sa.String(255), nullable=False),
     sa.Column("port_security_enabled", sa.Boolean, nullable=False),
+    # each half of port security on its own (port-security-split); NULL follows
+    # port_security_enabled
+    sa.Column("anti_spoofing_enabled", sa.Boolean, nullable=True),
+    sa.Column("security_groups_enabled", sa.Boolean, nullable=True),
     sa.Column("binding_host_id", sa.String(255), nullable=False),
     sa.Column("binding_vnic_type", sa.String(64), nullable=False),
     sa.Column("binding_profile", sa.JSON, nullable=False),

@@ -7,6 +7,8 @@ by :meth:`neutrino.db.engine.Database.write`.
 
 from __future__ import annotations
 
+import itertools
+import random
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -19,6 +21,8 @@ from neutrino.db import tables as t
 #: bytes an encapsulation adds to every frame (IPv4 outer header)
 OVERHEAD = {"vxlan": 50, "geneve": 58, "vlan": 0, "flat": 0}
 TYPES = tuple(OVERHEAD)
+#: how many of the lowest free segment ids a new network picks from at random
+FREE_CHOICES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +120,13 @@ class SegmentAllocator:
                 t.segments.c.network_type == ntype,
                 t.segments.c.physical_network == physnet,
                 t.segments.c.segmentation_id.between(lo, hi))))
-        for candidate in range(lo, hi + 1):
-            if candidate not in used:
-                return candidate
+        # Concurrent creates all see the same lowest free id, and all but one would lose
+        # on the unique key, again and again.  A random pick among the lowest free ones
+        # lets them succeed side by side (a rare collision is retried).
+        free = list(itertools.islice((c for c in range(lo, hi + 1) if c not in used),
+                                     FREE_CHOICES))
+        if free:
+            return random.choice(free)
         raise errors.Conflict("Unable to create the network. No tenant network is available "
                               "for allocation.", type="NoNetworkAvailable")
 

@@ -126,6 +126,18 @@ def router_namespace(router_id: str) -> str:
     return _namespace("qrouter-", router_id)
 
 
+#: namespaces of ``neutrino instance`` (test and demo instances, not the agent's)
+INSTANCE_PREFIX = "nt-inst-"
+_INSTANCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def instance_namespace(name: str) -> str:
+    """The namespace of the instance ``name`` (``nt-inst-<name>``)."""
+    assert _INSTANCE_NAME.fullmatch(name), \
+        f"instance name {name!r}: letters, digits, '_', '.', '-' (at most 63)"
+    return _namespace(INSTANCE_PREFIX, name)
+
+
 def vxlan(vni: int) -> str:
     """The VXLAN device of a segment: ``vxlan-<vni>`` (at most 14 characters)."""
     assert 0 < vni <= MAX_VNI, f"VNI {vni} outside 1..{MAX_VNI}"

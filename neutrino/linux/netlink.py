@@ -339,6 +339,15 @@ def ensure_vxlan(name: str, *, vni: int, local: str | None = None, port: int = V
         return _set(ipr, name, mtu=mtu, up=up) or changed
 
 
+def vlan_supported() -> bool:
+    """Whether this kernel can make 802.1Q sub-interfaces: 8021q built in or loaded,
+    or a module there to load.  Read-only: nothing is created to find out."""
+    if os.path.exists("/proc/net/vlan") or os.path.exists("/sys/module/8021q"):
+        return True
+    modules = f"/lib/modules/{os.uname().release}/kernel/net/8021q"
+    return os.path.isdir(modules) and any(n.startswith("8021q.ko") for n in os.listdir(modules))
+
+
 def ensure_vlan(name: str, *, parent: str, vid: int, mtu: int | None = None, up: bool = True,
                 netns: str | None = None) -> bool:
     """An 802.1Q sub-interface of ``parent``.  Raises NotSupported on kernels built

@@ -89,3 +89,17 @@ def _text(data: bytes | str | None) -> str:
     if data is None:
         return ""
     return data if isinstance(data, str) else data.decode(errors="replace")
+
+
+def passthrough(argv: Sequence[str], *, netns: str | None = None) -> int:
+    """Run ``argv`` (in ``netns``) with the caller's terminal: its output is not
+    captured, its exit code returned (``neutrino instance exec``)."""
+    argv = [str(a) for a in argv]
+    assert argv, "nothing to run"
+    if netns is not None and not os.path.exists(os.path.join(NETNS_DIR, netns)):
+        raise NamespaceNotFound(f"network namespace {netns!r} does not exist")
+    full = (netns_argv(netns) if netns is not None else []) + argv
+    try:
+        return subprocess.call(full)
+    except FileNotFoundError as exc:
+        raise CommandNotFound(argv, 127, f"{full[0]}: not found", netns=netns) from exc

@@ -74,10 +74,18 @@ class Resource:
     fields: tuple[Field, ...]
     #: sub-attributes filterable by ``attr=key=value`` (e.g. ``fixed_ips=ip_address=...``)
     extra_filters: tuple[str, ...] = ()
+    #: the URL segment when it is not the collection name (``security-groups`` holds
+    #: ``security_groups``)
+    path: str = ""
     by_name: dict[str, Field] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
+
+    @property
+    def url_path(self) -> str:
+        """``/v2.0/<url_path>``: where the collection is served."""
+        return self.path or self.collection
 
     # -- request bodies ------------------------------------------------------
 

@@ -88,6 +88,9 @@ _FALSE = {"false", "0", "no", "off"}
 
 
 class Boolean(Kind):
+    def __init__(self, *, nullable: bool = False) -> None:
+        self.nullable = nullable
+
     def convert(self, value: Any) -> bool:
         if isinstance(value, bool):
             return value
@@ -102,7 +105,7 @@ class Boolean(Kind):
         raise BadValue(f"'{value}' cannot be converted to boolean", converting=True)
 
     def json_schema(self) -> dict:
-        return {"type": "boolean"}
+        return _or_null({"type": "boolean"}, self.nullable)
 
 
 class Integer(Kind):
@@ -397,3 +400,49 @@ class IpOrCidr(Kind):
     def json_schema(self) -> dict:
         return {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"},
                                             *CIDR_SCHEMA["anyOf"]]}
+
+
+class Prefix(Cidr):
+    """A subnet pool prefix: host bits are masked away (as upstream), not refused."""
+
+    def __init__(self) -> None:
+        super().__init__(strict=True)
+
+    def convert(self, value: Any) -> str:
+        if isinstance(value, str) and "/" in value and value.strip() == value:
+            try:
+                return str(ipaddress.ip_interface(value).network)
+            except ValueError:
+                pass
+        raise BadValue(f"'{value}' is not a valid IP subnet")
+
+
+class PrefixLength(Integer):
+    """A prefix length (0-128).  Upstream answers subnet pools' lengths as strings
+    (``"24"``), so the document admits both spellings, on the way in and out."""
+
+    def __init__(self) -> None:
+        super().__init__(0, 128)
+
+    def json_schema(self) -> dict:
+        return {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 128},
+                          {"type": "string", "pattern": r"^(12[0-8]|1[01]\d|[1-9]?\d)$"}]}
+
+
+class OrNothing(Kind):
+    """An object of ``kind``, or nothing: null, ``{}`` and any other empty value all
+    mean "none" (upstream's ``dict_or_nodata``, e.g. a router's gateway)."""
+
+    nullable = True
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+
+    def convert(self, value: Any) -> Any:
+        if not value and isinstance(value, (dict, list, str)):
+            return None
+        return self.kind(value)
+
+    def json_schema(self) -> dict:
+        return {"anyOf": [self.kind.json_schema(), {"type": "null"},
+                          {"type": "object", "maxProperties": 0}]}

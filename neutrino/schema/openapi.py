@@ -194,8 +194,8 @@ def _resource_paths(resource: Resource) -> dict:
             "properties": {"tags": {"type": "array", "items": TAG}}}
     fields = _query("fields", {"type": "array", "items": {"enum": [
         f.name for f in resource.fields if f.visible]}}, "Return only these attributes.")
-    base = f"/v2.0/{coll}"
-    return {
+    base = f"/v2.0/{resource.url_path}"
+    paths = {
         base: {
             "get": {"operationId": f"list_{coll}", "summary": f"List {coll}",
                     "parameters": _list_parameters(resource),
@@ -221,6 +221,11 @@ def _resource_paths(resource: Resource) -> dict:
                        "responses": {**_ok(204, "deleted"),
                                      **_errors(400, 401, 403, 404, 409, 412)}},
         },
+    }
+    if "tags" not in resource.by_name:
+        return paths  # e.g. agents: no standard attributes, no tags
+    return {
+        **paths,
         base + "/{id}/tags": {
             "parameters": [_path("id")],
             "get": {"operationId": f"list_{name}_tags",
@@ -250,7 +255,7 @@ def _resource_paths(resource: Resource) -> dict:
 
 
 def _quota_paths() -> dict:
-    names = sorted(r.name for r in RESOURCES.values())
+    names = sorted(r.name for r in RESOURCES.values() if "project_id" in r.by_name)
     limit = {"type": "integer", "minimum": -1, "maximum": 2**31 - 1,
              "description": "-1: unlimited"}
     limits = {"type": "object", "properties": {n: limit for n in names}}

@@ -1,4 +1,4 @@
-"""The contract of each Networking API resource: networks, subnets, ports.
+"""The contract of each Networking API resource: networks, subnets, ports, subnet pools.
 
 Extensions are named by the alias that brings an attribute; the list of
 extensions the server advertises lives in :mod:`neutrino.schema.extensions`.
@@ -6,6 +6,9 @@ extensions the server advertises lives in :mod:`neutrino.schema.extensions`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from neutrino.schema import rules
 from neutrino.schema.core import REQUIRED, Field, Resource
 from neutrino.schema.kinds import (
     Boolean,
@@ -17,6 +20,9 @@ from neutrino.schema.kinds import (
     ListOf,
     MacAddress,
     OneOf,
+    OrNothing,
+    Prefix,
+    PrefixLength,
     Record,
     String,
     Tag,
@@ -58,7 +64,8 @@ NETWORK = Resource(
         Field("status", String(), create=False, update=False),
         Field("shared", Boolean(), default=False, admin_write=True, sort=False),
         # the upper bound depends on the segment type: the service checks it
-        Field("mtu", Integer(68), extension="net-mtu-writable"),
+        # 0 means the largest the segment allows; below 68 no IPv4 subnet fits (as upstream)
+        Field("mtu", Integer(0), extension="net-mtu-writable"),
         Field("subnets", ListOf(Uuid()), create=False, update=False, filter=False, sort=False),
         Field("router:external", Boolean(), default=False, admin_write=True, sort=False,
               extension="external-net"),
@@ -92,7 +99,11 @@ SUBNET = Resource(
         *standard_fields(),
         Field("network_id", Uuid(), default=REQUIRED, update=False),
         Field("ip_version", OneOf(4, 6), default=REQUIRED, update=False),
-        Field("cidr", Cidr(strict=False), default=REQUIRED, update=False),
+        # required unless the subnet is allocated from a subnet pool (the service checks)
+        Field("cidr", Cidr(strict=False), update=False),
+        # the size of a subnet allocated from a pool (default: the pool's default_prefixlen)
+        Field("prefixlen", Integer(0, 128), update=False, visible=False, filter=False,
+              sort=False, extension="subnet_allocation"),
         Field("gateway_ip", IpAddress(nullable=True)),
         Field("allocation_pools", ListOf(ALLOCATION_POOL), filter=False, sort=False),
         Field("dns_nameservers", ListOf(IpAddress(), unique=True), default=list, filter=False,
@@ -103,10 +114,14 @@ SUBNET = Resource(
         Field("ipv6_ra_mode", OneOf(*IPV6_MODES, nullable=True), default=None, update=False),
         Field("ipv6_address_mode", OneOf(*IPV6_MODES, nullable=True), default=None,
               update=False),
-        # there are no subnet pools: any id given is one that does not exist
-        Field("subnetpool_id", Uuid(nullable=True), default=None, update=False),
+        Field("subnetpool_id", Uuid(nullable=True), default=None, update=False,
+              extension="subnet_allocation"),
+        Field("use_default_subnetpool", Boolean(), update=False, visible=False, filter=False,
+              sort=False, extension="default-subnetpools"),
         Field("service_types", ListOf(String(255)), default=list, filter=False, sort=False),
         Field("router:external", Boolean(), create=False, update=False, sort=False),
+        # never shown: filters subnets by whether their network is shared (as upstream)
+        Field("shared", Boolean(), create=False, update=False, visible=False, sort=False),
     ),
 )
 
@@ -131,6 +146,15 @@ PORT = Resource(
         Field("device_owner", String(255), default=""),
         Field("status", String(), create=False, update=False),
         Field("port_security_enabled", Boolean(), filter=False, extension="port-security"),
+        # null: none given, which means the project's default group where filtering is on
+        Field("security_groups", ListOf(Uuid(), unique=True, nullable=True), sort=False,
+              extension="security-group"),
+        # each half of port security on its own; null follows port_security_enabled
+        # (docs/port-security.md)
+        Field("anti_spoofing_enabled", Boolean(nullable=True), filter=False, sort=False,
+              extension="port-security-split"),
+        Field("security_groups_enabled", Boolean(nullable=True), filter=False, sort=False,
+              extension="port-security-split"),
         Field("allowed_address_pairs", ListOf(ADDRESS_PAIR), default=list, filter=False,
               sort=False, extension="allowed-address-pairs"),
         Field("extra_dhcp_opts", ListOf(DHCP_OPTION), default=list, filter=False, sort=False,
@@ -150,4 +174,199 @@ PORT = Resource(
     extra_filters=("fixed_ips",),
 )
 
-RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT)}
+SUBNETPOOL = Resource(
+    name="subnetpool",
+    collection="subnetpools",
+    fields=(
+        # upstream requires a name for a pool
+        *(replace(f, default=REQUIRED) if f.name == "name" else f for f in standard_fields()),
+        # merged and normalised (10.0.0.0/24 + 10.0.1.0/24 -> 10.0.0.0/23)
+        Field("prefixes", ListOf(Prefix(), unique=True), default=REQUIRED, filter=False,
+              sort=False),
+        # defaults: min 8 (IPv4) or 64 (IPv6), default = min, max = the address width
+        Field("default_prefixlen", PrefixLength()),
+        Field("min_prefixlen", PrefixLength()),
+        Field("max_prefixlen", PrefixLength()),
+        Field("ip_version", OneOf(4, 6), create=False, update=False),
+        Field("shared", Boolean(), default=False, update=False, admin_write=True, sort=False),
+        Field("is_default", Boolean(), default=False, admin_write=True,
+              extension="default-subnetpools"),
+        # addresses (IPv4) or /64s (IPv6) a project may take from the pool; null: no limit
+        # (upstream refuses null, so a quota once set could never be lifted)
+        Field("default_quota", Integer(0, 2**31 - 1, nullable=True), default=None),
+        # there are no address scopes: only null is accepted (any id is 404)
+        Field("address_scope_id", Uuid(nullable=True), default=None),
+    ),
+)
+
+RESOURCES: dict[str, Resource] = {r.collection: r for r in (NETWORK, SUBNET, PORT, SUBNETPOOL)}
+
+# -- routers and floating IPs (the router extension family) ---------------------------
+
+EXTERNAL_GATEWAY = Record({"network_id": Uuid(), "enable_snat": Boolean(),
+                           "external_fixed_ips": ListOf(FIXED_IP)}, required=("network_id",))
+
+ROUTER = Resource(
+    name="router",
+    collection="routers",
+    fields=(
+        *standard_fields(),
+        Field("admin_state_up", Boolean(), default=True),
+        # filterable and sortable only by what upstream allows
+        Field("status", String(), create=False, update=False, filter=False),
+        # null or {} removes the gateway; enable_snat and external_fixed_ips are for admins
+        # (upstream's policy), which the service checks
+        Field("external_gateway_info", OrNothing(EXTERNAL_GATEWAY), default=None, filter=False,
+              sort=False, extension="ext-gw-mode"),
+        # set by update or the add/remove_extraroutes actions, never on create (as upstream)
+        Field("routes", ListOf(HOST_ROUTE, unique=True, nullable=True), create=False,
+              filter=False, sort=False, extension="extraroute"),
+        # stored for the data plane; null means the default (false)
+        Field("distributed", Boolean(nullable=True), admin_only=True, filter=False,
+              sort=False, extension="dvr"),
+        Field("ha", Boolean(nullable=True), admin_only=True, filter=False, sort=False,
+              extension="l3-ha"),
+        Field("availability_zone_hints", ListOf(String(255)), default=list, update=False,
+              filter=False, sort=False, extension="router_availability_zone"),
+        Field("availability_zones", ListOf(String(255)), create=False, update=False,
+              filter=False, sort=False, extension="router_availability_zone"),
+    ),
+)
+
+#: what ``port_details`` shows of a floating IP's port
+PORT_DETAILS = Record({"name": String(), "network_id": Uuid(), "mac_address": String(),
+                       "admin_state_up": Boolean(), "status": String(),
+                       "device_id": String(), "device_owner": String()})
+
+FLOATINGIP = Resource(
+    name="floatingip",
+    collection="floatingips",
+    fields=(
+        # a floating IP has no name
+        *(f for f in standard_fields() if f.name != "name"),
+        Field("floating_network_id", Uuid(), default=REQUIRED, update=False),
+        # a specific address is for admins (and project managers), which the service checks
+        Field("floating_ip_address", IpAddress(nullable=True), default=None, update=False),
+        # input only: the external subnet to take the address from
+        Field("subnet_id", Uuid(nullable=True), default=None, update=False, visible=False,
+              filter=False, sort=False),
+        Field("port_id", Uuid(nullable=True), default=None, sort=False),
+        Field("fixed_ip_address", IpAddress(nullable=True), default=None),
+        Field("router_id", Uuid(nullable=True), create=False, update=False),
+        Field("status", String(), create=False, update=False),
+        Field("port_details", OrNothing(PORT_DETAILS), create=False, update=False,
+              filter=False, sort=False, extension="fip-port-details"),
+    ),
+)
+
+RESOURCES.update({r.collection: r for r in (ROUTER, FLOATINGIP)})
+
+# Agents register themselves over the bus; the API only shows, disables and removes
+# them (admins only, as upstream).
+AGENT = Resource(
+    name="agent",
+    collection="agents",
+    fields=(
+        Field("id", Uuid(), create=False, update=False),
+        Field("agent_type", String(255), create=False, update=False, extension="agent"),
+        Field("binary", String(255), create=False, update=False, extension="agent"),
+        Field("topic", String(255), create=False, update=False, extension="agent"),
+        Field("host", String(255), create=False, update=False, extension="agent"),
+        Field("admin_state_up", Boolean(), create=False, extension="agent"),
+        Field("alive", Boolean(), create=False, update=False, sort=False, extension="agent"),
+        Field("availability_zone", String(255, nullable=True), create=False, update=False,
+              extension="agent"),
+        Field("description", String(255, nullable=True), create=False, extension="agent"),
+        Field("heartbeat_timestamp", String(), create=False, update=False, filter=False,
+              extension="agent"),
+        Field("started_at", String(), create=False, update=False, filter=False,
+              extension="agent"),
+        Field("created_at", String(), create=False, update=False, filter=False,
+              extension="agent"),
+        Field("configurations", Dict(), create=False, update=False, filter=False, sort=False,
+              extension="agent"),
+    ),
+)
+RESOURCES[AGENT.collection] = AGENT
+
+# -- security groups, their default rules, and sharing (RBAC) --------------------------
+
+SG_RULE_ATTRS = (
+    Field("direction", OneOf("ingress", "egress"), default=REQUIRED, update=False),
+    Field("ethertype", rules.Ethertype(), default="IPv4", update=False),
+    # normalised on the way in (see neutrino.schema.rules): 6 -> tcp, "any" -> null
+    Field("protocol", rules.Protocol(), default=None, update=False),
+    Field("port_range_min", rules.PortNumber(), default=None, update=False),
+    Field("port_range_max", rules.PortNumber(), default=None, update=False),
+    Field("remote_ip_prefix", rules.RemoteIpPrefix(), default=None, update=False),
+)
+
+SECURITY_GROUP = Resource(
+    name="security_group",
+    collection="security_groups",
+    path="security-groups",
+    fields=(
+        *standard_fields(),
+        Field("stateful", Boolean(), default=True, extension="stateful-security-group"),
+        # shared with the caller (RBAC to it or to "*")
+        Field("shared", Boolean(), create=False, update=False, sort=False,
+              extension="security-groups-shared-filtering"),
+        Field("security_group_rules", ListOf(Dict()), create=False, update=False,
+              filter=False, sort=False),
+    ),
+)
+
+SECURITY_GROUP_RULE = Resource(
+    name="security_group_rule",
+    collection="security_group_rules",
+    path="security-group-rules",
+    fields=(
+        # a rule has no name; only its description may change
+        *(f for f in standard_fields() if f.name != "name"),
+        # any text: a group that does not exist (for the caller) is a 404, as upstream
+        Field("security_group_id", String(255), default=REQUIRED, update=False),
+        # the rule names its remote group once; members are never expanded into rows
+        Field("remote_group_id", String(255, nullable=True), default=None, update=False),
+        *SG_RULE_ATTRS,
+        Field("normalized_cidr", String(64, nullable=True), create=False, update=False,
+              filter=False, sort=False, extension="security-groups-normalized-cidr"),
+        Field("belongs_to_default_sg", Boolean(), create=False, update=False, sort=False,
+              extension="security-groups-rules-belongs-to-default-sg"),
+    ),
+)
+
+DEFAULT_SECURITY_GROUP_RULE = Resource(
+    name="default_security_group_rule",
+    collection="default_security_group_rules",
+    path="default-security-group-rules",
+    fields=(
+        Field("id", Uuid(), create=False, update=False),
+        Field("description", String(255), default="", update=False, sort=False,
+              extension="security-groups-default-rules"),
+        # "PARENT": the group the rule is copied into
+        Field("remote_group_id", String(255, nullable=True), default=None, update=False),
+        *SG_RULE_ATTRS,
+        Field("used_in_default_sg", Boolean(), default=False, update=False, sort=False),
+        Field("used_in_non_default_sg", Boolean(), default=True, update=False, sort=False),
+    ),
+)
+
+RBAC_POLICY = Resource(
+    name="rbac_policy",
+    collection="rbac_policies",
+    path="rbac-policies",
+    fields=(
+        Field("id", Uuid(), create=False, update=False),
+        Field("project_id", String(255), update=False, extension="project-id"),
+        Field("tenant_id", String(255), update=False),
+        Field("object_type", rules.ObjectType("network", "security_group"), default=REQUIRED,
+              update=False),
+        Field("object_id", Uuid(), default=REQUIRED, update=False),
+        # which actions an object type has is the service's call (InvalidActionForType)
+        Field("action", String(255), default=REQUIRED, update=False),
+        Field("target_tenant", rules.TargetProject(), default=REQUIRED),
+    ),
+)
+
+RESOURCES.update({r.url_path: r for r in (SECURITY_GROUP, SECURITY_GROUP_RULE,
+                                          DEFAULT_SECURITY_GROUP_RULE, RBAC_POLICY)})

@@ -25,6 +25,12 @@ from neutrino.db import tables as t
 from neutrino.schema.core import Resource
 
 FilterFn = Callable[[list[Any]], ColumnElement[bool]]
+#: a check or clean-up another service runs inside an update: (conn, ctx, row, changes)
+UpdateHook = Callable[[Connection, Context, Row, dict], None]
+#: the same before a delete: (conn, ctx, row)
+DeleteHook = Callable[[Connection, Context, Row], None]
+#: a verb of one resource (``PUT /routers/{id}/add_router_interface``): (conn, ctx, id, body)
+Action = Callable[[Connection, Context, str, Any], dict]
 CHUNK = 500
 
 
@@ -86,6 +92,10 @@ class Collection:
     def __init__(self) -> None:
         self.columns = {**self._default_columns(), **self.column_overrides()}
         self.custom_filters = self.filter_overrides()
+        # other services subscribe at start-up (services/__init__.py); each runs in the
+        # operation's transaction and may refuse it by raising
+        self.before_update: list[UpdateHook] = []
+        self.before_delete: list[DeleteHook] = []
 
     # hooks ------------------------------------------------------------------
 
@@ -93,6 +103,20 @@ class Collection:
         return {}
 
     def filter_overrides(self) -> dict[str, FilterFn]:
+        return {}
+
+    #: whether a list may first have to write (see list_needs and prepare_list)
+    prepares_lists = False
+
+    def list_needs(self, conn: Connection, ctx: Context, q: ListQuery) -> bool:
+        """Whether ``prepare_list`` must write before this list (read-only check)."""
+        return False
+
+    def prepare_list(self, conn: Connection, ctx: Context, q: ListQuery) -> None:
+        """Write what a list must show (a project's default security group)."""
+
+    def actions(self) -> dict[str, Action]:
+        """The resource's own verbs, by the name in ``PUT /{collection}/{id}/{name}``."""
         return {}
 
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:

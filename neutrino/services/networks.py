@@ -15,6 +15,7 @@ from neutrino.db.engine import lock_rows
 from neutrino.drivers.segments import SegmentAllocator
 from neutrino.schema.resources import NETWORK
 from neutrino.services import collection as c
+from neutrino.services import rbac
 from neutrino.services.quotas import Quotas
 
 #: device owners whose ports the network itself owns (they never block a delete)
@@ -23,6 +24,8 @@ PROVIDER_ATTRS = ("provider:network_type", "provider:physical_network",
                   "provider:segmentation_id")
 #: the smallest MTU an IPv6 subnet can live with (RFC 8200)
 IPV6_MIN_MTU = 1280
+#: and an IPv4 one (RFC 791)
+IPV4_MIN_MTU = 68
 
 
 def mtu_conflict(network_id: str, minimum: int) -> errors.Conflict:
@@ -119,7 +122,7 @@ class Networks(c.Collection):
         network_type = body.get("provider:network_type") \
             or self.segments.settings.tenant_network_type
         max_mtu = self.segments.max_mtu(network_type)
-        mtu = body.get("mtu", max_mtu)
+        mtu = body.get("mtu") or max_mtu  # 0: the largest, as upstream
         if mtu > max_mtu:
             raise errors.InvalidInput(f"Requested MTU is too big, maximum is {max_mtu}.")
         row.update({
@@ -133,6 +136,8 @@ class Networks(c.Collection):
         self.segments.allocate(conn, row["id"], body)
         if body.get("shared"):
             self._share(conn, row["id"], owner)
+        if row["router_external"]:  # external to every project: an RBAC policy to "*"
+            rbac.set_external(conn, row["id"], owner, True)
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"network": 1})
@@ -150,6 +155,8 @@ class Networks(c.Collection):
         row = self.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "update_network")
         c.check_revision(row, if_match)
+        for hook in self.before_update:
+            hook(conn, ctx, row, body)
         values = {}
         for attr, column in (("name", "name"), ("description", "description"),
                              ("admin_state_up", "admin_state_up"),
@@ -170,11 +177,16 @@ class Networks(c.Collection):
             max_mtu = self.segments.max_mtu(seg.network_type) if seg else None
             if max_mtu is not None and body["mtu"] > max_mtu:
                 raise errors.InvalidInput(f"Requested MTU is too big, maximum is {max_mtu}.")
-            if body["mtu"] < IPV6_MIN_MTU and conn.scalar(sa.select(t.subnets.c.id).where(
-                    t.subnets.c.network_id == ident, t.subnets.c.ip_version == 6).limit(1)):
-                raise mtu_conflict(ident, IPV6_MIN_MTU)
-            values["mtu"] = body["mtu"]
+            mtu = body["mtu"] or (max_mtu if max_mtu is not None else row.mtu)
+            for version, minimum in ((4, IPV4_MIN_MTU), (6, IPV6_MIN_MTU)):
+                if mtu < minimum and conn.scalar(sa.select(t.subnets.c.id).where(
+                        t.subnets.c.network_id == ident,
+                        t.subnets.c.ip_version == version).limit(1)):
+                    raise mtu_conflict(ident, minimum)
+            values["mtu"] = mtu
         values = c.changed(row, values)
+        if "router_external" in values:
+            rbac.set_external(conn, ident, row.project_id, values["router_external"])
         sharing_changed = "shared" in body and self._set_shared(conn, row, body["shared"])
         if values or sharing_changed:
             c.bump(conn, t.networks, ident, values)
@@ -188,8 +200,13 @@ class Networks(c.Collection):
             self._share(conn, row.id, row.project_id)
             return True
         if not shared and existing is not None:
+            # projects with a policy of their own keep their access (RBAC)
+            kept = sa.select(t.network_rbacs.c.target_project).where(
+                t.network_rbacs.c.object_id == row.id, t.network_rbacs.c.action == policy.SHARED,
+                t.network_rbacs.c.target_project != "*")
             others = conn.scalar(sa.select(t.ports.c.id).where(
                 t.ports.c.network_id == row.id, t.ports.c.project_id != row.project_id,
+                t.ports.c.project_id.notin_(kept),
                 t.ports.c.device_owner.notin_(NETWORK_OWNED_PORTS)).limit(1))
             if others is not None:
                 raise errors.Conflict(
@@ -204,6 +221,8 @@ class Networks(c.Collection):
         row = self.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_network")
         lock_rows(conn, t.networks, [ident])
+        for hook in self.before_delete:
+            hook(conn, ctx, row)
         in_use = conn.scalars(sa.select(t.ports.c.id).where(
             t.ports.c.network_id == ident,
             t.ports.c.device_owner.notin_(NETWORK_OWNED_PORTS))).all()

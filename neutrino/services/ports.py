@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -21,6 +22,10 @@ from neutrino.services import ipam
 from neutrino.services.networks import Networks
 from neutrino.services.quotas import Quotas
 from neutrino.services.subnets import SubnetInfo, Subnets
+
+if TYPE_CHECKING:
+    from neutrino.services.agents import PortBinder
+    from neutrino.services.port_security import PortSecurity
 
 MAC_PREFIX = "fa:16:3e"
 #: device owners whose ports their service (Nova, Ironic, Manila) removes, not members
@@ -42,6 +47,10 @@ def vif_type(host: str) -> str:
 # the render queries, built once (see collection.in_ids)
 _IPS_OF = sa.select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
                     t.ip_allocations.c.ip_address).where(c.in_ids(t.ip_allocations.c.port_id))
+_GROUPS_OF = sa.select(t.port_security_groups.c.port_id,
+                       t.port_security_groups.c.security_group_id).where(
+    c.in_ids(t.port_security_groups.c.port_id)).order_by(
+    t.port_security_groups.c.security_group_id)
 _PAIRS_OF = sa.select(t.address_pairs.c.port_id, t.address_pairs.c.ip_address,
                       t.address_pairs.c.mac_address).where(c.in_ids(t.address_pairs.c.port_id))
 _OPTS_OF = sa.select(t.dhcp_options.c.port_id, t.dhcp_options.c.opt_name,
@@ -58,6 +67,10 @@ _ADDRESSES_ON = sa.select(t.ip_allocations.c.ip_address).where(
 class Ports(c.Collection):
     resource = PORT
     table = t.ports
+    #: binds ports to hosts with live agents (set by Services); None binds nothing
+    binder: PortBinder | None = None
+    #: security groups and the port-security split (set by Services); None: no groups
+    security: PortSecurity | None = None
 
     def __init__(self, settings: Settings, networks: Networks, subnets: Subnets,
                  quotas: Quotas) -> None:
@@ -66,6 +79,11 @@ class Ports(c.Collection):
         self.networks = networks
         self.subnets = subnets
         self.quotas = quotas
+
+    def _binding(self, conn: Connection, host: str, network_id: str) -> dict:
+        if self.binder is None:
+            return {"binding_vif_type": vif_type(host), "binding_vif_details": {}}
+        return self.binder.columns(conn, host, network_id)
 
     def column_overrides(self) -> dict[str, sa.Column]:
         return {"binding:host_id": t.ports.c.binding_host_id,
@@ -97,7 +115,12 @@ class Ports(c.Collection):
             return sa.and_(*[t.ports.c.id.in_(sa.select(col.port_id).where(cond))
                              for cond in conds])
 
-        return {"fixed_ips": fixed_ips}
+        def security_groups(values: list) -> ColumnElement[bool]:
+            psg = t.port_security_groups
+            return t.ports.c.id.in_(sa.select(psg.c.port_id).where(
+                psg.c.security_group_id.in_(values)))
+
+        return {"fixed_ips": fixed_ips, "security_groups": security_groups}
 
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.port_scope(ctx)
@@ -108,6 +131,7 @@ class Ports(c.Collection):
         pairs: dict[str, list[dict]] = {}
         opts: dict[str, list[dict]] = {}
         tags: dict[str, list[str]] = {}
+        groups: dict[str, list[str]] = {}
         for part in c.chunks(ids):
             for pid, sid, ip in conn.execute(_IPS_OF, {"ids": part}):
                 ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
@@ -116,6 +140,8 @@ class Ports(c.Collection):
             for pid, name, value, version in conn.execute(_OPTS_OF, {"ids": part}):
                 opts.setdefault(pid, []).append(
                     {"opt_name": name, "opt_value": value, "ip_version": version})
+            for pid, gid in conn.execute(_GROUPS_OF, {"ids": part}):
+                groups.setdefault(pid, []).append(gid)
             tags.update(c.load_tags(conn, part))
         out = []
         admin = ctx.is_admin
@@ -129,6 +155,9 @@ class Ports(c.Collection):
                 "device_id": m["device_id"], "device_owner": m["device_owner"],
                 "fixed_ips": _ordered_ips(ips.get(pid, [])),
                 "port_security_enabled": m["port_security_enabled"],
+                "security_groups": groups.get(pid, []),
+                "anti_spoofing_enabled": m["anti_spoofing_enabled"],
+                "security_groups_enabled": m["security_groups_enabled"],
                 "allowed_address_pairs": pairs.get(pid, []),
                 "extra_dhcp_opts": opts.get(pid, []),
                 "binding:vnic_type": m["binding_vnic_type"],
@@ -159,7 +188,12 @@ class Ports(c.Collection):
         if "mac_address" in body:
             self._check_mac_free(conn, network.id, mac)
         port_security = body.get("port_security_enabled", network.port_security_enabled)
-        pairs = self._address_pairs(body.get("allowed_address_pairs", []), mac, port_security)
+        anti_spoofing = port_security
+        secured = None
+        if self.security is not None:  # security groups, and the port-security split
+            secured = self.security.for_create(conn, ctx, body, owner, port_security)
+            port_security, anti_spoofing = secured.port_security, secured.anti_spoofing
+        pairs = self._address_pairs(body.get("allowed_address_pairs", []), mac, anti_spoofing)
         # 1, not 0: upstream's port is changed once more (its binding) as it is made
         row = c.standard_row(owner, body, revision=1)
         host = body.get("binding:host_id") or ""
@@ -170,9 +204,12 @@ class Ports(c.Collection):
             "port_security_enabled": port_security, "binding_host_id": host,
             "binding_vnic_type": body.get("binding:vnic_type", "normal"),
             "binding_profile": body.get("binding:profile") or {},
-            "binding_vif_type": vif_type(host), "binding_vif_details": {},
+            **self._binding(conn, host, network.id),
+            **(secured.columns if secured else {}),
         })
         conn.execute(_INSERT_PORT, row)
+        if secured and secured.groups:
+            self.security.bind(conn, row["id"], secured.groups)
         subnets = self.subnets.infos(conn, network.id)
         if "fixed_ips" in body:
             wanted = self._resolve_fixed_ips(conn, ctx, body["fixed_ips"], subnets, network.id,
@@ -192,6 +229,36 @@ class Ports(c.Collection):
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"port": 1})
+        return row["id"]
+
+    def create_owned(self, conn: Connection, *, network_id: str, project_id: str,
+                     device_owner: str, device_id: str, fixed_ips: list[dict] | None = None,
+                     status: str = "DOWN") -> str:
+        """A port another service makes for itself (a router's interface or gateway, a
+        floating IP's address holder).
+
+        No policy and no port quota apply: upstream's service plugins create these
+        past the API too.  Port security is off, as upstream has it for ``network:``
+        device owners.
+        """
+        lock_rows(conn, t.networks, [network_id])
+        mac = self._free_mac(conn, network_id)
+        row = c.standard_row(project_id, {}, revision=1)
+        row.update({
+            "network_id": network_id, "mac_address": mac, "admin_state_up": True,
+            "status": status, "device_id": device_id, "device_owner": device_owner,
+            "port_security_enabled": False, "binding_host_id": "",
+            "binding_vnic_type": "normal", "binding_profile": {},
+            "binding_vif_type": vif_type(""), "binding_vif_details": {},
+        })
+        conn.execute(_INSERT_PORT, row)
+        subnets = self.subnets.infos(conn, network_id)
+        if fixed_ips is None:
+            wanted = self._default_fixed_ips(subnets, device_owner)
+        else:
+            wanted = self._resolve_fixed_ips(conn, Context.admin(), fixed_ips, subnets,
+                                             network_id, device_owner)
+        self._allocate(conn, row["id"], network_id, mac, wanted)
         return row["id"]
 
     # MAC addresses
@@ -368,6 +435,8 @@ class Ports(c.Collection):
             raise errors.PolicyNotAuthorized("update_port:mac_address")
         c.check_revision(row, if_match)
         lock_rows(conn, t.networks, [row.network_id])
+        for hook in self.before_update:
+            hook(conn, ctx, row, body)
         values: dict = {}
         for attr, column in (("name", "name"), ("description", "description"),
                              ("admin_state_up", "admin_state_up"), ("device_id", "device_id"),
@@ -380,7 +449,10 @@ class Ports(c.Collection):
         if "binding:host_id" in body:
             host = body["binding:host_id"] or ""
             values["binding_host_id"] = host
-            values["binding_vif_type"] = vif_type(host)
+            if host != row.binding_host_id or row.binding_vif_type == "binding_failed":
+                values.update(self._binding(conn, host, row.network_id))
+            if host != row.binding_host_id:
+                values["status"] = "DOWN"  # until the new host's agent wires it
         before = self.render(conn, ctx, [row])[0]  # to tell a change from a no-op
         mac = row.mac_address
         if "mac_address" in body and body["mac_address"] != mac:
@@ -393,6 +465,9 @@ class Ports(c.Collection):
         port_security = body.get("port_security_enabled", row.port_security_enabled)
         if "port_security_enabled" in body:
             values["port_security_enabled"] = port_security
+        if self.security is not None:
+            # from here on: whether anti-spoofing is on, which address pairs need
+            port_security = self.security.anti_spoofing_after(row, body)
         if "allowed_address_pairs" in body:
             pairs = self._address_pairs(body["allowed_address_pairs"] or [], mac, port_security)
             self._write_pairs(conn, ident, pairs)
@@ -401,6 +476,8 @@ class Ports(c.Collection):
             raise errors.Conflict("Port Security must be enabled in order to have allowed "
                                   "address pairs on a port.",
                                   type="AddressPairAndPortSecurityRequired")
+        if self.security is not None:  # after the pairs: upstream checks them first
+            self.security.for_update(conn, ctx, row, body, values)
         if "extra_dhcp_opts" in body:
             current = [{"opt_name": r.opt_name, "opt_value": r.opt_value,
                         "ip_version": r.ip_version}
@@ -411,7 +488,7 @@ class Ports(c.Collection):
             self._replace_fixed_ips(conn, ctx, ident, row.network_id, mac, body["fixed_ips"],
                                     body.get("device_owner", row.device_owner))
         after = self.render(conn, ctx, [row])[0]
-        related = ("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts")
+        related = ("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts", "security_groups")
         if c.changed(row, values) or any(before[k] != after[k] for k in related):
             c.bump(conn, t.ports, ident, values)
 
@@ -473,14 +550,16 @@ class Ports(c.Collection):
                 network = self.networks.get_row(conn, Context.admin(), row.network_id)
                 if network.project_id != ctx.project_id:
                     raise errors.PolicyNotAuthorized("delete_port")
+        for hook in self.before_delete:
+            hook(conn, ctx, row)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(t.ports.delete().where(t.ports.c.id == ident))
 
 
 def _check_net_owner_attrs(body: dict, action: str) -> None:
     """Refuse what only the network's owner (or an admin) may set on a port."""
-    for attr in ("mac_address", "port_security_enabled", "allowed_address_pairs",
-                 "fixed_ips"):
+    for attr in ("mac_address", "port_security_enabled", "anti_spoofing_enabled",
+                 "security_groups_enabled", "allowed_address_pairs", "fixed_ips"):
         if attr not in body or (attr == "allowed_address_pairs" and not body[attr]):
             continue
         if attr == "fixed_ips":

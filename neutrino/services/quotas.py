@@ -13,9 +13,16 @@ from neutrino import errors
 from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.schema.kinds import BadValue, Integer
+from neutrino.services.rbac import POLICIES
 
-#: the table that holds each quota'd resource
-COUNTED: dict[str, sa.Table] = {"network": t.networks, "subnet": t.subnets, "port": t.ports}
+#: the table that holds each quota'd resource (RBAC policies: two tables, one UNION)
+COUNTED: dict[str, sa.FromClause] = {"network": t.networks, "subnet": t.subnets, "port": t.ports,
+                                 # no configured default: unlimited, as upstream
+                                 "subnetpool": t.subnetpools,
+                                 "router": t.routers, "floatingip": t.floatingips,
+                                 "security_group": t.security_groups,
+                                 "security_group_rule": t.security_group_rules,
+                                 "rbac_policy": POLICIES}
 LIMIT = Integer(-1, 2**31 - 1)
 #: built once: checked on every create
 _LIMITS_OF = sa.select(t.quotas.c.resource, t.quotas.c.limit).where(

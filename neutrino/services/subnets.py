@@ -19,12 +19,14 @@ from neutrino.schema.resources import SUBNET
 from neutrino.services import collection as c
 from neutrino.services import ipam
 from neutrino.services.networks import (
+    IPV4_MIN_MTU,
     IPV6_MIN_MTU,
     NETWORK_OWNED_PORTS,
     Networks,
     mtu_conflict,
 )
 from neutrino.services.quotas import Quotas
+from neutrino.services.subnetpools import Allocation, SubnetPools, bad_subnet_request, pools_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +58,30 @@ class Subnets(c.Collection):
     resource = SUBNET
     table = t.subnets
 
-    def __init__(self, settings: Settings, networks: Networks, quotas: Quotas) -> None:
+    def __init__(self, settings: Settings, networks: Networks, quotas: Quotas,
+                 pools: SubnetPools | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.networks = networks
         self.quotas = quotas
+        self.pools = pools if pools is not None else SubnetPools(quotas)
 
     def filter_overrides(self) -> dict:
         def subnetpool(values: list) -> ColumnElement[bool]:
-            return sa.false()  # there are no subnet pools, so no subnet is in one
+            wanted = [SUBNET.by_name["subnetpool_id"].convert_query(v) for v in values]
+            alloc = t.subnet_pool_allocations
+            return t.subnets.c.id.in_(sa.select(alloc.c.subnet_id).where(
+                alloc.c.subnetpool_id.in_(wanted)))
+
+        def shared(values: list) -> ColumnElement[bool]:
+            # a subnet is shared when its network is shared with every project
+            wanted = {SUBNET.by_name["shared"].convert_query(v) for v in values}
+            on_shared = t.subnets.c.network_id.in_(sa.select(t.network_rbacs.c.object_id).where(
+                t.network_rbacs.c.action == policy.SHARED,
+                t.network_rbacs.c.target_project == "*"))
+            if wanted == {True}:
+                return on_shared
+            return sa.not_(on_shared) if wanted == {False} else sa.true()
 
         def external(values: list) -> ColumnElement[bool]:
             wanted = {SUBNET.by_name["router:external"].convert_query(v) for v in values}
@@ -72,7 +89,7 @@ class Subnets(c.Collection):
                 sa.select(t.networks.c.id).where(t.networks.c.router_external.is_(True)))
             return ext if wanted == {True} else sa.not_(ext) if wanted == {False} else sa.true()
 
-        return {"subnetpool_id": subnetpool, "router:external": external}
+        return {"subnetpool_id": subnetpool, "router:external": external, "shared": shared}
 
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.subnet_scope(ctx)
@@ -101,6 +118,7 @@ class Subnets(c.Collection):
                     .where(t.host_routes.c.subnet_id.in_(part))):
                 routes.setdefault(sid, []).append({"destination": dest, "nexthop": hop})
             tags.update(c.load_tags(conn, part))
+        pools_by_subnet = pools_of(conn, ids)
         net_ids = list({r.network_id for r in rows})
         for part in c.chunks(net_ids):
             external.update(conn.scalars(sa.select(t.networks.c.id).where(
@@ -114,7 +132,7 @@ class Subnets(c.Collection):
                 "ipv6_ra_mode": r.ipv6_ra_mode, "ipv6_address_mode": r.ipv6_address_mode,
                 "allocation_pools": _sorted_pools(pools.get(r.id, [])),
                 "dns_nameservers": dns.get(r.id, []), "host_routes": routes.get(r.id, []),
-                "subnetpool_id": None, "service_types": r.service_types,
+                "subnetpool_id": pools_by_subnet.get(r.id), "service_types": r.service_types,
                 "router:external": r.network_id in external,
             })
             out.append(item)
@@ -143,15 +161,13 @@ class Subnets(c.Collection):
         if not ctx.is_admin and network.project_id != ctx.project_id:
             raise errors.PolicyNotAuthorized("create_subnet")
         owner = policy.owner_for_create(ctx, body, "create_subnet")
-        if body.get("subnetpool_id") is not None:
-            raise errors.NotFound(f"Subnet pool {body['subnetpool_id']} could not be found.",
-                                  type="SubnetPoolNotFound")
         lock_rows(conn, t.networks, [network.id])
-        net = ipam.network(body["cidr"])
         version = body["ip_version"]
-        if net.version != version:
-            raise errors.InvalidInput(f"cidr '{net}' does not match the ip_version "
+        if "cidr" in body and ipam.network(body["cidr"]).version != version:
+            raise errors.InvalidInput(f"cidr '{body['cidr']}' does not match the ip_version "
                                       f"'{version}'.")
+        allocation = self._from_pool(conn, ctx, body, owner)
+        net = ipam.network(allocation.cidr if allocation is not None else body["cidr"])
         enable_dhcp = body.get("enable_dhcp", True)
         if version == 6 and net.network_address == ipaddress.IPv6Address("::"):
             raise errors.InvalidInput("IPv6 subnet '::' is not supported.")
@@ -159,14 +175,17 @@ class Subnets(c.Collection):
             _check_dhcp_cidr(net)
         ra_mode, addr_mode = body.get("ipv6_ra_mode"), body.get("ipv6_address_mode")
         self._check_ipv6_modes(version, ra_mode, addr_mode, net, enable_dhcp)
-        if version == 6 and network.mtu < IPV6_MIN_MTU:
-            raise mtu_conflict(network.id, IPV6_MIN_MTU)
+        minimum = IPV6_MIN_MTU if version == 6 else IPV4_MIN_MTU
+        if network.mtu < minimum:
+            raise mtu_conflict(network.id, minimum)
         for other in conn.scalars(sa.select(t.subnets.c.cidr).where(
                 t.subnets.c.network_id == network.id)):
             if ipam.overlaps(other, str(net)):
                 raise errors.InvalidInput(
                     f"Requested subnet with cidr: {net} for network: {network.id} overlaps "
                     f"with another subnet.")
+        self.pools.check_affinity(conn, network.id, version,
+                                  allocation.pool_id if allocation is not None else None)
         if "gateway_ip" in body:
             gateway = ipaddress.ip_address(body["gateway_ip"]) \
                 if body["gateway_ip"] is not None else None
@@ -189,6 +208,8 @@ class Subnets(c.Collection):
             "service_types": body.get("service_types", []),
         })
         conn.execute(t.subnets.insert().values(row))
+        if allocation is not None:
+            self.pools.record(conn, row["id"], allocation)
         self._write_pools(conn, row["id"], pools)
         self._write_dns(conn, row["id"], body.get("dns_nameservers", []))
         self._write_routes(conn, row["id"], body.get("host_routes", []))
@@ -199,6 +220,22 @@ class Subnets(c.Collection):
         self.quotas.check(conn, owner, {"subnet": 1})
         c.bump(conn, t.networks, network.id)
         return row["id"]
+
+    def _from_pool(self, conn: Connection, ctx: Context, body: dict,
+                   owner: str) -> Allocation | None:
+        """The range a subnet gets from the pool it names; None when it names none."""
+        if "cidr" in body and "prefixlen" in body:
+            raise bad_subnet_request("cidr and prefixlen must not be supplied together.")
+        pool = self.pools.pool_for(conn, ctx, body)
+        if pool is None:
+            if "cidr" not in body:
+                raise bad_subnet_request("a subnetpool must be specified in the absence of a "
+                                         "cidr.")
+            return None
+        if "cidr" not in body and body.get("allocation_pools") is not None:
+            raise bad_subnet_request("allocation_pools allowed only for specific subnet "
+                                     "requests.")
+        return self.pools.allocate(conn, pool, body, owner)
 
     @staticmethod
     def _check_ipv6_modes(version: int, ra_mode: str | None, addr_mode: str | None,
@@ -337,6 +374,8 @@ class Subnets(c.Collection):
         row = self.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_subnet")
         lock_rows(conn, t.networks, [row.network_id])
+        for hook in self.before_delete:
+            hook(conn, ctx, row)
         auto = ipam.auto_address(row.ip_version, row.ipv6_ra_mode, row.ipv6_address_mode)
         if not auto:
             users = conn.scalars(

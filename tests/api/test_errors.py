@@ -156,7 +156,7 @@ def test_wrong_methods_are_405(admin: Client, method: str, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/bogus", f"/networks/{MISSING}/bogus", "/extensions/nope",
-                                  "/quotas/p1/bogus", f"/routers/{MISSING}/tags"])
+                                  "/quotas/p1/bogus", f"/bogus/{MISSING}/tags"])
 def test_unknown_paths_are_404(admin: Client, path: str) -> None:
     assert_error(admin.get(path), 404, "HTTPNotFound")
 

@@ -101,8 +101,15 @@ def test_mtu_limits_follow_the_segment_type(admin: Client) -> None:
                  "Requested MTU is too big, maximum is 1450.")
     assert_error(admin.post("/networks", {"network": {"mtu": 9000}}), 400, "InvalidInput",
                  "maximum is 1450")
-    assert_error(admin.post("/networks", {"network": {"mtu": 67}}), 400, "HTTPBadRequest",
+    assert_error(admin.post("/networks", {"network": {"mtu": -1}}), 400, "HTTPBadRequest",
                  "Invalid input for mtu")
+    # as upstream: 0 is the largest the segment allows; below 68 no IPv4 subnet fits
+    assert admin.create("networks", mtu=0)["mtu"] == 1450
+    tiny = admin.create("networks", mtu=67)
+    assert tiny["mtu"] == 67
+    r = admin.post("/subnets", {"subnet": {"network_id": tiny["id"], "ip_version": 4,
+                                           "cidr": "10.69.0.0/24"}})
+    assert_error(r, 409, "NetworkMTUSubnetConflict", "requires a minimum of 68")
     assert_error(admin.post("/networks", {"network": {"mtu": "big"}}), 400, "InvalidInput",
                  "'big' is not an integer")
     vlan = admin.create("networks", **{"provider:network_type": "vlan", "mtu": 1500})
@@ -123,6 +130,12 @@ def test_mtu_limits_follow_the_segment_type(admin: Client) -> None:
     assert_error(admin.put(f"/networks/{net['id']}", {"network": {"mtu": 1279}}), 409,
                  "NetworkMTUSubnetConflict", f"MTU of {net['id']} is not valid")
     assert admin.put(f"/networks/{net['id']}", {"network": {"mtu": 1280}}).status_code == 200
+    v4 = admin.create("networks", mtu=1280)
+    admin.create("subnets", network_id=v4["id"], ip_version=4, cidr="10.71.0.0/24")
+    assert_error(admin.put(f"/networks/{v4['id']}", {"network": {"mtu": 67}}), 409,
+                 "NetworkMTUSubnetConflict", "requires a minimum of 68")
+    r = admin.put(f"/networks/{v4['id']}", {"network": {"mtu": 0}})
+    assert r.status_code == 200 and r.json()["network"]["mtu"] == 1450
 
 
 def test_provider_segments_and_conflicts(admin: Client) -> None:

@@ -302,3 +302,28 @@ def test_port_create_list_show_set_unset_delete(cli: Cli, api: Client) -> None:
     cli("port", "delete", port["id"], plain["id"])
     assert api.get(f"/ports?network_id={net['id']}").json()["ports"] == []
     assert api.delete(f"/networks/{net['id']}").status_code == 204
+
+
+def test_subnet_pool_create_set_allocate_delete(cli: Cli, api: Client) -> None:
+    name = unique("pool")
+    pool = cli("subnet", "pool", "create", name, "--pool-prefix", "10.140.0.0/16",
+               "--pool-prefix", "10.141.0.0/16", "--default-prefix-length", "24",
+               "--min-prefix-length", "20", "--share", "--tag", "sp", "-f", "json")
+    # the SDK reads upstream's string lengths as integers
+    assert pool["prefixes"] == ["10.140.0.0/15"] and pool["default_prefixlen"] == 24
+    assert pool["shared"] is True and pool["tags"] == ["sp"]
+    cli("subnet", "pool", "set", name, "--pool-prefix", "10.150.0.0/16",
+        "--max-prefix-length", "28")
+    got = api.get(f"/subnetpools/{pool['id']}").json()["subnetpool"]
+    assert got["prefixes"] == ["10.140.0.0/15", "10.150.0.0/16"]
+    assert got["max_prefixlen"] == "28"
+    net = api.create("networks", name=unique("pooled"))
+    sub = cli("subnet", "create", unique("sub"), "--network", net["id"], "--subnet-pool", name,
+              "--prefix-length", "26", "-f", "json")
+    assert sub["cidr"] == "10.140.0.0/26" and sub["subnetpool_id"] == pool["id"]
+    assert cli("subnet", "list", "--subnet-pool", name, "-f", "value", "-c", "ID").split() \
+        == [sub["id"]]
+    assert "existing allocations" in cli.fails("subnet", "pool", "delete", name)
+    cli("subnet", "delete", sub["id"])
+    cli("subnet", "pool", "delete", name)
+    assert api.get(f"/subnetpools/{pool['id']}").status_code == 404

@@ -18,6 +18,8 @@ PORT_KEYS = {
     "revision_number", "tags", "network_id", "mac_address", "admin_state_up", "status",
     "device_id", "device_owner", "fixed_ips", "port_security_enabled",
     "allowed_address_pairs", "extra_dhcp_opts", "binding:vnic_type",
+    # security-group, and Neutrino's port-security-split
+    "security_groups", "anti_spoofing_enabled", "security_groups_enabled",
 }
 MAC = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
 
@@ -165,8 +167,10 @@ def test_port_security_and_address_pairs(admin: Client, net: tuple[dict, dict]) 
     r = admin.put(f"/ports/{port['id']}", {"port": {"port_security_enabled": False}})
     assert_error(r, 409, "AddressPairAndPortSecurityRequired",
                  "Port Security must be enabled in order to have allowed address pairs")
+    # the port's (default) security group must go too, as upstream
     r = admin.put(f"/ports/{port['id']}", {"port": {"port_security_enabled": False,
-                                                    "allowed_address_pairs": []}})
+                                                    "allowed_address_pairs": [],
+                                                    "security_groups": []}})
     assert r.status_code == 200 and r.json()["port"]["port_security_enabled"] is False
     r = admin.put(f"/ports/{port['id']}", {"port": {
         "allowed_address_pairs": [{"ip_address": "10.20.0.201"}]}})

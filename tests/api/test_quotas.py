@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from neutrino.services.quotas import COUNTED
 from tests.conftest import Client, assert_error
 
-DEFAULTS = {"network": 100, "subnet": 100, "port": 500}
+#: upstream's default limits (shared/peer/README.md); a resource it gives none is unlimited
+UPSTREAM = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
+            "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
+DEFAULTS = {name: UPSTREAM.get(name, -1) for name in COUNTED}
 
 
 def project_of(client: Client) -> str:
@@ -39,7 +43,9 @@ def test_details_count_what_is_used(admin: Client, member: Client) -> None:
     other = admin.create("ports", network_id=net["id"], project_id="someone-else")
     used = {k: v["used"] for k, v in member.get(
         f"/quotas/{project}/details").json()["quota"].items()}
-    assert used == {"network": 1, "subnet": 1, "port": 3}
+    # the first port made the project's default security group, with its 4 rules
+    assert used == {**dict.fromkeys(DEFAULTS, 0), "network": 1, "subnet": 1, "port": 3,
+                    "security_group": 1, "security_group_rule": 4}
     assert admin.get("/quotas/someone-else/details").json()["quota"]["port"]["used"] == 1
     assert admin.delete(f"/ports/{other['id']}").status_code == 204
 
@@ -48,13 +54,13 @@ def test_update_list_and_reset(admin: Client, member: Client) -> None:
     project = project_of(member)
     r = admin.put(f"/quotas/{project}", {"quota": {"network": 5, "port": "7"}})
     assert r.status_code == 200, r.text
-    assert r.json() == {"quota": {"network": 5, "subnet": 100, "port": 7}}
-    assert member.get(f"/quotas/{project}").json() == {"quota": {"network": 5, "subnet": 100,
+    assert r.json() == {"quota": {**DEFAULTS, "network": 5, "port": 7}}
+    assert member.get(f"/quotas/{project}").json() == {"quota": {**DEFAULTS, "network": 5,
                                                                  "port": 7}}
     assert admin.get(f"/quotas/{project}/default").json() == {"quota": DEFAULTS}
     listed = admin.get("/quotas").json()["quotas"]
     mine = [q for q in listed if q["project_id"] == project]
-    assert mine == [{"network": 5, "subnet": 100, "port": 7, "project_id": project,
+    assert mine == [{**DEFAULTS, "network": 5, "port": 7, "project_id": project,
                      "tenant_id": project}]
     assert admin.put(f"/quotas/{project}", {"quota": {"network": -1}}).json()["quota"][
         "network"] == -1  # unlimited

@@ -154,7 +154,7 @@ def test_dns_host_routes_and_service_types(admin: Client, net: dict) -> None:
      "Invalid input for ip_version."),
     ({"cidr": "10.9.0.0/24"}, "HTTPBadRequest",
      "Failed to parse request. Required attribute 'ip_version' not specified"),
-    ({"ip_version": 4}, "HTTPBadRequest", "Required attribute 'cidr' not specified"),
+    ({"ip_version": 4}, "BadRequest", "a subnetpool must be specified in the absence of a cidr"),
     ({"cidr": "10.9.0.0/24", "ip_version": 4, "enable_dhcp": "sometimes"}, "InvalidInput",
      "'sometimes' cannot be converted to boolean."),
     ({"cidr": "10.9.0.0/24", "ip_version": 4, "gateway_ip": ""}, "HTTPBadRequest",
@@ -281,3 +281,31 @@ def test_subnets_of_others(admin: Client, project_client) -> None:
     theirs = admin.create("subnets", network_id=net["id"], cidr="10.16.0.0/24", ip_version=4,
                           project_id="elsewhere")
     assert theirs["project_id"] == "elsewhere"
+
+
+def test_shared_filter_follows_the_network(admin: Client, project_client) -> None:
+    """``shared`` is never shown on a subnet, but filters by its network (as upstream)."""
+    shared = admin.create("networks", name="shared-subnets", shared=True)
+    mine = admin.create("networks", name="private-subnets")
+    on_shared = admin.create("subnets", network_id=shared["id"], cidr="10.17.0.0/24",
+                             ip_version=4)
+    on_mine = admin.create("subnets", network_id=mine["id"], cidr="10.18.0.0/24",
+                           ip_version=4)
+    assert "shared" not in on_shared
+
+    def ids(query: str) -> set[str]:
+        r = admin.get(f"/subnets?{query}")
+        assert r.status_code == 200, r.text
+        return {s["id"] for s in r.json()["subnets"]} & {on_shared["id"], on_mine["id"]}
+
+    assert ids("shared=true") == {on_shared["id"]}
+    assert ids("shared=False") == {on_mine["id"]}
+    assert ids("shared=true&shared=false") == {on_shared["id"], on_mine["id"]}
+    assert_error(admin.get("/subnets?shared=sometimes"), 400, "InvalidInput",
+                 "'sometimes' cannot be converted to boolean")
+    assert_error(admin.get("/subnets?sort_key=shared&sort_dir=asc"), 400, "HTTPBadRequest")
+    r = post_subnet(admin, mine["id"], cidr="10.19.0.0/24", ip_version=4, shared=True)
+    assert_error(r, 400, "HTTPBadRequest", "Attribute 'shared' not allowed in POST")
+    member = project_client()
+    assert {s["id"] for s in member.get("/subnets?shared=true").json()["subnets"]} >= \
+        {on_shared["id"]}

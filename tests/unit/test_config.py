@@ -11,7 +11,10 @@ def test_defaults_run_one_box() -> None:
     s = config.load()
     assert (s.host, s.port, s.auth) == ("127.0.0.1", 9696, "noauth")
     assert s.db_url.startswith("sqlite:///")
-    assert s.quotas == {"network": 100, "subnet": 100, "port": 500}
+    # upstream's defaults
+    assert s.quotas == {"network": 100, "subnet": 100, "port": 500, "router": 10,
+                        "floatingip": 50, "security_group": 10, "security_group_rule": 100,
+                        "rbac_policy": 10}
 
 
 def test_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,12 +40,18 @@ def conn(tmp_path_factory: pytest.TempPathFactory):
     with engine.begin() as c:
         c.execute(t.networks.insert(), [_net("a-own", "A"), _net("b-own", "B"),
                                         _net("b-shared", "B"), _net("b-shared-to-a", "B"),
-                                        _net("ext", "X", external=True)])
+                                        _net("ext", "X", external=True),
+                                        _net("ext-to-a", "X", external=True)])
         c.execute(t.network_rbacs.insert(), [
             {"id": "r1", "object_id": "b-shared", "project_id": "B", "target_project": "*",
              "action": policy.SHARED},
             {"id": "r2", "object_id": "b-shared-to-a", "project_id": "B",
-             "target_project": "A", "action": policy.SHARED}])
+             "target_project": "A", "action": policy.SHARED},
+            # external networks are visible by their access_as_external policies
+            {"id": "r3", "object_id": "ext", "project_id": "X", "target_project": "*",
+             "action": policy.EXTERNAL},
+            {"id": "r4", "object_id": "ext-to-a", "project_id": "X", "target_project": "A",
+             "action": policy.EXTERNAL}])
         c.execute(t.ports.insert(), [_port("01", "A", "a-own"), _port("02", "B", "b-own"),
                                      _port("03", "B", "a-own"), _port("04", "A", "b-shared")])
     with engine.connect() as c:
@@ -62,7 +68,7 @@ def visible(conn: sa.Connection, table: sa.Table, clause: object) -> set[str]:
 
 def test_networks_visible_to_a_project(conn: sa.Connection) -> None:
     assert visible(conn, t.networks, policy.network_scope(A)) == {
-        "a-own", "b-shared", "b-shared-to-a", "ext"}
+        "a-own", "b-shared", "b-shared-to-a", "ext", "ext-to-a"}
     assert visible(conn, t.networks, policy.network_scope(B)) == {
         "b-own", "b-shared", "b-shared-to-a", "ext"}
     assert policy.network_scope(ADMIN) is None  # everything

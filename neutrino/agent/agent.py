@@ -1,0 +1,336 @@
+"""The host agent's loop: register, heartbeat, resync, reconcile, report.
+
+Everything goes through one pass (:meth:`Agent.run_once`): the dirty keys (network
+ids) are read from the server as a snapshot, every reconciler diffs and applies
+them, and what was realised is reported.  Events only mark keys dirty; a full
+resync (start, reconnect, periodic) marks everything dirty, and a full pass also
+sweeps objects recognisably ours that nothing wants any more.
+
+Until the first snapshot arrives nothing in the kernel is touched.  When the
+server is away the data plane stays as it is, and the next successful call
+brings a full resync (events may have been missed).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from neutrino.agent import model
+from neutrino.agent.dhcp import Dhcp, DhcpBackend
+from neutrino.agent.dnsmasq import Dnsmasq
+from neutrino.agent.l2 import L2, L2Config
+from neutrino.agent.reconciler import Backoff
+from neutrino.bus import Bus, BusError, BusUnavailable
+from neutrino.bus import messages as m
+from neutrino.bus.core import CHANGES
+from neutrino.config import Settings
+from neutrino.linux import names, netlink
+
+log = logging.getLogger(__name__)
+
+L2_AGENT = ("Linux bridge agent", "neutrino-linuxbridge-agent", "N/A")
+DHCP_AGENT = ("DHCP agent", "neutrino-dhcp-agent", "dhcp_agent")
+#: how often taps are looked for (an instance's tap appears without any API event)
+POLL_INTERVAL = 0.5
+#: a full resync this often repairs any drift the events did not tell us about
+RESYNC_INTERVAL = 300.0
+
+
+class Agent:
+    def __init__(self, bus: Bus, settings: Settings, *, dhcp_backend: DhcpBackend | None = None,
+                 poll_interval: float = POLL_INTERVAL,
+                 resync_interval: float = RESYNC_INTERVAL) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.host = settings.agent_host or socket.gethostname()
+        self.netns = settings.agent_netns or None
+        self.state_dir = Path(settings.agent_state_dir or "/run/neutrino")
+        self.vlan_supported = netlink.vlan_supported()
+        self.l2 = L2(L2Config(self.netns, settings.vxlan_local_ip or None,
+                              tuple(settings.vxlan_remotes),
+                              dict(settings.physical_interface_mappings), self.vlan_supported))
+        backend = dhcp_backend or Dnsmasq(self.state_dir,
+                                          lease_duration=settings.dhcp_lease_duration,
+                                          domain=settings.dns_domain,
+                                          omit_dns_when_none=settings.dhcp_omit_dns_when_none)
+        self.dhcp = Dhcp(backend, self.netns, self._request_port)
+        self.poll_interval = poll_interval
+        self.resync_interval = resync_interval
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._dirty: set[str] = set()
+        self._full = True
+        self._snapshot = model.Snapshot()
+        self._connected = False
+        self._started = {L2_AGENT[0]: False, DHCP_AGENT[0]: False}
+        #: (port id, component) -> (up, revision) last reported successfully
+        self._reported: dict[tuple[str, str], tuple[bool, int]] = {}
+        self._pending: list[dict] = []
+        self._taps: dict[str, tuple[str | None, bool]] = {}
+        self.backoff = Backoff()
+        self.synced = False
+        self.applied_generation = 0
+        self.wired: set[str] = set()
+        self.passes = 0
+        self._thread: threading.Thread | None = None
+        self._unsubscribe = bus.subscribe(CHANGES, self._on_change)
+
+    # -- events: only mark dirty -------------------------------------------------------
+
+    def _on_change(self, msg: m.Message) -> None:
+        if isinstance(msg, m.Changed) and msg.network_id:
+            self.mark_dirty([msg.network_id])
+
+    def mark_dirty(self, network_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._dirty.update(network_ids)
+        self._wake.set()
+
+    def resync(self) -> None:
+        """Mark every key dirty: the next pass is a full one (with the sweep)."""
+        with self._lock:
+            self._full = True
+        self._wake.set()
+
+    # -- the bus -------------------------------------------------------------------------
+
+    def _call(self, method: str, request: m.Message) -> m.Message:
+        try:
+            reply = self.bus.call(method, request)
+        except BusUnavailable:
+            if self._connected:
+                log.warning("the server is away: keeping the data plane as it is")
+            self._connected = False
+            raise
+        if not self._connected:
+            self._connected = True
+            self.resync()  # events may have been missed meanwhile
+        return reply
+
+    def heartbeat(self) -> bool:
+        dhcp_nets = [n for n in self._snapshot.networks.values() if n.dhcp]
+        states = [
+            (L2_AGENT, {"interface_mappings": dict(self.settings.physical_interface_mappings),
+                        "bridge_mappings": {}, "tunnel_types": ["vxlan"],
+                        "tunneling_ip": self.settings.vxlan_local_ip or None,
+                        "l2_population": False, "devices": len(self.wired),
+                        "network_types": ["flat", "vxlan"]
+                        + (["vlan"] if self.vlan_supported else []),
+                        "realised_generation": self.applied_generation}),
+            (DHCP_AGENT, {"dhcp_driver": self.dhcp.backend.name, "networks": len(dhcp_nets),
+                          "subnets": sum(len(n.subnets) for n in dhcp_nets),
+                          "ports": sum(len(self._snapshot.ports_on(n.id)) for n in dhcp_nets),
+                          "dhcp_lease_duration": self.settings.dhcp_lease_duration,
+                          "notifies_port_ready": True,
+                          "realised_generation": self.applied_generation}),
+        ]
+        try:
+            for (agent_type, binary, topic), config in states:
+                self._call(m.REPORT_STATE, m.AgentState(
+                    self.host, agent_type, binary, topic, config,
+                    start_flag=not self._started[agent_type]))
+                self._started[agent_type] = True
+        except BusError as exc:
+            log.debug("heartbeat not delivered: %s", exc)
+            return False
+        return True
+
+    def _request_port(self, network_id: str, release: bool) -> None:
+        self._call(m.DHCP_PORT, m.DhcpPortRequest(self.host, network_id, release))
+        self.mark_dirty([network_id])  # the port comes with the next snapshot
+
+    # -- one pass --------------------------------------------------------------------------
+
+    def _take_dirty(self) -> tuple[bool, set[str]]:
+        with self._lock:
+            full, keys = self._full, self._dirty
+            self._full, self._dirty = False, set()
+        return full, keys
+
+    def _give_back(self, full: bool, keys: set[str]) -> None:
+        with self._lock:
+            self._full = self._full or full
+            self._dirty |= keys
+
+    def run_once(self) -> bool:
+        """One reconcile pass over the dirty keys; False if there was nothing to do or
+        the server could not be reached."""
+        full, keys = self._take_dirty()
+        if not full and not keys:
+            return False
+        try:
+            state = self._call(m.SYNC, m.SyncRequest(self.host, None if full else sorted(keys)))
+        except BusError as exc:
+            self._give_back(full, keys)
+            log.debug("no snapshot: %s", exc)
+            return False
+        assert isinstance(state, m.HostState)
+        scope = None if full else sorted(keys)
+        self._snapshot = self._snapshot.merged(model.snapshot(state), scope)
+        if full:
+            self._reported.clear()  # the server may have restarted: tell it everything
+        failed = self._reconcile(scope)
+        self.backoff.succeeded(k for k in (keys if not full else self._snapshot.networks)
+                               if k not in failed)
+        for key in failed:
+            self.backoff.failed(key)
+        if not failed:
+            self.applied_generation = max(self.applied_generation, state.generation)
+        self.synced = True
+        self.passes += 1
+        self._flush_reports()
+        return True
+
+    def _reconcile(self, scope: list[str] | None) -> set[str]:
+        """DHCP first (it makes the DHCP taps), then L2 (which plugs every tap);
+        returns the network ids that failed."""
+        snap = self._snapshot
+        failed: set[str] = set()
+        dhcp_want = self.dhcp.desired(snap)
+        release = {n for n in snap.networks if n not in dhcp_want
+                   and any(p.is_dhcp and p.local for p in snap.ports_on(n))}
+        keys = None if scope is None else set(scope) | release
+        if keys is None and self.netns is not None:
+            # a sandboxed agent shares the namespace list with others: its own are those
+            # it keeps files for
+            keys = set(self.dhcp.backend.networks()) | set(dhcp_want) | release
+        seen, taps = self.dhcp.observe(keys, dhcp_want)
+        failed |= set(self.dhcp.apply(self.dhcp.diff(dhcp_want, seen, keys, taps=taps,
+                                                     release=release)))
+        l2_want = self.l2.desired(snap)
+        l2_keys = None if scope is None else self.l2.keys_of(scope)
+        l2_failed = self.l2.apply(self.l2.diff(l2_want, self.l2.observe(), l2_keys))
+        by_bridge = {names.bridge(n): n for n in snap.networks}
+        failed |= {by_bridge.get(k, k) for k in l2_failed}
+        after = self.l2.observe()
+        self._taps = _tap_states(after)
+        wired: set[str] = set()
+        for bridge, spec in l2_want.items():
+            if l2_keys is not None and bridge not in l2_keys:
+                wired |= {p for p in spec.taps if p in self.wired}
+                continue
+            ok = bridge not in l2_failed
+            for pid, up in self.l2.wired(spec, after).items():
+                self._report(pid, "l2", ok and up)
+                if ok and up:
+                    wired.add(pid)
+        self.wired = wired
+        for net_id, spec in dhcp_want.items():
+            if (scope is None or net_id in scope) and net_id not in failed \
+                    and spec.port is not None:
+                for pid in spec.served:
+                    self._report(pid, "dhcp", True)
+        return failed
+
+    def _report(self, port_id: str, component: str, up: bool) -> None:
+        port = self._snapshot.ports.get(port_id)
+        revision = port.revision_number if port else 0
+        if self._reported.get((port_id, component)) == (up, revision):
+            return
+        self._pending.append({"port_id": port_id, "component": component, "up": up,
+                              "revision": revision})
+
+    def _flush_reports(self) -> None:
+        if not self._pending:
+            return
+        reports, self._pending = self._pending, []
+        try:
+            self._call(m.REPORT_PORTS, m.PortReports(self.host, reports))
+        except BusError as exc:
+            log.debug("port reports not delivered: %s", exc)
+            self._pending = reports + self._pending
+            return
+        for r in reports:
+            self._reported[(r["port_id"], r["component"])] = (r["up"], r["revision"])
+
+    # -- taps appear and vanish without an API event -----------------------------------
+
+    def poll_taps(self) -> None:
+        if not self.synced:
+            return
+        try:
+            now = _tap_states(self.l2.observe())
+        except Exception as exc:
+            log.debug("cannot list links: %s", exc)
+            return
+        changed = {t for t in set(now) | set(self._taps) if now.get(t) != self._taps.get(t)}
+        self._taps = now
+        if not changed:
+            return
+        nets = {p.network_id for p in self._snapshot.ports.values()
+                if p.local and names.tap(p.id) in changed}
+        if nets:
+            self.mark_dirty(nets)
+
+    def check_daemons(self) -> None:
+        """A DHCP server that died (crashed, killed) is started again by the next pass."""
+        if not self.synced:
+            return
+        dead = [n.id for n in self._snapshot.networks.values() if n.dhcp
+                and any(p.is_dhcp and p.local for p in self._snapshot.ports_on(n.id))
+                and netlink.namespace_exists(names.dhcp_namespace(n.id))
+                and not self.dhcp.backend.daemon(n.id, names.dhcp_namespace(n.id)).alive()]
+        if dead:
+            log.warning("DHCP server gone for network(s) %s: starting it again", ", ".join(dead))
+            self.mark_dirty(dead)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Loop until :meth:`stop`: heartbeats, tap polling, backoff retries, passes."""
+        interval = max(0.1, self.settings.agent_report_interval)
+        next_beat = next_poll = 0.0
+        next_full = time.monotonic() + self.resync_interval
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_beat:
+                self.heartbeat()
+                next_beat = now + interval
+            if now >= next_poll:
+                self.poll_taps()
+                self.check_daemons()
+                next_poll = now + self.poll_interval
+            if now >= next_full:
+                self.resync()
+                next_full = now + self.resync_interval
+            due = self.backoff.due(now)
+            if due:
+                for key in due:
+                    self.backoff.not_before.pop(key, None)
+                self.mark_dirty(due)
+            try:
+                self.run_once()
+            except Exception:  # a bug in one pass must not end the agent
+                log.exception("reconcile pass failed; a full resync follows")
+                self.resync()
+                self._stop.wait(1.0)
+            self._flush_reports()
+            waits = [next_beat, next_poll, next_full, self.backoff.next_due() or next_full]
+            timeout = max(0.0, min(waits) - time.monotonic())
+            self._wake.wait(timeout)
+            self._wake.clear()
+
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name=f"agent-{self.host}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the loop; the data plane stays exactly as it is."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._unsubscribe()
+
+
+def _tap_states(seen: object) -> dict[str, tuple[str | None, bool]]:
+    links = getattr(seen, "links", {})
+    return {name: (lk.master, lk.up) for name, lk in links.items()
+            if (p := names.parse_link(name)) is not None and p.kind == names.Kind.TAP}

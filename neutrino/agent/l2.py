@@ -1,0 +1,310 @@
+"""L2: per network a bridge ``brq<net>``, its uplink (``vxlan-<vni>``, a flat physical
+interface, or ``<physdev>.<vid>``), and the local ports' taps plugged into it.
+
+Keys are bridge names.  The taps of instances are made by whoever plugs the
+instance (a hypervisor, ``neutrino instance``); this reconciler plugs them into
+the bridge once they appear, and unplugs what does not belong.  It deletes only
+devices it recognises as its own by name (``brq…``, ``vxlan-…``, and VLAN
+sub-interfaces inside its bridges), never a physical interface or a tap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from neutrino.agent.model import Network, Snapshot
+from neutrino.agent.reconciler import apply_plan
+from neutrino.linux import names, netlink
+from neutrino.linux.errors import NotSupported
+from neutrino.linux.netlink import Link, VxlanInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class L2Config:
+    netns: str | None = None
+    vxlan_local_ip: str | None = None
+    vxlan_remotes: tuple[str, ...] = ()
+    interface_mappings: Mapping[str, str] = field(default_factory=dict)
+    vlan_supported: bool = True
+
+
+@dataclass(frozen=True)
+class Uplink:
+    kind: str  # "vxlan", "flat", "vlan"
+    name: str
+    vni: int | None = None
+    local: str | None = None
+    remotes: tuple[str, ...] = ()
+    parent: str | None = None
+    vid: int | None = None
+
+
+@dataclass(frozen=True)
+class BridgeSpec:
+    network_id: str
+    bridge: str
+    mtu: int
+    uplink: Uplink | None
+    #: port id -> tap name, for the local ports that should be plugged
+    taps: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class L2Observed:
+    links: Mapping[str, Link] = field(default_factory=dict)
+    #: VXLAN device -> its flood list (remote VTEPs)
+    flood: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def members(self, bridge: str) -> list[Link]:
+        return sorted((lk for lk in self.links.values() if lk.master == bridge),
+                      key=lambda lk: lk.name)
+
+    def bridges(self) -> list[str]:
+        return sorted(n for n, lk in self.links.items() if lk.kind == "bridge"
+                      and (p := names.parse_link(n)) is not None and p.kind == names.Kind.BRIDGE)
+
+
+# -- the plan's steps ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EnsureBridge:
+    key: str
+    mtu: int
+
+
+@dataclass(frozen=True)
+class EnsureVxlan:
+    key: str
+    name: str
+    vni: int
+    local: str | None
+    mtu: int
+
+
+@dataclass(frozen=True)
+class EnsureFlood:
+    key: str
+    name: str
+    remotes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EnsureVlan:
+    key: str
+    name: str
+    parent: str
+    vid: int
+    mtu: int
+
+
+@dataclass(frozen=True)
+class Plug:
+    """Put a device into the bridge and bring it up (``mtu`` None: leave it)."""
+
+    key: str
+    name: str
+    mtu: int | None
+
+
+@dataclass(frozen=True)
+class Unplug:
+    key: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DeleteLink:
+    key: str
+    name: str
+
+
+L2Op = EnsureBridge | EnsureVxlan | EnsureFlood | EnsureVlan | Plug | Unplug | DeleteLink
+
+
+# -- desired -------------------------------------------------------------------------------
+
+def _uplink(net: Network, cfg: L2Config) -> Uplink | None:
+    seg = net.segment
+    if seg is None:
+        return None
+    if seg.network_type == "vxlan" and seg.segmentation_id:
+        return Uplink("vxlan", names.vxlan(seg.segmentation_id), vni=seg.segmentation_id,
+                      local=cfg.vxlan_local_ip or None, remotes=tuple(sorted(cfg.vxlan_remotes)))
+    physdev = cfg.interface_mappings.get(seg.physical_network or "")
+    if physdev is None:
+        return None
+    if seg.network_type == "flat":
+        return Uplink("flat", physdev)
+    if seg.network_type == "vlan" and seg.segmentation_id:
+        return Uplink("vlan", names.vlan(physdev, seg.segmentation_id), parent=physdev,
+                      vid=seg.segmentation_id)
+    return None
+
+
+def desired(snapshot: Snapshot, cfg: L2Config) -> dict[str, BridgeSpec]:
+    """Bridge name -> what it should be, for every network with local ports."""
+    out = {}
+    for net in snapshot.networks.values():
+        if not net.l2:
+            continue
+        bridge = names.bridge(net.id)
+        taps = {p.id: names.tap(p.id) for p in snapshot.ports_on(net.id)
+                if p.local and p.admin_state_up}
+        out[bridge] = BridgeSpec(net.id, bridge, net.mtu, _uplink(net, cfg), taps)
+    return out
+
+
+# -- observed ------------------------------------------------------------------------------
+
+def observe(cfg: L2Config) -> L2Observed:
+    links = {lk.name: lk for lk in netlink.list_links(cfg.netns)}
+    flood = {}
+    for name, lk in links.items():
+        parsed = names.parse_link(name)
+        if lk.kind == "vxlan" and parsed is not None and parsed.kind == names.Kind.VXLAN:
+            flood[name] = frozenset(e.dst for e in netlink.list_fdb(name, cfg.netns)
+                                    if e.mac == netlink.FLOOD_MAC and e.dst)
+    return L2Observed(links, flood)
+
+
+# -- diff (pure) ---------------------------------------------------------------------------
+
+def _ours_to_delete(link: Link) -> bool:
+    """Uplinks we made: VXLAN and VLAN devices named as we name them."""
+    parsed = names.parse_link(link.name)
+    return parsed is not None and (
+        (link.kind == "vxlan" and parsed.kind == names.Kind.VXLAN)
+        or (link.kind == "vlan" and parsed.kind == names.Kind.VLAN))
+
+
+def _vxlan_ok(link: Link | None, up: Uplink, bridge: str, mtu: int) -> bool:
+    want = VxlanInfo(vni=up.vni or 0, port=netlink.VXLAN_PORT, local=up.local, learning=False,
+                     underlay=None)
+    return (link is not None and link.kind == "vxlan" and link.vxlan == want
+            and link.mtu == mtu and link.master == bridge and link.up)
+
+
+def _plugged(link: Link | None, bridge: str, mtu: int | None) -> bool:
+    return (link is not None and link.master == bridge and link.up
+            and (mtu is None or link.mtu == mtu))
+
+
+def _build(spec: BridgeSpec, seen: L2Observed) -> list[L2Op]:
+    key = spec.bridge
+    plan: list[L2Op] = []
+    br = seen.links.get(key)
+    if br is None or br.kind != "bridge" or br.mtu != spec.mtu or not br.up:
+        plan.append(EnsureBridge(key, spec.mtu))
+    expected = set(spec.taps.values())
+    up = spec.uplink
+    if up is not None:
+        expected.add(up.name)
+        link = seen.links.get(up.name)
+        if up.kind == "vxlan":
+            if not _vxlan_ok(link, up, key, spec.mtu):
+                plan.append(EnsureVxlan(key, up.name, up.vni or 0, up.local, spec.mtu))
+            if link is None or seen.flood.get(up.name, frozenset()) != frozenset(up.remotes):
+                plan.append(EnsureFlood(key, up.name, up.remotes))
+        elif up.kind == "vlan":
+            if not (link is not None and link.kind == "vlan" and link.vlan_id == up.vid
+                    and link.parent == up.parent and link.mtu == spec.mtu
+                    and _plugged(link, key, None)):
+                plan.append(EnsureVlan(key, up.name, up.parent or "", up.vid or 0, spec.mtu))
+        elif not _plugged(link, key, None):
+            plan.append(Plug(key, up.name, None))  # a flat network's physical interface
+    for tap in sorted(spec.taps.values()):
+        link = seen.links.get(tap)
+        if link is not None and not _plugged(link, key, spec.mtu):
+            plan.append(Plug(key, tap, spec.mtu))
+    for member in seen.members(key):
+        if member.name not in expected:
+            plan.append(DeleteLink(key, member.name) if _ours_to_delete(member)
+                        else Unplug(key, member.name))
+    return plan
+
+
+def _teardown(bridge: str, seen: L2Observed) -> list[L2Op]:
+    """Reverse order: members out (ours deleted, others only unplugged), then the bridge."""
+    plan: list[L2Op] = [DeleteLink(bridge, m.name) if _ours_to_delete(m) else Unplug(bridge, m.name)
+                        for m in seen.members(bridge)]
+    return [*plan, DeleteLink(bridge, bridge)]
+
+
+def diff(want: Mapping[str, BridgeSpec], seen: L2Observed,
+         keys: Iterable[str] | None = None) -> list[L2Op]:
+    """The steps that turn ``seen`` into ``want`` for ``keys`` (bridge names; None:
+    every bridge either side knows, plus a sweep of stray VXLAN devices)."""
+    full = keys is None
+    todo = set(want) | set(seen.bridges()) if keys is None else set(keys)
+    plan: list[L2Op] = []
+    for key in sorted(todo):
+        if key in want:
+            plan.extend(_build(want[key], seen))
+        elif key in seen.links and seen.links[key].kind == "bridge":
+            plan.extend(_teardown(key, seen))
+    if full:
+        wanted_uplinks = {s.uplink.name for s in want.values() if s.uplink is not None}
+        for name, link in sorted(seen.links.items()):
+            # a VXLAN device of ours in no bridge: left by a crash between two steps
+            if link.master is None and _ours_to_delete(link) and link.kind == "vxlan" \
+                    and name not in wanted_uplinks:
+                plan.append(DeleteLink(name, name))
+    return plan
+
+
+# -- apply ---------------------------------------------------------------------------------
+
+class L2:
+    name = "l2"
+
+    def __init__(self, cfg: L2Config) -> None:
+        self.cfg = cfg
+
+    def desired(self, snapshot: Snapshot) -> dict[str, BridgeSpec]:
+        return desired(snapshot, self.cfg)
+
+    def observe(self) -> L2Observed:
+        return observe(self.cfg)
+
+    def keys_of(self, network_ids: Iterable[str]) -> list[str]:
+        return [names.bridge(n) for n in network_ids]
+
+    diff = staticmethod(diff)
+
+    def apply(self, plan: list[L2Op]) -> dict[str, Exception]:
+        return apply_plan(plan, self._do, "l2")
+
+    def _do(self, op: L2Op) -> None:
+        ns = self.cfg.netns
+        match op:
+            case EnsureBridge(key, mtu):
+                netlink.ensure_bridge(key, mtu=mtu, netns=ns)
+            case EnsureVxlan(key, name, vni, local, mtu):
+                netlink.ensure_vxlan(name, vni=vni, local=local, mtu=mtu, netns=ns)
+                netlink.set_link(name, master=key, up=True, netns=ns)
+            case EnsureFlood(_, name, remotes):
+                netlink.ensure_flood(name, remotes, netns=ns)
+            case EnsureVlan(key, name, parent, vid, mtu):
+                if not self.cfg.vlan_supported:
+                    raise NotSupported(f"VLAN {vid} on {parent}: this kernel has no 802.1Q "
+                                       f"support (8021q)")
+                netlink.ensure_vlan(name, parent=parent, vid=vid, mtu=mtu, netns=ns)
+                netlink.set_link(name, master=key, up=True, netns=ns)
+            case Plug(key, name, mtu):
+                netlink.set_link(name, master=key, mtu=mtu, up=True, netns=ns)
+            case Unplug(_, name):
+                netlink.set_link(name, master=None, netns=ns)
+            case DeleteLink(_, name):
+                netlink.delete_link(name, netns=ns)
+            case _:
+                raise AssertionError(f"unknown l2 step {op!r}")
+
+    @staticmethod
+    def wired(spec: BridgeSpec, seen: L2Observed) -> dict[str, bool]:
+        """Port id -> whether its tap is plugged into the bridge and up."""
+        return {pid: _plugged(seen.links.get(tap), spec.bridge, None)
+                for pid, tap in spec.taps.items()}
