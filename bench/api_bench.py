@@ -511,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
 
         data_dir = Path(tempfile.mkdtemp(prefix="neutrino-bench-"))
         stack.callback(shutil.rmtree, data_dir, True)
-        with neutrino_server(["up", "--data-dir", str(data_dir), "--no-dataplane"],
+        with neutrino_server(["up", "--data-dir", str(data_dir), "--no-dataplane",
+                              "--auth", "noauth"],
                              log) as (url, pid):
             log(f"neutrino up (SQLite in {data_dir}, pid {pid}) at {url}")
             unlimited_quotas(url)

@@ -34,7 +34,7 @@ class Settings:
     #: SQLAlchemy URL; empty means SQLite in ``data_dir``
     database_url: str = ""
     #: "noauth" (trust headers), "embedded" (our own Keystone v3) or "keystone" (external)
-    auth: str = "noauth"
+    auth: str = "embedded"
     #: lifetime of tokens issued by the embedded identity service, in seconds
     token_ttl: int = 3600
     #: how long a validated token is trusted before it is checked again

@@ -110,6 +110,8 @@ class Server:
 
 
 def start_server(tmp: Path, database_url: str, **overrides: object) -> Server:
+    # API tests speak noauth (identity headers) unless they ask for more
+    overrides.setdefault("auth", "noauth")
     settings = config.load(None, host="127.0.0.1", port=free_port(), data_dir=tmp,
                            database_url=database_url, **overrides)
     return Server(settings)

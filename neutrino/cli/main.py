@@ -158,8 +158,9 @@ def parser() -> argparse.ArgumentParser:
                     help="where the database and clouds.yaml live (default ./data)")
     up.add_argument("--no-dataplane", action="store_true", help="serve the API only")
     up.add_argument("--auth", default=None, choices=["noauth", "embedded", "keystone"],
-                    help="how requests are authenticated: noauth (default), embedded "
-                         "(Neutrino's own Keystone v3), keystone (an external one)")
+                    help="how requests are authenticated: embedded (default: Neutrino's own "
+                         "Keystone v3), noauth (trust identity headers), keystone (an "
+                         "external one)")
     up.add_argument("--config", type=Path, default=None, help="TOML settings file")
     up.set_defaults(func=cmd_up)
 

@@ -16,9 +16,9 @@ from tests.conftest import free_port
 NEUTRINO = str(Path(sys.executable).with_name("neutrino"))
 
 
-def _start(data_dir: Path, port: int) -> subprocess.Popen:
+def _start(data_dir: Path, port: int, *extra: str) -> subprocess.Popen:
     proc = subprocess.Popen([NEUTRINO, "up", "--data-dir", str(data_dir), "--port", str(port),
-                             "--no-dataplane"], stdout=subprocess.PIPE,
+                             "--no-dataplane", *extra], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -46,7 +46,7 @@ def _stop(proc: subprocess.Popen, sig: int) -> tuple[int, str]:
 
 def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     port = free_port()
-    proc = _start(tmp_path, port)
+    proc = _start(tmp_path, port, "--auth", "noauth")
     try:
         r = requests.post(f"http://127.0.0.1:{port}/v2.0/networks",
                           json={"network": {"name": "kept"}}, timeout=10)
@@ -60,7 +60,7 @@ def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     clouds = (tmp_path / "clouds.yaml").read_text()
     assert f"endpoint: http://127.0.0.1:{port}" in clouds
 
-    proc = _start(tmp_path, port)
+    proc = _start(tmp_path, port, "--auth", "noauth")
     try:
         r = requests.get(f"http://127.0.0.1:{port}/v2.0/networks/{net_id}", timeout=10)
         assert r.status_code == 200 and r.json()["network"]["name"] == "kept"
@@ -69,20 +69,44 @@ def test_up_serves_stops_cleanly_and_keeps_data(tmp_path: Path) -> None:
     assert code == 0, out
 
 
-def test_clouds_yaml_drives_the_openstack_cli(tmp_path: Path) -> None:
+def test_first_start_writes_credentials_the_openstack_cli_uses(tmp_path: Path) -> None:
+    """Embedded identity (the default): clouds.yaml and admin-openrc just work."""
     port = free_port()
     proc = _start(tmp_path, port)
+    openstack = str(Path(sys.executable).with_name("openstack"))
     try:
-        env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml"),
-               "OS_CLOUD": "neutrino"}
-        openstack = str(Path(sys.executable).with_name("openstack"))
+        # without a token the Networking API refuses
+        assert requests.get(f"http://127.0.0.1:{port}/v2.0/networks", timeout=10) \
+            .status_code == 401
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        clouds = {**env, "OS_CLIENT_CONFIG_FILE": str(tmp_path / "clouds.yaml"),
+                  "OS_CLOUD": "neutrino"}
         made = subprocess.run([openstack, "network", "create", "cli-net", "-f", "value",
-                               "-c", "id"], env=env, capture_output=True, text=True,
+                               "-c", "id"], env=clouds, capture_output=True, text=True,
                               timeout=60)
         assert made.returncode == 0, made.stderr
+        openrc = dict(env)
+        for line in (tmp_path / "admin-openrc").read_text().splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            openrc[key] = value
         listed = subprocess.run([openstack, "network", "list", "-f", "value", "-c", "Name"],
-                                env=env, capture_output=True, text=True, timeout=60)
+                                env=openrc, capture_output=True, text=True, timeout=60)
         assert listed.returncode == 0, listed.stderr
         assert "cli-net" in listed.stdout.split()
+        # projects and users are made with the stock commands
+        for argv in (["project", "create", "demo"],
+                     ["user", "create", "alice", "--password", "pw", "--project", "demo"],
+                     ["role", "add", "--project", "demo", "--user", "alice", "member"]):
+            done = subprocess.run([openstack, *argv], env=clouds, capture_output=True,
+                                  text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+        alice = {**env, "OS_AUTH_URL": openrc["OS_AUTH_URL"], "OS_USERNAME": "alice",
+                 "OS_PASSWORD": "pw", "OS_PROJECT_NAME": "demo",
+                 "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+                 "OS_IDENTITY_API_VERSION": "3"}
+        theirs = subprocess.run([openstack, "network", "list", "-f", "value", "-c", "Name"],
+                                env=alice, capture_output=True, text=True, timeout=60)
+        assert theirs.returncode == 0, theirs.stderr
+        assert "cli-net" not in theirs.stdout.split()  # the admin project's network
     finally:
         _stop(proc, signal.SIGINT)

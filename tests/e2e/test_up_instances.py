@@ -116,6 +116,14 @@ def _pinging(up: Up, vm: str, ip: str, count: int) -> subprocess.Popen:
 def test_up_instances_dhcp_ping_restart_and_cleanup(up: Up) -> None:
     up.start()
     api = requests.Session()
+    # `neutrino up` runs its own identity: log in as the admin it wrote clouds.yaml for
+    password = (up.data / "clouds.yaml").read_text().split("password: ")[1].split()[0]
+    login = api.post(f"{up.url}/identity/v3/auth/tokens", json={"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}})
+    assert login.status_code == 201, login.text
+    api.headers["X-Auth-Token"] = login.headers["X-Subject-Token"]
     net = api.post(f"{up.url}/v2.0/networks", json={"network": {"name": "e2e-net"}}).json()
     net = net["network"]
     r = api.post(f"{up.url}/v2.0/subnets", json={"subnet": {

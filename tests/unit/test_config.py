@@ -9,7 +9,7 @@ from neutrino import config
 
 def test_defaults_run_one_box() -> None:
     s = config.load()
-    assert (s.host, s.port, s.auth) == ("127.0.0.1", 9696, "noauth")
+    assert (s.host, s.port, s.auth) == ("127.0.0.1", 9696, "embedded")
     assert s.db_url.startswith("sqlite:///")
     # upstream's defaults
     assert s.quotas == {"network": 100, "subnet": 100, "port": 500, "router": 10,
