@@ -167,13 +167,15 @@ class FloatingIps(c.Collection):
                      body: dict) -> tuple[str | None, str | None, str | None]:
         """(port, fixed IP, router) the floating IP is to forward to, as ``body`` asks.
 
-        No ``port_id`` in an update keeps the association; ``port_id: null`` ends it.
+        No ``port_id`` in an update keeps the association; ``port_id: null`` ends it,
+        and so does an update with no attributes at all (the original API's way to
+        disassociate, which upstream keeps).
         """
         port_id = body.get("port_id")
         if body.get("fixed_ip_address") is not None and port_id is None:
             raise bad_floatingip("fixed_ip_address cannot be specified without a port_id")
         if port_id is None:
-            if "port_id" not in body and current is not None:
+            if "port_id" not in body and current is not None and body:
                 return current.fixed_port_id, current.fixed_ip_address, current.router_id
             return None, None, None
         port = self.ports.get_row(conn, ctx, port_id)

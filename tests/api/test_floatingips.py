@@ -187,6 +187,10 @@ def test_associate_and_disassociate(topo: Topology) -> None:
     # created associated in one go
     direct = topo.fip(port_id=port["id"])
     assert direct["port_id"] == port["id"] and direct["router_id"] == topo.router["id"]
+    # an update with no attributes at all disassociates, as the original API did
+    blank = topo.member.put(f"/floatingips/{direct['id']}", {"floatingip": {}})
+    assert blank.status_code == 200, blank.text
+    assert blank.json()["floatingip"]["port_id"] is None
 
 
 def test_association_needs_a_router_to_the_external_network(admin: Client,
