@@ -19,7 +19,7 @@ def test_serve_with_workers_on_postgresql(tmp_path: Path, database_factory) -> N
     url = database_factory("postgresql")
     port = free_port()
     cfg = tmp_path / "neutrino.toml"
-    cfg.write_text(f'database_url = "{url}"\nport = {port}\nworkers = 2\n'
+    cfg.write_text(f'database_url = "{url}"\nport = {port}\nworkers = 2\nauth = "noauth"\n'
                    f'[quotas]\nnetwork = 3\n')
     proc = subprocess.Popen([NEUTRINO, "serve", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
