@@ -68,6 +68,11 @@ class Settings:
     agent_down_time: int = 75
     #: seconds between an agent's heartbeats (upstream: 30)
     agent_report_interval: float = 30.0
+    #: how server and agents talk: empty is in-process (``neutrino up``, one host);
+    #: ``amqp://user:password@host:5672/vhost`` is RabbitMQ (agents on other hosts)
+    bus_url: str = ""
+    #: names of the bus's exchanges and queues start with this (several clouds on a broker)
+    bus_prefix: str = "neutrino"
     #: the name this host's agent registers under; empty means the machine's hostname
     agent_host: str = ""
     #: the network namespace the agent's bridges and taps live in; empty is the host's own
@@ -87,6 +92,21 @@ class Settings:
     #: with no dns_nameservers on a subnet, send no DNS option at all instead of letting
     #: dnsmasq offer itself
     dhcp_omit_dns_when_none: bool = False
+    #: physical network -> an existing Linux bridge that flat networks on it use as
+    #: their bridge instead of ``brq<net>`` ("public:br-ex"), as upstream's linuxbridge
+    bridge_mappings: dict[str, str] = field(default_factory=dict)
+    # -- the external network `neutrino up` makes (devstack's convention) --
+    #: make it on first start when no external network exists (data plane on)
+    create_public_network: bool = True
+    public_network_name: str = "public"
+    public_subnet_cidr: str = "172.24.4.0/24"
+    #: the host holds this address on ``public_bridge``: floating IPs answer the host's shell
+    public_gateway_ip: str = "172.24.4.1"
+    public_physical_network: str = "public"
+    public_bridge: str = "br-ex"
+    #: forward and masquerade the public network to the host's own uplink (off: nothing
+    #: leaves the machine; on changes the host's forwarding and nftables)
+    public_uplink_masquerade: bool = False
 
     @property
     def db_url(self) -> str:
@@ -119,7 +139,7 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
                 out[net] = (int(lo), int(hi))
             return out
         return {k: (int(v[0]), int(v[1])) for k, v in value.items()}
-    if isinstance(current, dict) and name == "physical_interface_mappings":
+    if isinstance(current, dict) and name in ("physical_interface_mappings", "bridge_mappings"):
         if isinstance(value, str):  # "physnet1:eth1,public:eth2"
             return dict(item.split(":", 1) for item in filter(None, value.split(",")))
         return {str(k): str(v) for k, v in value.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -11,7 +12,7 @@ from starlette.routing import BaseRoute
 from neutrino import config
 from neutrino.api.app import create_app
 from neutrino.api.auth import Authenticator, EmbeddedKeystone, ExternalKeystone, NoAuth
-from neutrino.bus import Bus, InProcessBus
+from neutrino.bus import Bus, connect
 from neutrino.bus.server import AgentServer
 from neutrino.config import Settings
 from neutrino.db import migrate
@@ -40,7 +41,9 @@ def build(settings: Settings, *, upgrade: bool = True, migrate_in_child: bool = 
     app = create_app(services, db, auth, extra_routes)
     # agents reach the server through the bus (app.state.bus), never the database
     app.state.services = services
-    app.state.bus = bus if bus is not None else InProcessBus()
+    app.state.bus = bus if bus is not None else connect(
+        settings.bus_url, prefix=settings.bus_prefix,
+        name=f"neutrino-server@{socket.gethostname()}")
     app.state.agent_server = AgentServer(app.state.bus, services, db)
     return app, db
 

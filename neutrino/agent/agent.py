@@ -24,6 +24,7 @@ from neutrino.agent import model
 from neutrino.agent.dhcp import Dhcp, DhcpBackend
 from neutrino.agent.dnsmasq import Dnsmasq
 from neutrino.agent.l2 import L2, L2Config
+from neutrino.agent.l3 import L3, L3Config, router_key, split_keys
 from neutrino.agent.reconciler import Backoff
 from neutrino.bus import Bus, BusError, BusUnavailable
 from neutrino.bus import messages as m
@@ -35,10 +36,14 @@ log = logging.getLogger(__name__)
 
 L2_AGENT = ("Linux bridge agent", "neutrino-linuxbridge-agent", "N/A")
 DHCP_AGENT = ("DHCP agent", "neutrino-dhcp-agent", "dhcp_agent")
+L3_AGENT = ("L3 agent", "neutrino-l3-agent", "l3_agent")
 #: how often taps are looked for (an instance's tap appears without any API event)
 POLL_INTERVAL = 0.5
 #: a full resync this often repairs any drift the events did not tell us about
 RESYNC_INTERVAL = 300.0
+#: while the server is away registration is retried after 0.25, 0.5, 1 ... seconds, at
+#: most this long
+AWAY_BACKOFF = 15.0
 
 
 class Agent:
@@ -53,7 +58,9 @@ class Agent:
         self.vlan_supported = netlink.vlan_supported()
         self.l2 = L2(L2Config(self.netns, settings.vxlan_local_ip or None,
                               tuple(settings.vxlan_remotes),
-                              dict(settings.physical_interface_mappings), self.vlan_supported))
+                              dict(settings.physical_interface_mappings), self.vlan_supported,
+                              bridge_mappings=dict(settings.bridge_mappings)))
+        self.l3 = L3(L3Config(self.netns, self.state_dir / "l3", sandboxed=self.netns is not None))
         backend = dhcp_backend or Dnsmasq(self.state_dir,
                                           lease_duration=settings.dhcp_lease_duration,
                                           domain=settings.dns_domain,
@@ -68,7 +75,10 @@ class Agent:
         self._full = True
         self._snapshot = model.Snapshot()
         self._connected = False
-        self._started = {L2_AGENT[0]: False, DHCP_AGENT[0]: False}
+        self._started = {L2_AGENT[0]: False, DHCP_AGENT[0]: False, L3_AGENT[0]: False}
+        #: ("router"|"floatingip", id) -> status last reported, and those to report
+        self._l3_reported: dict[tuple[str, str], str] = {}
+        self._l3_pending: dict[tuple[str, str], str] = {}
         #: (port id, component) -> (up, revision) last reported successfully
         self._reported: dict[tuple[str, str], tuple[bool, int]] = {}
         self._pending: list[dict] = []
@@ -79,13 +89,28 @@ class Agent:
         self.wired: set[str] = set()
         self.passes = 0
         self._thread: threading.Thread | None = None
+        self._away_tries = 0
+        self._retry_at = 0.0
+        #: the server has this host's agents as alive: it decides what the host serves (a
+        #: network's DHCP) from that, so no pass runs before a heartbeat went through
+        self._registered = False
         self._unsubscribe = bus.subscribe(CHANGES, self._on_change)
+        # a transport that can lose its connection (AMQP) says when it is back: events
+        # may have been missed meanwhile, so the next pass is a full one
+        on_reconnect = getattr(bus, "on_reconnect", None)
+        if on_reconnect is not None:
+            on_reconnect(self._on_reconnect)
 
     # -- events: only mark dirty -------------------------------------------------------
 
     def _on_change(self, msg: m.Message) -> None:
-        if isinstance(msg, m.Changed) and msg.network_id:
-            self.mark_dirty([msg.network_id])
+        if not isinstance(msg, m.Changed):
+            return
+        keys = self.l3.keys_for_change(msg, self._snapshot)  # routers: "router:<id>"
+        if msg.network_id:
+            keys.add(msg.network_id)
+        if keys:
+            self.mark_dirty(keys)
 
     def mark_dirty(self, network_ids: Iterable[str]) -> None:
         with self._lock:
@@ -98,6 +123,12 @@ class Agent:
             self._full = True
         self._wake.set()
 
+    def _on_reconnect(self) -> None:
+        # away longer than the down time, the server counts us dead: register first
+        self._registered = False
+        self._retry_at = 0.0
+        self.resync()
+
     # -- the bus -------------------------------------------------------------------------
 
     def _call(self, method: str, request: m.Message) -> m.Message:
@@ -107,7 +138,12 @@ class Agent:
             if self._connected:
                 log.warning("the server is away: keeping the data plane as it is")
             self._connected = False
+            self._registered = False
+            self._away_tries += 1
+            self._retry_at = time.monotonic() + min(AWAY_BACKOFF,
+                                                    0.125 * 2 ** min(self._away_tries, 8))
             raise
+        self._away_tries = 0
         if not self._connected:
             self._connected = True
             self.resync()  # events may have been missed meanwhile
@@ -115,9 +151,11 @@ class Agent:
 
     def heartbeat(self) -> bool:
         dhcp_nets = [n for n in self._snapshot.networks.values() if n.dhcp]
+        routers = [r for r in self._snapshot.routers.values() if r.admin_state_up]
         states = [
             (L2_AGENT, {"interface_mappings": dict(self.settings.physical_interface_mappings),
-                        "bridge_mappings": {}, "tunnel_types": ["vxlan"],
+                        "bridge_mappings": dict(self.settings.bridge_mappings),
+                        "tunnel_types": ["vxlan"],
                         "tunneling_ip": self.settings.vxlan_local_ip or None,
                         "l2_population": False, "devices": len(self.wired),
                         "network_types": ["flat", "vxlan"]
@@ -129,6 +167,13 @@ class Agent:
                           "dhcp_lease_duration": self.settings.dhcp_lease_duration,
                           "notifies_port_ready": True,
                           "realised_generation": self.applied_generation}),
+            (L3_AGENT, {"agent_mode": "legacy", "interface_driver": "linuxbridge",
+                        "external_network_bridge": "", "handle_internal_only_routers": True,
+                        "routers": len(routers),
+                        "ex_gw_ports": sum(1 for r in routers if r.gateway is not None),
+                        "interfaces": sum(len(r.interfaces) for r in routers),
+                        "floating_ips": sum(len(r.floatingips) for r in routers),
+                        "realised_generation": self.applied_generation}),
         ]
         try:
             for (agent_type, binary, topic), config in states:
@@ -139,6 +184,7 @@ class Agent:
         except BusError as exc:
             log.debug("heartbeat not delivered: %s", exc)
             return False
+        self._registered = True
         return True
 
     def _request_port(self, network_id: str, release: bool) -> None:
@@ -164,20 +210,31 @@ class Agent:
         full, keys = self._take_dirty()
         if not full and not keys:
             return False
+        nets, routers = split_keys(keys)
         try:
-            state = self._call(m.SYNC, m.SyncRequest(self.host, None if full else sorted(keys)))
+            state = self._call(m.SYNC, m.SyncRequest(self.host, None if full else nets,
+                                                     None if full else routers))
         except BusError as exc:
             self._give_back(full, keys)
             log.debug("no snapshot: %s", exc)
             return False
         assert isinstance(state, m.HostState)
-        scope = None if full else sorted(keys)
-        self._snapshot = self._snapshot.merged(model.snapshot(state), scope)
+        scope = None if full else sorted(set(nets) | {n["id"] for n in state.networks})
+        before = self._snapshot
+        self._snapshot = before.merged(model.snapshot(state), scope, None if full else routers)
         if full:
             self._reported.clear()  # the server may have restarted: tell it everything
-        failed = self._reconcile(scope)
-        self.backoff.succeeded(k for k in (keys if not full else self._snapshot.networks)
-                               if k not in failed)
+            self._l3_reported.clear()
+        failed = self._reconcile(scope, None if full else routers)
+        if not full:
+            # router ports that came or went: their networks' bridges plug or drop the taps
+            # L3 just made or removed, in the next pass
+            touched = self.l3.networks_touched(before, self._snapshot, routers) - set(scope or ())
+            if touched:
+                self.mark_dirty(touched)
+        done = keys if not full else [*self._snapshot.networks,
+                                      *map(router_key, self._snapshot.routers)]
+        self.backoff.succeeded(k for k in done if k not in failed)
         for key in failed:
             self.backoff.failed(key)
         if not failed:
@@ -187,11 +244,20 @@ class Agent:
         self._flush_reports()
         return True
 
-    def _reconcile(self, scope: list[str] | None) -> set[str]:
-        """DHCP first (it makes the DHCP taps), then L2 (which plugs every tap);
-        returns the network ids that failed."""
+    def _reconcile(self, scope: list[str] | None,
+                   router_scope: list[str] | None = None) -> set[str]:
+        """L3 and DHCP first (they make the routers' and DHCP ports' taps), then L2
+        (which plugs every tap); returns the keys that failed (network ids, and
+        ``router:<id>``)."""
         snap = self._snapshot
         failed: set[str] = set()
+        l3_want = self.l3.desired(snap)
+        l3_keys = self.l3.all_keys(l3_want) if scope is None else set(router_scope or ())
+        l3_failed = self.l3.apply(self.l3.diff(l3_want, self.l3.observe(l3_keys), l3_keys))
+        failed |= {router_key(k) for k in l3_failed}
+        self._report_l3(*self.l3.reports(snap, l3_keys, l3_want, l3_failed))
+        if scope is not None and not scope:
+            return failed  # routers only (a floating IP, a route): no bridge or DHCP to look at
         dhcp_want = self.dhcp.desired(snap)
         release = {n for n in snap.networks if n not in dhcp_want
                    and any(p.is_dhcp and p.local for p in snap.ports_on(n))}
@@ -204,13 +270,14 @@ class Agent:
         failed |= set(self.dhcp.apply(self.dhcp.diff(dhcp_want, seen, keys, taps=taps,
                                                      release=release)))
         l2_want = self.l2.desired(snap)
-        l2_keys = None if scope is None else self.l2.keys_of(scope)
+        l2_keys = None if scope is None else self.l2.keys_of(scope, snap)
         l2_failed = self.l2.apply(self.l2.diff(l2_want, self.l2.observe(), l2_keys))
-        by_bridge = {names.bridge(n): n for n in snap.networks}
+        by_bridge = {self.l2.bridge_of(n): n.id for n in snap.networks.values()}
         failed |= {by_bridge.get(k, k) for k in l2_failed}
         after = self.l2.observe()
         self._taps = _tap_states(after)
         wired: set[str] = set()
+        late: set[str] = set()
         for bridge, spec in l2_want.items():
             if l2_keys is not None and bridge not in l2_keys:
                 wired |= {p for p in spec.taps if p in self.wired}
@@ -220,7 +287,11 @@ class Agent:
                 self._report(pid, "l2", ok and up)
                 if ok and up:
                     wired.add(pid)
+                elif ok and spec.taps[pid] in after.links:
+                    late.add(spec.network_id)  # the tap appeared during this pass
         self.wired = wired
+        if late:
+            self.mark_dirty(late)  # plug it in the next pass (the tap poll saw it already)
         for net_id, spec in dhcp_want.items():
             if (scope is None or net_id in scope) and net_id not in failed \
                     and spec.port is not None:
@@ -236,7 +307,31 @@ class Agent:
         self._pending.append({"port_id": port_id, "component": component, "up": up,
                               "revision": revision})
 
+    def _report_l3(self, routers: list[dict], floatingips: list[dict]) -> None:
+        for kind, items in (("router", routers), ("floatingip", floatingips)):
+            for item in items:
+                key = (kind, item[f"{kind}_id"])
+                if self._l3_reported.get(key) != item["status"]:
+                    self._l3_pending[key] = item["status"]
+
+    def _flush_l3_reports(self) -> None:
+        if not self._l3_pending:
+            return
+        pending, self._l3_pending = self._l3_pending, {}
+        try:
+            self._call(m.REPORT_ROUTERS, m.RouterReports(
+                self.host,
+                [{"router_id": i, "status": s} for (k, i), s in pending.items() if k == "router"],
+                [{"floatingip_id": i, "status": s} for (k, i), s in pending.items()
+                 if k == "floatingip"]))
+        except BusError as exc:
+            log.debug("router reports not delivered: %s", exc)
+            self._l3_pending = {**pending, **self._l3_pending}
+            return
+        self._l3_reported.update(pending)
+
     def _flush_reports(self) -> None:
+        self._flush_l3_reports()
         if not self._pending:
             return
         reports, self._pending = self._pending, []
@@ -289,8 +384,8 @@ class Agent:
         next_full = time.monotonic() + self.resync_interval
         while not self._stop.is_set():
             now = time.monotonic()
-            if now >= next_beat:
-                self.heartbeat()
+            if now >= next_beat or (not self._registered and now >= self._retry_at):
+                self.heartbeat()  # while unregistered: with backoff until it goes through
                 next_beat = now + interval
             if now >= next_poll:
                 self.poll_taps()
@@ -305,7 +400,8 @@ class Agent:
                     self.backoff.not_before.pop(key, None)
                 self.mark_dirty(due)
             try:
-                self.run_once()
+                if self._registered:
+                    self.run_once()
             except Exception:  # a bug in one pass must not end the agent
                 log.exception("reconcile pass failed; a full resync follows")
                 self.resync()

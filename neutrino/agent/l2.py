@@ -30,6 +30,8 @@ class L2Config:
     vxlan_remotes: tuple[str, ...] = ()
     interface_mappings: Mapping[str, str] = field(default_factory=dict)
     vlan_supported: bool = True
+    #: physical network -> an existing bridge its flat network uses (``public: br-ex``)
+    bridge_mappings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class BridgeSpec:
     uplink: Uplink | None
     #: port id -> tap name, for the local ports that should be plugged
     taps: Mapping[str, str] = field(default_factory=dict)
+    #: a host bridge of ``bridge_mappings``: not ours, so only our taps are managed on
+    #: it and it is never deleted
+    mapped: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,15 +150,31 @@ def _uplink(net: Network, cfg: L2Config) -> Uplink | None:
     return None
 
 
+def mapped_bridge(net: Network, cfg: L2Config) -> str | None:
+    """The host bridge a flat network uses by ``bridge_mappings``, if any."""
+    seg = net.segment
+    if seg is None or seg.network_type != "flat":
+        return None
+    return cfg.bridge_mappings.get(seg.physical_network or "")
+
+
+def bridge_of(net: Network, cfg: L2Config) -> str:
+    return mapped_bridge(net, cfg) or names.bridge(net.id)
+
+
 def desired(snapshot: Snapshot, cfg: L2Config) -> dict[str, BridgeSpec]:
     """Bridge name -> what it should be, for every network with local ports."""
     out = {}
     for net in snapshot.networks.values():
         if not net.l2:
             continue
-        bridge = names.bridge(net.id)
         taps = {p.id: names.tap(p.id) for p in snapshot.ports_on(net.id)
                 if p.local and p.admin_state_up}
+        mapped = mapped_bridge(net, cfg)
+        if mapped is not None:
+            out[mapped] = BridgeSpec(net.id, mapped, net.mtu, None, taps, mapped=True)
+            continue
+        bridge = names.bridge(net.id)
         out[bridge] = BridgeSpec(net.id, bridge, net.mtu, _uplink(net, cfg), taps)
     return out
 
@@ -221,9 +242,16 @@ def _build(spec: BridgeSpec, seen: L2Observed) -> list[L2Op]:
         if link is not None and not _plugged(link, key, spec.mtu):
             plan.append(Plug(key, tap, spec.mtu))
     for member in seen.members(key):
-        if member.name not in expected:
-            plan.append(DeleteLink(key, member.name) if _ours_to_delete(member)
-                        else Unplug(key, member.name))
+        if member.name in expected:
+            continue
+        if spec.mapped:
+            # the host's bridge: whatever the operator plugged in stays; only taps go
+            parsed = names.parse_link(member.name)
+            if parsed is not None and parsed.kind == names.Kind.TAP:
+                plan.append(Unplug(key, member.name))
+            continue
+        plan.append(DeleteLink(key, member.name) if _ours_to_delete(member)
+                    else Unplug(key, member.name))
     return plan
 
 
@@ -244,8 +272,9 @@ def diff(want: Mapping[str, BridgeSpec], seen: L2Observed,
     for key in sorted(todo):
         if key in want:
             plan.extend(_build(want[key], seen))
-        elif key in seen.links and seen.links[key].kind == "bridge":
-            plan.extend(_teardown(key, seen))
+        elif key in seen.links and seen.links[key].kind == "bridge" \
+                and (p := names.parse_link(key)) is not None and p.kind == names.Kind.BRIDGE:
+            plan.extend(_teardown(key, seen))  # never a host bridge of bridge_mappings
     if full:
         wanted_uplinks = {s.uplink.name for s in want.values() if s.uplink is not None}
         for name, link in sorted(seen.links.items()):
@@ -270,8 +299,13 @@ class L2:
     def observe(self) -> L2Observed:
         return observe(self.cfg)
 
-    def keys_of(self, network_ids: Iterable[str]) -> list[str]:
-        return [names.bridge(n) for n in network_ids]
+    def keys_of(self, network_ids: Iterable[str], snapshot: Snapshot | None = None) -> list[str]:
+        nets = snapshot.networks if snapshot is not None else {}
+        return [bridge_of(nets[n], self.cfg) if n in nets else names.bridge(n)
+                for n in network_ids]
+
+    def bridge_of(self, net: Network) -> str:
+        return bridge_of(net, self.cfg)
 
     diff = staticmethod(diff)
 

@@ -73,28 +73,76 @@ class Network:
 
 
 @dataclass(frozen=True)
+class RouterAddress:
+    subnet_id: str
+    ip_address: str
+    cidr: str
+    gateway_ip: str | None = None  # the subnet's (for a gateway port: the next hop out)
+
+
+@dataclass(frozen=True)
+class RouterPort:
+    id: str
+    network_id: str
+    mac_address: str
+    mtu: int = 1500
+    fixed_ips: tuple[RouterAddress, ...] = ()
+    admin_state_up: bool = True
+
+
+@dataclass(frozen=True)
+class FloatingIp:
+    id: str
+    floating_ip_address: str
+    fixed_ip_address: str
+    port_id: str = ""
+
+
+@dataclass(frozen=True)
+class Router:
+    id: str
+    admin_state_up: bool = True
+    enable_snat: bool = True
+    gateway: RouterPort | None = None
+    interfaces: tuple[RouterPort, ...] = ()
+    routes: tuple[tuple[str, str], ...] = ()  # (destination, nexthop)
+    floatingips: tuple[FloatingIp, ...] = ()
+    revision_number: int = 0
+
+    @property
+    def network_ids(self) -> set[str]:
+        ports = (*self.interfaces, *((self.gateway,) if self.gateway else ()))
+        return {p.network_id for p in ports}
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The desired state of (part of) a host, as of ``generation``."""
 
     generation: int = 0
     networks: Mapping[str, Network] = field(default_factory=dict)
     ports: Mapping[str, Port] = field(default_factory=dict)
+    routers: Mapping[str, Router] = field(default_factory=dict)
 
     def ports_on(self, network_id: str) -> list[Port]:
         return sorted((p for p in self.ports.values() if p.network_id == network_id),
                       key=lambda p: p.id)
 
-    def merged(self, newer: Snapshot, network_ids: list[str] | None) -> Snapshot:
-        """This snapshot with the networks in ``network_ids`` (all if None) replaced
-        by what ``newer`` says of them."""
+    def merged(self, newer: Snapshot, network_ids: list[str] | None,
+               router_ids: list[str] | None = None) -> Snapshot:
+        """This snapshot with the networks in ``network_ids`` (all if None) and the
+        routers in ``router_ids`` replaced by what ``newer`` says of them.  A network
+        ``newer`` tells of without being asked (a router's) is replaced whole too."""
         if network_ids is None:
             return newer
-        asked = set(network_ids)
+        asked = set(network_ids) | set(newer.networks)
         nets = {k: v for k, v in self.networks.items() if k not in asked}
         nets.update(newer.networks)
         ports = {k: v for k, v in self.ports.items() if v.network_id not in asked}
         ports.update(newer.ports)
-        return Snapshot(max(self.generation, newer.generation), nets, ports)
+        routers = {k: v for k, v in self.routers.items() if k not in set(router_ids or ())}
+        routers.update(newer.routers)
+        return Snapshot(max(self.generation, newer.generation), nets, ports, routers)
 
 
 def _subnet(d: Mapping[str, Any]) -> Subnet:
@@ -130,9 +178,32 @@ def _network(d: Mapping[str, Any]) -> Network:
         admin_state_up=bool(d.get("admin_state_up", True)))
 
 
+def _router_port(d: Mapping[str, Any]) -> RouterPort:
+    return RouterPort(
+        id=d["id"], network_id=d["network_id"], mac_address=d["mac_address"].lower(),
+        mtu=int(d.get("mtu") or 1500), admin_state_up=bool(d.get("admin_state_up", True)),
+        fixed_ips=tuple(RouterAddress(f["subnet_id"], f["ip_address"], f["cidr"],
+                                      f.get("gateway_ip")) for f in d.get("fixed_ips") or ()))
+
+
+def _router(d: Mapping[str, Any]) -> Router:
+    gateway = d.get("gateway")
+    return Router(
+        id=d["id"], admin_state_up=bool(d.get("admin_state_up", True)),
+        enable_snat=bool(d.get("enable_snat", True)),
+        gateway=_router_port(gateway) if gateway else None,
+        interfaces=tuple(_router_port(p) for p in d.get("interfaces") or ()),
+        routes=tuple((r["destination"], r["nexthop"]) for r in d.get("routes") or ()),
+        floatingips=tuple(FloatingIp(f["id"], f["floating_ip_address"], f["fixed_ip_address"],
+                                     f.get("port_id") or "")
+                          for f in d.get("floatingips") or () if f.get("fixed_ip_address")),
+        revision_number=int(d.get("revision_number") or 0))
+
+
 def snapshot(state: HostState) -> Snapshot:
     return Snapshot(state.generation, {n["id"]: _network(n) for n in state.networks},
-                    {p["id"]: _port(p) for p in state.ports})
+                    {p["id"]: _port(p) for p in state.ports},
+                    {r["id"]: _router(r) for r in state.routers})
 
 
 def dhcp_port(d: Mapping[str, Any]) -> Port:

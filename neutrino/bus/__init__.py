@@ -5,11 +5,23 @@
 - ``inprocess``: the transport ``neutrino up`` uses (server and agent in one process)
 - ``server``: the server's side: RPC handlers over the services, change events out
 
-An AMQP transport (RabbitMQ) implements the same :class:`Bus`: ``publish`` becomes a
-fanout exchange, ``call``/``serve`` a request queue with reply-to.
+- ``amqp``: the transport between hosts, on RabbitMQ (``bus_url = "amqp://..."``):
+  ``publish`` goes through a topic exchange, ``call``/``serve`` through a request queue
+  with reply-to
+
+:func:`connect` picks the transport from the ``bus_url`` setting.
 """
 
 from neutrino.bus.core import Bus, BusError, BusUnavailable
 from neutrino.bus.inprocess import InProcessBus
 
-__all__ = ["Bus", "BusError", "BusUnavailable", "InProcessBus"]
+__all__ = ["Bus", "BusError", "BusUnavailable", "InProcessBus", "connect"]
+
+
+def connect(url: str, *, prefix: str = "neutrino", name: str = "neutrino") -> Bus:
+    """The transport for ``url``: empty is in-process, ``amqp://`` is RabbitMQ."""
+    if not url:
+        return InProcessBus()
+    from neutrino.bus.amqp import AmqpBus  # aio-pika only where it is used
+
+    return AmqpBus(url, prefix=prefix, name=name)

@@ -70,10 +70,12 @@ class Changed(Message):
     ``network_id`` is the key agents reconcile by."""
 
     TYPE: ClassVar[str] = "changed"
-    kind: str  # "network", "subnet", "port"
+    kind: str  # "network", "subnet", "port", "router", "floatingip"
     id: str
     network_id: str | None = None
     host: str = ""  # the port's binding host, if any
+    #: the router a floating IP is forwarded through now (None: not associated)
+    router_id: str | None = None
 
 
 # -- calls (agent -> server) and their replies ---------------------------------------------
@@ -117,6 +119,8 @@ class SyncRequest(Message):
     TYPE: ClassVar[str] = "sync_request"
     host: str
     network_ids: list[str] | None = None
+    #: routers asked about too (with ``network_ids`` not None; None asks for none)
+    router_ids: list[str] | None = None
 
 
 @_message
@@ -132,6 +136,8 @@ class HostState(Message):
     generation: int
     networks: list[dict[str, Any]] = field(default_factory=list)
     ports: list[dict[str, Any]] = field(default_factory=list)
+    #: the routers this host realises (of those asked about), with their floating IPs
+    routers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @_message
@@ -143,6 +149,19 @@ class PortReports(Message):
     TYPE: ClassVar[str] = "port_reports"
     host: str
     reports: list[dict[str, Any]] = field(default_factory=list)
+
+
+@_message
+@dataclass(frozen=True)
+class RouterReports(Message):
+    """Realisation of routers and floating IPs by one host's L3 agent:
+    ``{"router_id", "status"}`` and ``{"floatingip_id", "status"}``, the status being
+    ``ACTIVE``, ``DOWN`` or ``ERROR``."""
+
+    TYPE: ClassVar[str] = "router_reports"
+    host: str
+    routers: list[dict[str, Any]] = field(default_factory=list)
+    floatingips: list[dict[str, Any]] = field(default_factory=list)
 
 
 @_message
@@ -167,4 +186,5 @@ class DhcpPort(Message):
 REPORT_STATE = "report_state"
 SYNC = "sync"
 REPORT_PORTS = "report_ports"
+REPORT_ROUTERS = "report_routers"
 DHCP_PORT = "dhcp_port"

@@ -16,6 +16,7 @@ from neutrino.bus.core import CHANGES, Bus
 from neutrino.db.engine import Database
 from neutrino.services import Services
 from neutrino.services.agents import L2_AGENT
+from neutrino.services.l3hosts import L3_AGENT
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class AgentServer:
         bus.serve(m.REPORT_STATE, self._report_state)
         bus.serve(m.SYNC, self._sync)
         bus.serve(m.REPORT_PORTS, self._report_ports)
+        bus.serve(m.REPORT_ROUTERS, self._report_routers)
         bus.serve(m.DHCP_PORT, self._dhcp_port)
         services.listeners.append(self.publish)
 
@@ -46,7 +48,12 @@ class AgentServer:
             if revived and msg.agent_type == L2_AGENT:
                 # ports that failed to bind for want of this agent bind now
                 rebound = self.services.binder.rebind_host(conn, msg.host)
-            return ident, [self.services.hosts.change(conn, "ports", p) for p in rebound]
+            changes = [self.services.hosts.change(conn, "ports", p) for p in rebound]
+            if revived and msg.agent_type == L3_AGENT:
+                # routers no host took yet are this agent's now: their ports bind here
+                changes += [self.services.hosts.change(conn, "routers", r)
+                            for r in self.services.hosts.l3.schedule_host(conn, msg.host)]
+            return ident, changes
 
         ident, changes = self.db.write(op)
         self.publish(changes)
@@ -54,8 +61,8 @@ class AgentServer:
 
     def _sync(self, msg: m.Message) -> m.Message:
         assert isinstance(msg, m.SyncRequest)
-        return self.db.run_read(
-            lambda conn: self.services.hosts.host_state(conn, msg.host, msg.network_ids))
+        return self.db.run_read(lambda conn: self.services.hosts.host_state(
+            conn, msg.host, msg.network_ids, msg.router_ids))
 
     def _report_ports(self, msg: m.Message) -> m.Message:
         assert isinstance(msg, m.PortReports)
@@ -63,6 +70,14 @@ class AgentServer:
             lambda conn: self.services.hosts.report_ports(conn, msg.host, msg.reports))
         if changed:
             log.info("ports now %s", ", ".join(changed))
+        return m.Ack()
+
+    def _report_routers(self, msg: m.Message) -> m.Message:
+        assert isinstance(msg, m.RouterReports)
+        changed = self.db.write(lambda conn: self.services.hosts.l3.report(
+            conn, msg.host, msg.routers, msg.floatingips))
+        if changed:
+            log.info("routers/floating IPs now realised or not: %s", ", ".join(changed))
         return m.Ack()
 
     def _dhcp_port(self, msg: m.Message) -> m.Message:

@@ -65,7 +65,7 @@ def cmd_up(args: argparse.Namespace) -> int:
           flush=True)
     agent = None
     if not args.no_dataplane:
-        agent, note = _start_agent(app, settings)
+        agent, note = _start_agent(app, settings, db)
         print(f"  data plane: {note}", flush=True)
     print(f"  point the openstack CLI at it:\n"
           f"    export OS_CLIENT_CONFIG_FILE={clouds.resolve()} OS_CLOUD=neutrino\n"
@@ -76,11 +76,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     finally:
         if agent is not None:
             agent.stop()  # the data plane itself keeps running
+        app.state.bus.close()  # type: ignore[attr-defined]
         db.dispose()
     return 0
 
 
-def _start_agent(app: object, settings: Settings) -> tuple[object | None, str]:
+def _start_agent(app: object, settings: Settings,
+                 db: Database | None = None) -> tuple[object | None, str]:
     """The host agent, in this process, talking to the server over the in-process bus."""
     import shutil
 
@@ -91,20 +93,87 @@ def _start_agent(app: object, settings: Settings) -> tuple[object | None, str]:
         return None, f"off (missing {', '.join(missing)}: scripts/install-system-packages.sh)"
     from neutrino.agent.agent import Agent
 
+    public = ""
+    if settings.create_public_network and db is not None:
+        settings, public = _public_network(app, db, settings)
     agent = Agent(app.state.bus, settings)  # type: ignore[attr-defined]
     agent.start()
     where = f" in netns {agent.netns}" if agent.netns else ""
-    return agent, (f"agent for host {agent.host!r}{where} (Linux bridges, VXLAN, dnsmasq); "
-                   f"try `neutrino instance boot vm1 --network NET`")
+    return agent, (f"agent for host {agent.host!r}{where} (Linux bridges, VXLAN, dnsmasq, "
+                   f"routers); try `neutrino instance boot vm1 --network NET`{public}")
+
+
+def _public_network(app: object, db: Database, settings: Settings) -> tuple[Settings, str]:
+    """The external network (made on first start) and its host bridge with the
+    gateway address; the settings the agent runs with, and a line for the user."""
+    from dataclasses import replace
+
+    from neutrino.agent import external
+    from neutrino.services.public_network import ensure_public_network
+
+    public = ensure_public_network(db, app.state.services, settings)  # type: ignore[attr-defined]
+    if public is None or public.physical_network is None:
+        return settings, ""  # the operator's own external networks: not ours to wire
+    mappings = dict(settings.bridge_mappings)
+    if public.physical_network not in settings.physical_interface_mappings:
+        mappings.setdefault(public.physical_network, settings.public_bridge)
+    settings = replace(settings, bridge_mappings=mappings)
+    bridge = mappings.get(public.physical_network)
+    if bridge is None or public.cidr is None or public.gateway_ip is None:
+        return settings, ""
+    netns = settings.agent_netns or None
+    external.ensure_bridge(bridge, public.gateway_ip, public.cidr, netns=netns,
+                           mtu=settings.physical_mtu)
+    uplink = "not forwarded beyond this host"
+    if settings.public_uplink_masquerade:
+        external.masquerade(public.cidr, bridge, netns=netns)
+        uplink = "masqueraded to this host's uplink (public_uplink_masquerade)"
+    made = "made now" if public.made else "exists"
+    return settings, (f"\n  external network {settings.public_network_name!r} ({made}): "
+                      f"{public.cidr} on {bridge}, this host is {public.gateway_ip}; "
+                      f"{uplink}")
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
+    """This host's agent as a process of its own, talking to the server over AMQP."""
+    import shutil
+    import threading
+
     settings = config.load(args.config)
-    print("neutrino agent: a separate agent process needs a bus transport between hosts "
-          "(AMQP), which comes next; `neutrino up` runs the agent in-process today",
-          file=sys.stderr)
-    del settings
-    return 2
+    if not settings.bus_url:
+        print("neutrino agent talks to the server through RabbitMQ: set bus_url (e.g. "
+              "bus_url = \"amqp://guest:guest@127.0.0.1:5672/\", the server's too); "
+              "`neutrino up` runs the agent in-process without it", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        print("neutrino agent needs root: it makes bridges, taps and namespaces",
+              file=sys.stderr)
+        return 2
+    missing = [tool for tool in ("ip", "dnsmasq") if shutil.which(tool) is None]
+    if missing:
+        print(f"neutrino agent: missing {', '.join(missing)} "
+              f"(scripts/install-system-packages.sh)", file=sys.stderr)
+        return 2
+    from neutrino.agent.agent import Agent
+    from neutrino.bus.amqp import AmqpBus, redact
+
+    host = settings.agent_host or os.uname().nodename
+    bus = AmqpBus(settings.bus_url, prefix=settings.bus_prefix, name=f"neutrino-agent@{host}")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    agent = Agent(bus, settings)
+    thread = agent.start()
+    where = f" in netns {agent.netns}" if agent.netns else ""
+    print(f"neutrino agent for host {agent.host!r}{where} on {redact(settings.bus_url)}",
+          flush=True)
+    try:
+        while not stop.wait(1.0) and thread.is_alive():
+            pass
+    finally:
+        agent.stop()  # the data plane itself keeps running
+        bus.close()
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -131,9 +200,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     app, db = build(settings)
     print(f"Neutrino API on http://{settings.host}:{settings.port}", flush=True)
+    if settings.bus_url:
+        from neutrino.bus.amqp import redact
+
+        print(f"  agents: `neutrino agent` on each host, through {redact(settings.bus_url)}",
+              flush=True)
     try:
         _run(app, settings)
     finally:
+        app.state.bus.close()  # type: ignore[attr-defined]
         db.dispose()
     return 0
 
@@ -173,7 +248,8 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=None)
     serve.set_defaults(func=cmd_serve)
 
-    agent = sub.add_parser("agent", help="run this host's agent (L2, DHCP)")
+    agent = sub.add_parser("agent", help="run this host's agent (L2, DHCP) against a server "
+                                         "through RabbitMQ (bus_url)")
     agent.add_argument("--config", type=Path, default=None, help="TOML settings file")
     agent.set_defaults(func=cmd_agent)
 

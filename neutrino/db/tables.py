@@ -306,15 +306,24 @@ security_group_rules = sa.Table(
               nullable=False, index=True),
     sa.Column("direction", sa.String(16), nullable=False),
     sa.Column("ethertype", sa.String(8), nullable=False),
-    # normalised: a name for the well-known protocols, else the number as text; NULL = any
+    # as the client spelled it, one spelling per form (a lower-case name or the number
+    # as decimal text, as upstream shows it back); NULL = any
     sa.Column("protocol", sa.String(40), nullable=True),
+    # what the rule means, whatever the spelling: duplicates, filters and the data plane
+    # compare this (6 for "tcp" and "6"); NULL = any
+    sa.Column("protocol_number", sa.Integer, nullable=True),
     sa.Column("port_range_min", sa.Integer, nullable=True),
     sa.Column("port_range_max", sa.Integer, nullable=True),
     sa.Column("remote_ip_prefix", sa.String(64), nullable=True),
+    # the network of remote_ip_prefix (10.1.2.3/8 -> 10.0.0.0/8): what the rule means
+    sa.Column("normalized_cidr", sa.String(64), nullable=True),
     # a rule names its remote group once; members are never expanded into rows
     sa.Column("remote_group_id", ID, sa.ForeignKey("security_groups.id", ondelete="CASCADE"),
               nullable=True, index=True),
     sa.Column("remote_address_group_id", ID, nullable=True),
+    # the duplicate check's lookup: O(log n) however many rules a group has
+    sa.Index("ix_security_group_rules_match", "security_group_id", "protocol_number",
+             "port_range_min", "port_range_max", "remote_group_id", "normalized_cidr"),
 )
 
 port_security_groups = sa.Table(

@@ -37,7 +37,10 @@ def can_realise(segment: Segment, configurations: Mapping[str, Any]) -> bool:
     if segment.network_type in ("vxlan", "geneve"):
         return segment.network_type in configurations.get("tunnel_types", ())
     if segment.network_type in ("flat", "vlan"):
-        return segment.physical_network in configurations.get("interface_mappings", {})
+        # a flat network may also use an existing bridge of its physical network
+        return (segment.physical_network in configurations.get("interface_mappings", {})
+                or (segment.network_type == "flat" and segment.physical_network
+                    in (configurations.get("bridge_mappings") or {})))
     return False
 
 
@@ -55,5 +58,9 @@ class LinuxBridge:
             return Binding(UNBOUND)
         if segment is None or not any(can_realise(segment, a) for a in agents):
             return Binding(BINDING_FAILED)
+        mapped = next((a["bridge_mappings"][segment.physical_network] for a in agents
+                       if segment.network_type == "flat"
+                       and segment.physical_network in (a.get("bridge_mappings") or {})),
+                      None)
         return Binding(self.vif_type, {"port_filter": True, "connectivity": "l2",
-                                       "bridge_name": names.bridge(network_id)})
+                                       "bridge_name": mapped or names.bridge(network_id)})

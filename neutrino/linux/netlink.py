@@ -544,6 +544,34 @@ def ensure_routes(routes: Iterable[Route], *, netns: str | None = None, prune: b
         return changed
 
 
+# --- a namespace at once ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NamespaceView:
+    links: list[Link]
+    #: link name -> its addresses (``ip/prefixlen``), IPv4 first
+    addresses: dict[str, list[str]]
+    routes: list[Route]  # the main table's unicast routes
+
+
+def view(netns: str | None = None) -> NamespaceView:
+    """Links, addresses and the main table's routes over one socket: a reconciler that
+    looks at a whole namespace pays for one netlink socket, not one per link (in another
+    namespace each costs a fork)."""
+    with _ipr(netns) as ipr:
+        links = _links(ipr)
+        names = {lk.index: lk.name for lk in links}
+        found: dict[str, set[str]] = {}
+        for msg in ipr.addr("dump"):
+            name = names.get(msg["index"])
+            if name is not None:
+                found.setdefault(name, set()).add(f"{msg.get('address')}/{msg['prefixlen']}")
+        routes = _routes(ipr, None, MAIN_TABLE)
+    addresses = {name: sorted(a, key=lambda x: (_iface(x).version, _iface(x)))
+                 for name, a in found.items()}
+    return NamespaceView(links, addresses, routes)
+
+
 # --- bridge FDB (VXLAN flooding) -------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -103,3 +103,26 @@ def passthrough(argv: Sequence[str], *, netns: str | None = None) -> int:
         return subprocess.call(full)
     except FileNotFoundError as exc:
         raise CommandNotFound(argv, 127, f"{full[0]}: not found", netns=netns) from exc
+
+
+#: helpers started without waiting (see ``spawn``), reaped as they finish
+_spawned: list[subprocess.Popen] = []
+
+
+def spawn(argv: Sequence[str], *, netns: str | None = None) -> None:
+    """Start ``argv`` (in ``netns``) and return at once: for short helpers whose outcome
+    nobody waits for (gratuitous ARP takes a second per probe).  Output is discarded;
+    finished helpers are reaped on the next call."""
+    argv = [str(a) for a in argv]
+    assert argv, "nothing to run"
+    _spawned[:] = [p for p in _spawned if p.poll() is None]
+    if netns is not None and not os.path.exists(os.path.join(NETNS_DIR, netns)):
+        raise NamespaceNotFound(f"network namespace {netns!r} does not exist")
+    full = (netns_argv(netns) if netns is not None else []) + argv
+    try:
+        _spawned.append(subprocess.Popen(full, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         env={**os.environ, **_BASE_ENV}))
+    except FileNotFoundError as exc:
+        raise CommandNotFound(argv, 127, f"{full[0]}: not found", netns=netns) from exc
+    log.debug("spawned %s%s", " ".join(argv), f" (netns {netns})" if netns else "")

@@ -20,3 +20,17 @@ def ensure(key: str, value: str | int, *, netns: str | None = None) -> bool:
         return False
     run(["sysctl", "-w", f"{key}={want}"], netns=netns)
     return True
+
+
+def get_many(keys: list[str], *, netns: str | None = None) -> dict[str, str]:
+    """Several values in one run of ``sysctl`` (one exec per namespace, not per key)."""
+    if not keys:
+        return {}
+    lines = run(["sysctl", "-n", *keys], netns=netns).stdout.splitlines()
+    return dict(zip(keys, (line.strip() for line in lines), strict=True))
+
+
+def set_many(values: dict[str, str], *, netns: str | None = None) -> None:
+    """Write several values in one run of ``sysctl``, in order."""
+    if values:
+        run(["sysctl", "-q", "-w", *(f"{k}={v}" for k, v in values.items())], netns=netns)

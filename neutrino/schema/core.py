@@ -102,6 +102,10 @@ class Resource:
             if len(body) != 1:
                 raise BadRequest(f"Unrecognized attribute(s) "
                                  f"'{', '.join(sorted(set(body) - {self.collection}))}'")
+            # an item may come wrapped as a single body is ({"network": {...}}), as
+            # upstream accepts (tempest's bulk security groups are sent so)
+            items = [i[self.name] if set(i) == {self.name} and isinstance(i[self.name], dict)
+                     else i for i in items]
             return items, True
         if self.name not in body:
             raise BadRequest(f"Unable to find '{self.name}' in request body")

@@ -299,6 +299,8 @@ SG_RULE_ATTRS = (
     Field("port_range_min", rules.PortNumber(), default=None, update=False),
     Field("port_range_max", rules.PortNumber(), default=None, update=False),
     Field("remote_ip_prefix", rules.RemoteIpPrefix(), default=None, update=False),
+    # there are no address groups: always null (an id is 404), not advertised
+    Field("remote_address_group_id", Uuid(nullable=True), default=None, update=False),
 )
 
 SECURITY_GROUP = Resource(
@@ -329,7 +331,7 @@ SECURITY_GROUP_RULE = Resource(
         Field("remote_group_id", String(255, nullable=True), default=None, update=False),
         *SG_RULE_ATTRS,
         Field("normalized_cidr", String(64, nullable=True), create=False, update=False,
-              filter=False, sort=False, extension="security-groups-normalized-cidr"),
+              extension="security-groups-normalized-cidr"),
         Field("belongs_to_default_sg", Boolean(), create=False, update=False, sort=False,
               extension="security-groups-rules-belongs-to-default-sg"),
     ),

@@ -1,14 +1,19 @@
 """Value kinds of security-group rules: protocols, ports, ethertypes, remote prefixes.
 
-Protocols are normalised on the way in, so the database, duplicate checks and
-agents see one spelling per protocol:
+Protocols keep the form the client used, as upstream does (its test suites create
+rules with ``"6"`` and expect ``"6"`` back, with ``"tcp"`` and expect ``"tcp"``),
+in one spelling per form:
 
-- ``null`` and ``"any"`` mean any protocol and are stored as ``null``;
-- a name (any case) or a number 0-255 (as a JSON number or text) that has a
-  name in :data:`PROTOCOL_NUMBERS` is stored as that name, IANA's keyword in
-  lower case (``6`` -> ``tcp``, ``"112"`` -> ``vrrp``, ``icmpv6`` -> ``ipv6-icmp``,
-  ``ip`` and ``0`` -> ``hopopt``);
-- any other number 0-255 is stored as its decimal text (``"253"``).
+- ``null`` and ``"any"`` (any case) mean any protocol: stored as ``null``;
+- a name upstream knows, in any case, is stored in lower case (``TCP`` -> ``tcp``);
+- a number 0-255, as a JSON number or as text, is stored as its decimal text
+  (``6``, ``"06"`` and ``" 6"`` -> ``"6"``).
+
+What a rule *means* is its IP protocol number (:func:`protocol_number`), stored
+beside it (``security_group_rules.protocol_number``): duplicate checks, filters and
+the data plane compare numbers, so ``tcp`` and ``6`` are the same rule.  With
+ethertype IPv6 the legacy spellings of ICMPv6 (``icmp``, ``icmpv6``, ``1``) become
+``ipv6-icmp`` / ``58``, as upstream rewrites them.
 
 The wrong values are refused with upstream's error types, which the kinds raise
 directly (a :class:`BadValue` would be reported as a generic ``HTTPBadRequest``).
@@ -31,18 +36,14 @@ PROTOCOL_NUMBERS: dict[str, int] = {
     "pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136,
     "vrrp": 112,
 }
-#: aliases that are not the canonical (IANA) keyword of their number
-_ALIASES = {"ip", "icmpv6"}
-#: number -> the one stored spelling
-CANONICAL: dict[int, str] = {n: name for name, n in PROTOCOL_NUMBERS.items()
-                             if name not in _ALIASES}
 ANY = "any"
 #: protocols whose rules may name ports (else a port range is a 400, as upstream)
 PORT_PROTOCOLS = ("dccp", "sctp", "tcp", "udp", "udplite")
-ICMP_PROTOCOLS = ("icmp", "ipv6-icmp")
+PORT_NUMBERS = frozenset(PROTOCOL_NUMBERS[p] for p in PORT_PROTOCOLS)
+ICMP_NUMBERS = frozenset((1, 58))
 #: protocols only IPv6 carries (upstream refuses them with ethertype IPv4)
-IPV6_ONLY = ("ipv6-encap", "ipv6-frag", "ipv6-icmp", "ipv6-nonxt", "ipv6-opts",
-             "ipv6-route")
+IPV6_ONLY = frozenset(PROTOCOL_NUMBERS[p] for p in (
+    "ipv6-encap", "ipv6-frag", "ipv6-icmp", "ipv6-nonxt", "ipv6-opts", "ipv6-route"))
 ETHERTYPES = ("IPv4", "IPv6")
 _NUMBER = re.compile(r"\s*[+-]?\d+\s*")
 
@@ -62,17 +63,19 @@ def canonical_protocol(value: Any) -> str | None:
     elif isinstance(value, str) and _NUMBER.fullmatch(value):
         number = int(value)
     elif isinstance(value, str) and value.lower() in PROTOCOL_NUMBERS:
-        return CANONICAL[PROTOCOL_NUMBERS[value.lower()]]
+        return value.lower()
     if number is not None and 0 <= number <= 255:
-        return CANONICAL.get(number, str(number))
+        return str(number)
     raise errors.BadRequest(
         f"Security group rule protocol {value} not supported. Only protocol values "
         f"{_supported()} and integer representations [0 to 255] are supported.",
         type="SecurityGroupRuleInvalidProtocol")
 
 
-def protocol_number(protocol: str) -> int:
-    """The IP protocol number of a stored (canonical) protocol."""
+def protocol_number(protocol: str | None) -> int | None:
+    """The IP protocol number of a stored protocol (None: any)."""
+    if protocol is None:
+        return None
     return PROTOCOL_NUMBERS[protocol] if protocol in PROTOCOL_NUMBERS else int(protocol)
 
 
@@ -83,11 +86,10 @@ class Protocol(Kind):
         return canonical_protocol(value)
 
     def from_query(self, text: str) -> Any:
-        # ``protocol=6`` finds the rules stored as ``tcp``; an unknown one matches nothing
         try:
             return canonical_protocol(text)
         except errors.BadRequest:
-            return text
+            return text  # matches nothing
 
     def json_schema(self) -> dict:
         return {"anyOf": [{"type": "string", "examples": ["tcp", "icmp", "vrrp", "47"]},
@@ -133,9 +135,6 @@ class Ethertype(Kind):
         raise errors.BadRequest(
             f"Security group rule for ethertype '{value}' not supported. Allowed values "
             f"are {list(ETHERTYPES)}.", type="SecurityGroupRuleInvalidEtherType")
-
-    def none_message(self) -> str:
-        return "ethertype must be IPv4 or IPv6"
 
     def __call__(self, value: Any) -> Any:
         return self.convert(value)  # None is refused with the same error, as upstream

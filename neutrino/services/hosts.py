@@ -34,6 +34,7 @@ from neutrino.drivers.segments import SegmentAllocator
 from neutrino.schema.resources import PORT
 from neutrino.services import collection as c
 from neutrino.services.agents import DHCP_AGENT, Agents
+from neutrino.services.l3hosts import L3Hosts
 from neutrino.services.ports import Ports
 from neutrino.services.subnets import Subnets
 
@@ -53,6 +54,8 @@ class Hosts:
         self.agents = agents
         self.subnets = subnets
         self.ports = ports
+        #: routers and floating IPs: scheduling, desired state, status reports
+        self.l3 = L3Hosts(agents, ports)
         self._lock = threading.Lock()
         # seeded with the clock: generations keep growing across server restarts
         self._generation = itertools.count(int(time.time() * 1000))
@@ -74,6 +77,8 @@ class Hosts:
             row = conn.execute(sa.select(t.ports.c.network_id, t.ports.c.binding_host_id)
                                .where(t.ports.c.id == ident)).first()
             return Changed("port", ident, row.network_id, row.binding_host_id) if row else None
+        if collection in ("routers", "floatingips"):
+            return self.l3.change(conn, collection, ident)
         return None
 
     def next_generation(self) -> int:
@@ -98,9 +103,11 @@ class Hosts:
                 out[net] = live[0]
         return out
 
-    def host_state(self, conn: Connection, host: str,
-                   network_ids: list[str] | None = None) -> HostState:
+    def host_state(self, conn: Connection, host: str, network_ids: list[str] | None = None,
+                   router_ids: list[str] | None = None) -> HostState:
         generation = self.generation  # before reading: a later change has a higher one
+        routers = self.l3.routers_state(
+            conn, host, None if network_ids is None else (router_ids or []))
         bound = sa.select(t.ports.c.network_id).where(t.ports.c.binding_host_id == host,
                                                       t.ports.c.binding_vif_type == "bridge")
         dhcp_enabled = sa.select(t.subnets.c.network_id).where(t.subnets.c.enable_dhcp)
@@ -112,7 +119,7 @@ class Hosts:
         dhcp_nets = {n for n, h in self._dhcp_host_of(conn, candidates).items() if h == host}
         wanted = sorted(l2_nets | dhcp_nets)
         if not wanted:
-            return HostState(generation)
+            return HostState(generation, routers=routers)
         admin = Context.admin()
         nets = conn.execute(sa.select(t.networks).where(t.networks.c.id.in_(wanted))).all()
         segments = SegmentAllocator.load(conn, wanted)
@@ -138,7 +145,7 @@ class Hosts:
         rows = conn.execute(sa.select(t.ports).where(port_filter)
                             .order_by(t.ports.c.id)).all()
         ports = [_port(p, host) for p in self.ports.render(conn, admin, rows)]
-        return HostState(generation, networks, ports)
+        return HostState(generation, networks, ports, routers)
 
     # -- DHCP ports --------------------------------------------------------------
 

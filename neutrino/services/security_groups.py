@@ -37,9 +37,9 @@ DEFAULT_NAME = "default"
 DEFAULT_DESCRIPTION = "Default security group"
 #: a template's stand-in for the group it is copied into
 PARENT = "PARENT"
-#: what a rule is, for duplicate checks (besides the remote prefix, compared normalised)
-RULE_KEY = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max",
-            "remote_group_id")
+#: what a rule is, for duplicate checks (besides the protocol, compared by number, and
+#: the remote prefix, compared as a network)
+RULE_KEY = ("direction", "ethertype", "port_range_min", "port_range_max", "remote_group_id")
 #: the prefixes that mean "anywhere", the same as none
 ANYWHERE = ("0.0.0.0/0", "::/0")
 
@@ -70,38 +70,46 @@ def check_rule(rule: dict) -> dict:
     """
     rule = dict(rule)
     ethertype, protocol = rule["ethertype"], rule.get("protocol")
-    if ethertype == "IPv6" and protocol == "icmp":
-        protocol = rule["protocol"] = "ipv6-icmp"  # the legacy spelling of ICMPv6
+    if ethertype == "IPv6" and protocol in ("icmp", "icmpv6", "1"):
+        # the legacy spellings of ICMPv6, rewritten as upstream does
+        protocol = rule["protocol"] = "58" if protocol == "1" else "ipv6-icmp"
+    number = rule["protocol_number"] = rules.protocol_number(protocol)
+    rule["normalized_cidr"] = rules.normalized_cidr(rule.get("remote_ip_prefix"))
     low, high = rule.get("port_range_min"), rule.get("port_range_max")
     if (low, high) == (1, 65535):
         low = high = rule["port_range_min"] = rule["port_range_max"] = None
     if low is not None or high is not None:
-        _check_ports(protocol, low, high)
+        _check_ports(number, low, high)
     prefix = rule.get("remote_ip_prefix")
     if prefix is not None and f"IPv{rules.ip_prefix(prefix).version}" != ethertype:
         raise _invalid(f"Conflicting value ethertype {ethertype} for CIDR {prefix}",
                        "SecurityGroupRuleParameterConflict")
-    if ethertype == "IPv4" and protocol in rules.IPV6_ONLY:
+    if ethertype == "IPv4" and number in rules.IPV6_ONLY:
         raise _invalid(f"Invalid ethertype {ethertype} for protocol {protocol}.",
                        "SecurityGroupEthertypeConflictWithProtocol")
-    if prefix is not None and rule.get("remote_group_id"):
+    remotes = ("remote_ip_prefix", "remote_group_id", "remote_address_group_id")
+    if len([k for k in remotes if rule.get(k)]) > 1:
         raise _invalid("Only one of remote_ip_prefix or remote_group_id or "
                        "remote_address_group_id may be provided.",
                        "SecurityGroupMultipleRemoteEntites")
+    group = rule.get("remote_address_group_id")
+    if group:  # address groups are not implemented: none exists
+        raise errors.NotFound(f"Address group {group} could not be found.",
+                              type="AddressGroupNotFound")
     return rule
 
 
-def _check_ports(protocol: str | None, low: int | None, high: int | None) -> None:
+def _check_ports(protocol: int | None, low: int | None, high: int | None) -> None:
     if protocol is None:
         raise _invalid("Must also specify protocol if port range is given.",
                        "SecurityGroupProtocolRequiredWithPorts")
-    if protocol in rules.PORT_PROTOCOLS:
+    if protocol in rules.PORT_NUMBERS:
         if low == 0 or high == 0:
             raise _invalid("Invalid value for port 0", "SecurityGroupInvalidPortValue")
         if low is None or high is None or low > high:
             raise _invalid("For TCP/UDP protocols, port_range_min must be <= port_range_max",
                            "SecurityGroupInvalidPortRange")
-    elif protocol in rules.ICMP_PROTOCOLS:
+    elif protocol in rules.ICMP_NUMBERS:
         for value, field, attr in ((low, "type", "port_range_min"),
                                    (high, "code", "port_range_max")):
             if value is not None and not 0 <= value <= 255:
@@ -121,10 +129,22 @@ def _prefix_key(prefix: str | None) -> str | None:
     return None if network in ANYWHERE else network
 
 
-def _same_match(table: sa.Table, rule: dict) -> ColumnElement[bool]:
-    """Rows that match ``rule`` on every key but the remote prefix."""
+def _same_match(table: sa.Table, rule: dict, keys: Iterable[str] = RULE_KEY) \
+        -> ColumnElement[bool]:
+    """Rows that match ``rule`` on these keys."""
     return sa.and_(*[table.c[k].is_(None) if rule.get(k) is None else table.c[k] == rule[k]
-                     for k in RULE_KEY])
+                     for k in keys])
+
+
+def _same_protocol(stored: str | None, rule: dict) -> bool:
+    return rules.protocol_number(stored) == rule["protocol_number"]
+
+
+def _same_network(column: sa.Column, network: str | None) -> ColumnElement[bool]:
+    """Rows whose remote network is ``network`` (anywhere and none are the same)."""
+    if network is None or network in ANYWHERE:
+        return sa.or_(column.is_(None), column.in_(ANYWHERE))
+    return column == network
 
 
 def _rule_attrs(r: Row | dict) -> dict:
@@ -132,7 +152,8 @@ def _rule_attrs(r: Row | dict) -> dict:
     return {"direction": m["direction"], "ethertype": m["ethertype"],
             "protocol": m["protocol"], "port_range_min": m["port_range_min"],
             "port_range_max": m["port_range_max"], "remote_ip_prefix": m["remote_ip_prefix"],
-            "remote_group_id": m["remote_group_id"]}
+            "remote_group_id": m["remote_group_id"],
+            "remote_address_group_id": m.get("remote_address_group_id")}
 
 
 class DefaultRules(c.Collection):
@@ -179,13 +200,14 @@ class DefaultRules(c.Collection):
                 continue
             for other in conn.execute(sa.select(self.table).where(
                     _same_match(self.table, rule), self.table.c[flag].is_(True))):
-                if _prefix_key(other.remote_ip_prefix) == _prefix_key(rule["remote_ip_prefix"]):
+                if _same_protocol(other.protocol, rule) and _prefix_key(
+                        other.remote_ip_prefix) == _prefix_key(rule["remote_ip_prefix"]):
                     raise errors.InUse(f"Default Security group rule already exists. Rule id "
                                        f"is {other.id}.", type="DefaultSecurityGroupRuleExists")
         ident = c.new_id()
         conn.execute(self.table.insert().values(
             id=ident, description=rule["description"], **_rule_attrs(rule),
-            remote_address_group_id=None, used_in_default_sg=rule["used_in_default_sg"],
+            used_in_default_sg=rule["used_in_default_sg"],
             used_in_non_default_sg=rule["used_in_non_default_sg"]))
         return ident
 
@@ -304,6 +326,8 @@ class SecurityGroups(c.Collection):
         made = [{"id": c.new_id(), "project_id": project_id, "description": "",
                  "created_at": stamp, "updated_at": stamp, "revision_number": 0,
                  "security_group_id": group_id, **_rule_attrs(tpl),
+                 "protocol_number": rules.protocol_number(tpl.protocol),
+                 "normalized_cidr": rules.normalized_cidr(tpl.remote_ip_prefix),
                  "remote_group_id": group_id if tpl.remote_group_id == PARENT
                  else tpl.remote_group_id}
                 for tpl in self.templates.for_group(conn, default)]
@@ -437,7 +461,7 @@ def render_rules(conn: Connection, rows: Sequence[Row], default_groups: set[str]
         out.append({
             "id": m["id"], "project_id": m["project_id"], "tenant_id": m["project_id"],
             "security_group_id": m["security_group_id"], **_rule_attrs(r),
-            "normalized_cidr": rules.normalized_cidr(m["remote_ip_prefix"]),
+            "normalized_cidr": m["normalized_cidr"],
             "belongs_to_default_sg": m["security_group_id"] in default_groups,
             "description": m["description"], "tags": tags.get(m["id"], []),
             "created_at": m["created_at"], "updated_at": m["updated_at"],
@@ -469,7 +493,22 @@ class SecurityGroupRules(c.Collection):
                 return sa.not_(is_default)
             return sa.true()
 
-        return {"belongs_to_default_sg": belongs_to_default}
+        def protocol(values: list) -> ColumnElement[bool]:
+            # by what the protocol means: protocol=6 finds the rules spelled "tcp" too
+            numbers, anything = [], False
+            for v in values:
+                try:
+                    number = rules.protocol_number(rules.canonical_protocol(v))
+                except errors.BadRequest:
+                    continue  # matches nothing
+                if number is None:
+                    anything = True
+                else:
+                    numbers.append(number)
+            return sa.or_(SGR.c.protocol_number.in_(numbers),
+                          SGR.c.protocol_number.is_(None) if anything else sa.false())
+
+        return {"belongs_to_default_sg": belongs_to_default, "protocol": protocol}
 
     def list_needs(self, conn: Connection, ctx: Context, q: c.ListQuery) -> bool:
         return self.groups.list_needs(conn, ctx, q)
@@ -505,7 +544,9 @@ class SecurityGroupRules(c.Collection):
         self._refuse_duplicate(conn, group_id, rule)
         row = {k: v for k, v in c.standard_row(owner, body).items() if k != "name"}
         conn.execute(SGR.insert().values(**row, security_group_id=group_id,
-                                         **_rule_attrs(rule)))
+                                         **_rule_attrs(rule),
+                                         protocol_number=rule["protocol_number"],
+                                         normalized_cidr=rule["normalized_cidr"]))
         c.bump(conn, t.security_groups, group_id)
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
@@ -514,12 +555,14 @@ class SecurityGroupRules(c.Collection):
 
     @staticmethod
     def _refuse_duplicate(conn: Connection, group_id: str, rule: dict) -> None:
-        wanted = _prefix_key(rule.get("remote_ip_prefix"))
-        for other in conn.execute(sa.select(SGR.c.id, SGR.c.remote_ip_prefix).where(
-                SGR.c.security_group_id == group_id, _same_match(SGR, rule))):
-            if _prefix_key(other.remote_ip_prefix) == wanted:
-                raise errors.InUse(f"Security group rule already exists. Rule id is "
-                                   f"{other.id}.", type="SecurityGroupRuleExists")
+        # one index lookup (ix_security_group_rules_match), however big the group
+        other = conn.scalar(sa.select(SGR.c.id).where(
+            SGR.c.security_group_id == group_id,
+            _same_match(SGR, rule, (*RULE_KEY, "protocol_number")),
+            _same_network(SGR.c.normalized_cidr, rule["normalized_cidr"])).limit(1))
+        if other is not None:
+            raise errors.InUse(f"Security group rule already exists. Rule id is {other}.",
+                               type="SecurityGroupRuleExists")
 
     def _check_may_change(self, conn: Connection, ctx: Context, row: Row, action: str) -> None:
         """The rule's project or its group's owner (upstream: the group's owner)."""

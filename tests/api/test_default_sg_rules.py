@@ -12,8 +12,8 @@ from tests.conftest import Client, Server, assert_error
 
 MISSING = "5a5a5a5a-0000-4000-8000-000000000000"
 KEYS = {"id", "direction", "ethertype", "protocol", "port_range_min", "port_range_max",
-        "remote_ip_prefix", "remote_group_id", "description", "used_in_default_sg",
-        "used_in_non_default_sg"}
+        "remote_ip_prefix", "remote_group_id", "remote_address_group_id", "description",
+        "used_in_default_sg", "used_in_non_default_sg"}
 INGRESS = "Legacy default SG rule for ingress traffic"
 EGRESS = "Legacy default SG rule for egress traffic"
 #: what upstream seeds (the peer's GET /v2.0/default-security-group-rules)
@@ -116,7 +116,7 @@ def test_templates_shape_new_groups(server: Server, admin: Client) -> None:
                         used_in_non_default_sg=True)
     assert ssh.status_code == 201, ssh.text
     ssh = ssh.json()["default_security_group_rule"]
-    assert set(ssh) == KEYS and ssh["protocol"] == "tcp"  # normalised as rules are
+    assert set(ssh) == KEYS and ssh["protocol"] == "6"  # spelled as rules are
     # upstream's API reference defaults: not in default groups, in the others
     web_only = post_template(admin, protocol="tcp", port_range_min=80, port_range_max=80,
                              remote_ip_prefix="192.0.2.7")
@@ -140,13 +140,13 @@ def test_templates_shape_new_groups(server: Server, admin: Client) -> None:
         assert group_rules(default) == {
             ("egress", "IPv4", None, None, False), ("egress", "IPv6", None, None, False),
             ("ingress", "IPv4", None, None, True), ("ingress", "IPv6", None, None, True),
-            ("ingress", "IPv4", "tcp", 22, False), ("ingress", "IPv4", "udp", None, True)}
+            ("ingress", "IPv4", "6", 22, False), ("ingress", "IPv4", "udp", None, True)}
         assert len(default["security_group_rules"]) == 6
         r = member.post("/security-groups", {"security_group": {"name": "web"}})
         web = r.json()["security_group"]
         assert group_rules(web) == {
             ("egress", "IPv4", None, None, False), ("egress", "IPv6", None, None, False),
-            ("ingress", "IPv4", "tcp", 22, False), ("ingress", "IPv4", "tcp", 80, False)}
+            ("ingress", "IPv4", "6", 22, False), ("ingress", "IPv4", "tcp", 80, False)}
         # groups made before a template changes keep their rules
         assert admin.delete(f"/default-security-group-rules/{ssh['id']}").status_code == 204
         assert len(member.get(f"/security-groups/{web['id']}").json()["security_group"][

@@ -150,9 +150,10 @@ def _agents(cloud: Cloud, query: str = "") -> list[dict]:
 def test_registration_heartbeat_and_down_time(cloud: Cloud) -> None:
     assert _agents(cloud) == []
     cloud.start_agent()
-    agents = wait_for(lambda: len(_agents(cloud)) == 2 and _agents(cloud), what="agents")
+    agents = wait_for(lambda: len(_agents(cloud)) == 3 and _agents(cloud), what="agents")
     assert {(a["agent_type"], a["host"], a["alive"]) for a in agents} == {
-        ("Linux bridge agent", HOST, True), ("DHCP agent", HOST, True)}
+        ("Linux bridge agent", HOST, True), ("DHCP agent", HOST, True),
+        ("L3 agent", HOST, True)}
     l2 = next(a for a in agents if a["agent_type"] == "Linux bridge agent")
     assert l2["configurations"]["tunnel_types"] == ["vxlan"]
     first_beat = l2["heartbeat_timestamp"]
@@ -160,12 +161,12 @@ def test_registration_heartbeat_and_down_time(cloud: Cloud) -> None:
              ["heartbeat_timestamp"] > first_beat, 5, "a later heartbeat")
     cloud.stop_agent()
     wait_for(lambda: not any(a["alive"] for a in _agents(cloud)), 6, "agents to be dead")
-    assert len(_agents(cloud, "?alive=false")) == 2 and _agents(cloud, "?alive=true") == []
+    assert len(_agents(cloud, "?alive=false")) == 3 and _agents(cloud, "?alive=true") == []
 
 
 def test_two_instances_take_dhcp_leases_and_ping(cloud: Cloud) -> None:
     cloud.start_agent()
-    wait_for(lambda: len(_agents(cloud)) == 2, what="agents")
+    wait_for(lambda: len(_agents(cloud)) == 3, what="agents")
     net, sub = cloud.network("10.0.0.0/24")
     started = time.monotonic()
     vm1 = cloud.boot(net["id"])
@@ -208,7 +209,7 @@ def test_two_instances_take_dhcp_leases_and_ping(cloud: Cloud) -> None:
 
 def test_projects_with_the_same_cidr_never_meet(cloud: Cloud) -> None:
     cloud.start_agent()
-    wait_for(lambda: len(_agents(cloud)) == 2, what="agents")
+    wait_for(lambda: len(_agents(cloud)) == 3, what="agents")
     net_a, _ = cloud.network("10.0.0.0/24", project="project-a")
     net_b, _ = cloud.network("10.0.0.0/24", project="project-b")
     a1 = cloud.boot(net_a["id"], project="project-a", fixed_ip="10.0.0.10")
@@ -312,7 +313,7 @@ def test_vlan_port_fails_to_bind_without_8021q(cloud: Cloud) -> None:
     if netlink.vlan_supported():
         pytest.skip("this kernel has 802.1Q: VLAN ports bind (see test_vlan_network)")
     cloud.start_agent()
-    wait_for(lambda: len(_agents(cloud)) == 2, what="agents")
+    wait_for(lambda: len(_agents(cloud)) == 3, what="agents")
     net = cloud.api.create("networks", **{"provider:network_type": "vlan",
                                           "provider:physical_network": "physnet1",
                                           "provider:segmentation_id": 1234})

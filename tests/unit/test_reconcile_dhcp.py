@@ -189,7 +189,7 @@ def test_dnsmasq_ipv6_modes(ra: str | None, address: str, keyword: str | None,
 def test_messages_tolerate_one_version_apart() -> None:
     wire = m.Changed("port", "p", "n").to_wire()
     assert wire == {"type": "changed", "v": m.VERSION, "kind": "port", "id": "p",
-                    "network_id": "n", "host": ""}
+                    "network_id": "n", "host": "", "router_id": None}
     newer = {**wire, "v": m.VERSION + 1, "something_new": 1}
     assert m.from_wire(newer) == m.Changed("port", "p", "n")
     older = {"type": "changed", "v": m.VERSION - 1, "kind": "port", "id": "p"}

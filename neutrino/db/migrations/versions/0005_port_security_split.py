@@ -5,6 +5,9 @@ Revises: 0004
 
 - ``ports.anti_spoofing_enabled`` and ``ports.security_groups_enabled``: each half of
   port security on its own (NULL follows ``port_security_enabled``);
+- ``security_group_rules.protocol_number`` and ``normalized_cidr``: what a rule's
+  protocol and remote prefix mean, however the client spelled them (``tcp`` or ``6``,
+  ``10.1.2.3/8`` or ``10.0.0.0/8``), and an index over what makes a rule a duplicate;
 - the four rules upstream puts in every default group, as templates an operator
   may change (``/v2.0/default-security-group-rules``);
 - networks already external get the ``access_as_external`` policy to ``*`` that
@@ -36,6 +39,14 @@ def upgrade() -> None:
     with op.batch_alter_table("ports", schema=None) as batch_op:
         batch_op.add_column(sa.Column("anti_spoofing_enabled", sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column("security_groups_enabled", sa.Boolean(), nullable=True))
+
+    # nothing wrote rules before this revision (0003 made the tables for it): no backfill
+    with op.batch_alter_table("security_group_rules", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("protocol_number", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("normalized_cidr", sa.String(length=64), nullable=True))
+        batch_op.create_index("ix_security_group_rules_match", [
+            "security_group_id", "protocol_number", "port_range_min", "port_range_max",
+            "remote_group_id", "normalized_cidr"], unique=False)
 
     conn = op.get_bind()
     meta = sa.MetaData()

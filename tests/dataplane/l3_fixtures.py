@@ -1,0 +1,209 @@
+"""Shared pieces of the L3 data-plane tests: a cloud with the external network
+``public`` realised as ``br-ex`` in the test's "hypervisor" namespace (holding
+172.24.4.1, as `neutrino up` gives the host), an "outside" namespace attached to it,
+and tiny TCP servers and clients run inside namespaces.
+
+Every router namespace the agent made is removed at teardown (the agent stopped
+first, so nothing makes them again), pass or fail; the ``cloud`` fixture then
+removes the rest.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from neutrino.agent import external
+from neutrino.linux import names, netlink, process
+from neutrino.linux.run import run
+from tests.conftest import Client, start_server
+
+from .conftest import need
+from .test_agent_dataplane import Cloud, wait_for
+
+PUBLIC_CIDR = "172.24.4.0/24"
+HOST_IP = "172.24.4.1"
+BRIDGE = "br-ex"
+
+#: a TCP server that tells who it is and who called: ``<name> <peer address>``
+SERVER = r"""
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(64)
+print("listening", flush=True)
+while True:
+    c, peer = s.accept()
+    try:
+        c.sendall(f"{sys.argv[2]} {peer[0]}\n".encode())
+    finally:
+        c.close()
+"""
+CLIENT = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+print(s.makefile().readline().strip())
+"""
+
+
+def need_l3() -> None:
+    need("nft", "dnsmasq", "busybox", "ping", "sysctl")
+
+
+def serve(ns: str, port: int, name: str) -> subprocess.Popen:
+    """A TCP server in ``ns`` (ended with the namespace's processes at teardown)."""
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SERVER,
+                             str(port), name], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
+    return proc
+
+
+def call(ns: str, ip: str, port: int, timeout: float = 2.0) -> str | None:
+    """Connect from ``ns``: the server's line, or None if nothing answered."""
+    done = run([sys.executable, "-c", CLIENT, ip, str(port), str(timeout)], netns=ns,
+               check=False, timeout=timeout + 10)
+    return done.stdout.strip() if done.ok else None
+
+
+def wait_call(ns: str, ip: str, port: int, timeout: float = 15.0) -> str:
+    return str(wait_for(lambda: call(ns, ip, port, 1.0), timeout, f"{ip}:{port} from {ns}"))
+
+
+@dataclass
+class L3Cloud:
+    cloud: Cloud
+    public: dict
+    public_subnet: dict
+    routers: list[str] = field(default_factory=list)
+
+    @property
+    def api(self) -> Client:
+        return self.cloud.api
+
+    @property
+    def hostns(self) -> str:
+        return self.cloud.hostns
+
+    def start_agent(self, **overrides: object) -> object:
+        return self.cloud.start_agent(bridge_mappings={"public": BRIDGE}, **overrides)
+
+    def router(self, *, gateway: bool = True, project: str | None = None,
+               **attrs: object) -> dict:
+        body: dict = {"name": f"r-{uuid.uuid4().hex[:6]}", **attrs}
+        if project:
+            body["project_id"] = project
+        if gateway:
+            body["external_gateway_info"] = {"network_id": self.public["id"]}
+        router = self.api.create("routers", **body)
+        self.routers.append(router["id"])
+        return router
+
+    def add_subnet(self, router_id: str, subnet_id: str) -> dict:
+        r = self.api.put(f"/routers/{router_id}/add_router_interface", {"subnet_id": subnet_id})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def remove_subnet(self, router_id: str, subnet_id: str) -> None:
+        r = self.api.put(f"/routers/{router_id}/remove_router_interface",
+                         {"subnet_id": subnet_id})
+        assert r.status_code == 200, r.text
+
+    def get(self, collection: str, ident: str) -> dict:
+        r = self.api.get(f"/{collection}/{ident}")
+        assert r.status_code == 200, r.text
+        return r.json()[collection[:-1]]
+
+    def status(self, collection: str, ident: str) -> str:
+        return self.get(collection, ident)["status"]
+
+    def floating_ip(self, port_id: str | None = None) -> dict:
+        body: dict = {"floating_network_id": self.public["id"]}
+        if port_id:
+            body["port_id"] = port_id
+        return self.api.create("floatingips", **body)
+
+    def associate(self, fip_id: str, port_id: str | None) -> dict:
+        r = self.api.put(f"/floatingips/{fip_id}", {"floatingip": {"port_id": port_id}})
+        assert r.status_code == 200, r.text
+        return r.json()["floatingip"]
+
+    def outside(self) -> tuple[str, str]:
+        """A namespace standing for a machine on the external network: plugged into
+        br-ex, with an address reserved by a port of the public network."""
+        ns = self.cloud.make_ns()
+        holder = self.api.create("ports", network_id=self.public["id"], name="outside")
+        ip = holder["fixed_ips"][0]["ip_address"]
+        dev = f"out{uuid.uuid4().hex[:8]}"  # not a tap: the agent leaves it on the bridge
+        netlink.ensure_veth(dev, "eth0", netns=self.hostns, peer_netns=ns)
+        netlink.set_link(dev, master=BRIDGE, up=True, netns=self.hostns)
+        netlink.ensure_addresses("eth0", [f"{ip}/24"], netns=ns)
+        netlink.set_link("eth0", mac=holder["mac_address"], up=True, netns=ns)
+        return ns, ip
+
+    def router_objects(self, router_id: str) -> tuple[bool, set[str]]:
+        """Whether the router's namespace exists, and the agent namespace's taps of its
+        ports (as their peers would be named)."""
+        ns = names.router_namespace(router_id)
+        return netlink.namespace_exists(ns), {lk.name for lk in netlink.list_links(self.hostns)}
+
+
+def _remove_namespace(ns: str) -> None:
+    for pid in process.namespace_pids(ns):
+        process.terminate(pid, timeout=2)
+    netlink.delete_namespace(ns)
+
+
+@pytest.fixture(name="l3")
+def l3_cloud(make_ns: Callable[[], str]) -> Iterator[L3Cloud]:
+    """A server, an agent's "hypervisor" namespace with br-ex (the ``cloud`` of the L2
+    tests, plus the external network); used as the ``l3`` fixture."""
+    need_l3()
+    state = Path(tempfile.mkdtemp(prefix="nt-test-"))
+    state.chmod(0o755)  # dnsmasq, no longer root, re-reads its files from here
+    server = start_server(state, f"sqlite:///{state / 'db.sqlite'}", agent_down_time=2,
+                          agent_report_interval=0.3)
+    cloud = Cloud(server, Client(server.url), make_ns(), state, make_ns)
+    routers: list[str] = []
+    try:
+        public = cloud.api.create("networks", name="public", **{
+            "router:external": True, "provider:network_type": "flat",
+            "provider:physical_network": "public"})
+        cloud.networks.append(public["id"])
+        subnet = cloud.api.create("subnets", network_id=public["id"], cidr=PUBLIC_CIDR,
+                                  ip_version=4, gateway_ip=HOST_IP, enable_dhcp=False)
+        external.ensure_bridge(BRIDGE, HOST_IP, PUBLIC_CIDR, netns=cloud.hostns)
+        yield L3Cloud(cloud, public, subnet, routers)
+    finally:
+        cloud.stop_agent()  # first: nothing makes namespaces again meanwhile
+        server.stop()
+        agent_dir = state / "agent"
+        made = set(routers) | _names(agent_dir / "l3")
+        for rid in made:
+            _remove_namespace(names.router_namespace(rid))
+        for net in set(cloud.networks) | _names(agent_dir / "dhcp"):
+            _remove_namespace(names.dhcp_namespace(net))
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _names(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir()} if directory.exists() else set()
+
+
+def have_sg_reconciler() -> str | None:
+    """None when security groups are enforced by the agent, else why not."""
+    import importlib.util
+
+    for module in ("neutrino.agent.security_groups", "neutrino.agent.sg",
+                   "neutrino.agent.firewall"):
+        if importlib.util.find_spec(module) is not None:
+            return None
+    return "security groups are not enforced yet (no security-group reconciler in the agent)"
