@@ -43,6 +43,8 @@ networks = sa.Table(
     sa.Column("router_external", sa.Boolean, nullable=False),
     sa.Column("port_security_enabled", sa.Boolean, nullable=False),
     sa.Column("availability_zone_hints", sa.JSON, nullable=False),
+    # the external network auto-allocated topologies would use (at most one)
+    sa.Column("is_default", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 segments = sa.Table(

@@ -71,6 +71,9 @@ NETWORK = Resource(
               extension="external-net"),
         Field("port_security_enabled", Boolean(), default=True, filter=False,
               extension="port-security"),
+        # the external network auto-allocated topologies would use; upstream shows it on
+        # every network (its auto-allocated-topology API is not implemented here)
+        Field("is_default", Boolean(), default=False, admin_write=True, sort=False),
         # updatable in the contract (so a non-admin PUT is a 403); the service refuses changes
         Field("provider:network_type", String(255), admin_only=True, extension="provider"),
         Field("provider:physical_network", String(64, nullable=True), admin_only=True,

@@ -105,7 +105,7 @@ class Networks(c.Collection):
                 "port_security_enabled": r.port_security_enabled,
                 "availability_zone_hints": r.availability_zone_hints,
                 "availability_zones": [], "ipv4_address_scope": None,
-                "ipv6_address_scope": None,
+                "ipv6_address_scope": None, "is_default": r.is_default,
             })
             if ctx.is_admin and r.id in segments:
                 item.update(segments[r.id].as_attrs())
@@ -130,7 +130,10 @@ class Networks(c.Collection):
             "mtu": mtu, "router_external": body.get("router:external", False),
             "port_security_enabled": body.get("port_security_enabled", True),
             "availability_zone_hints": body.get("availability_zone_hints", []),
+            "is_default": body.get("is_default", False),
         })
+        if row["is_default"] and row["router_external"]:
+            self._check_one_default(conn, row["id"])
         conn.execute(t.networks.insert().values(row))
         # after the network row: the segment refers to it
         self.segments.allocate(conn, row["id"], body)
@@ -142,6 +145,16 @@ class Networks(c.Collection):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"network": 1})
         return row["id"]
+
+    @staticmethod
+    def _check_one_default(conn: Connection, ident: str) -> None:
+        other = conn.scalar(sa.select(t.networks.c.id).where(
+            t.networks.c.is_default.is_(True), t.networks.c.router_external.is_(True),
+            t.networks.c.id != ident).limit(1))
+        if other is not None:
+            raise errors.Conflict(f"Unable to set network {ident} as the default external "
+                                  f"network: {other} is already the default.",
+                                  type="DefaultExternalNetworkExists")
 
     @staticmethod
     def _share(conn: Connection, network_id: str, owner: str) -> None:
@@ -161,9 +174,13 @@ class Networks(c.Collection):
         for attr, column in (("name", "name"), ("description", "description"),
                              ("admin_state_up", "admin_state_up"),
                              ("router:external", "router_external"),
-                             ("port_security_enabled", "port_security_enabled")):
+                             ("port_security_enabled", "port_security_enabled"),
+                             ("is_default", "is_default")):
             if attr in body:
                 values[column] = body[attr]
+        if values.get("is_default", row.is_default) \
+                and values.get("router_external", row.router_external):
+            self._check_one_default(conn, ident)
         provider = [a for a in PROVIDER_ATTRS if a in body]
         if provider:
             seg = SegmentAllocator.load(conn, [ident]).get(ident)

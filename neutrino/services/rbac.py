@@ -209,6 +209,12 @@ class RbacPolicies(c.Collection):
         if replacement == "*":
             return  # everyone keeps the access
         kind, object_id, target = row.object_type, row.object_id, row.target_tenant
+        if kind == NETWORK and row.action == policy.EXTERNAL and target == "*" \
+                and conn.scalar(sa.select(t.networks.c.is_default).where(
+                    t.networks.c.id == object_id)):
+            raise errors.Conflict(
+                f"RBAC policy on object {object_id} cannot be removed because other objects "
+                f"depend on it: it is the default external network.", type="RbacPolicyInUse")
         owner = conn.scalar(sa.select(OBJECTS[kind].c.project_id).where(
             OBJECTS[kind].c.id == object_id))
         if target == owner:

@@ -19,7 +19,7 @@ NETWORK_KEYS = {
     "id", "name", "description", "project_id", "tenant_id", "created_at", "updated_at",
     "revision_number", "tags", "admin_state_up", "status", "mtu", "shared", "subnets",
     "router:external", "port_security_enabled", "availability_zone_hints",
-    "availability_zones", "ipv4_address_scope", "ipv6_address_scope",
+    "availability_zones", "ipv4_address_scope", "ipv6_address_scope", "is_default",
 }
 
 
