@@ -17,8 +17,6 @@ from neutrino.bus.server import AgentServer
 from neutrino.config import Settings
 from neutrino.db import migrate
 from neutrino.db.engine import Database
-from neutrino.identity.api import IdentityApi
-from neutrino.identity.store import Identity
 from neutrino.services import Services
 
 
@@ -53,6 +51,10 @@ def authentication(settings: Settings, db: Database) -> tuple[Authenticator, lis
     if settings.auth == "noauth":
         return NoAuth(), []
     if settings.auth == "embedded":
+        # imported here: a noauth or external-Keystone server never carries them
+        from neutrino.identity.api import IdentityApi
+        from neutrino.identity.store import Identity
+
         identity = Identity(settings.token_ttl)
         auth = EmbeddedKeystone(identity, db, settings.token_cache_seconds)
         return auth, IdentityApi(identity, db, on_change=auth.cache.clear).routes()

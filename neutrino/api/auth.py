@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -21,7 +21,9 @@ from starlette.datastructures import Headers
 from neutrino import errors
 from neutrino.context import Context
 from neutrino.db.engine import Database
-from neutrino.identity.store import Identity
+
+if TYPE_CHECKING:
+    from neutrino.identity.store import Identity
 
 NOAUTH_PROJECT = "fake_project_id"
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from neutrino import config
 from neutrino.config import Settings
-from neutrino.linux import files, names, netlink, process
+from neutrino.linux import files, names, process
 from neutrino.linux.run import passthrough, run
 
 OWNER = "compute:neutrino"
@@ -99,6 +99,7 @@ def _find_port(conn: Any, name: str, host: str) -> Any | None:
 
 def boot(settings: Settings, name: str, network: str, security_groups: list[str],
          fixed_ip: str | None, wait: float = 60.0) -> dict:
+    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
     ns = names.instance_namespace(name)
     if netlink.namespace_exists(ns):
         raise InstanceError(f"instance {name} exists (namespace {ns})")
@@ -135,6 +136,7 @@ def boot(settings: Settings, name: str, network: str, security_groups: list[str]
 
 
 def _plug(settings: Settings, name: str, ns: str, port_id: str, mac: str) -> None:
+    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
     netlink.ensure_namespace(ns)
     tap = names.tap(port_id)
     # the inside keeps the kernel's default MTU: the network's comes by DHCP (option 26)
@@ -168,6 +170,7 @@ def lease_of(settings: Settings, name: str) -> dict[str, str]:
 
 
 def _unplug(settings: Settings, name: str, ns: str, port_id: str | None) -> None:
+    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
     if netlink.namespace_exists(ns):
         for pid in process.namespace_pids(ns):
             process.terminate(pid, timeout=2)  # udhcpc and whatever ran in the instance
@@ -178,6 +181,7 @@ def _unplug(settings: Settings, name: str, ns: str, port_id: str | None) -> None
 
 
 def delete(settings: Settings, name: str) -> bool:
+    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
     ns = names.instance_namespace(name)
     conn = connect(settings)
     port = _find_port(conn, name, host_of(settings))
@@ -189,6 +193,7 @@ def delete(settings: Settings, name: str) -> bool:
 
 
 def listing(settings: Settings) -> list[dict]:
+    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
     conn = connect(settings)
     host = host_of(settings)
     out = []
