@@ -268,6 +268,12 @@ def run(args: argparse.Namespace, client: Client, made: list[str], hostns: str, 
         client.json("PUT", f"/v2.0/routers/{router}/add_router_interface",
                     {"subnet_id": sub["id"]})
         subnets.append((net, sub["gateway_ip"]))
+    # the host pings through the floating IPs: the default group admits its members only
+    group = client.json("GET", "/v2.0/security-groups?name=default&project_id="
+                        "fake_project_id")["security_groups"][0]["id"]
+    client.json("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+        "security_group_id": group, "direction": "ingress", "ethertype": "IPv4",
+        "protocol": "icmp"}}, expect=201)
     vms = [instance(client, made, hostns, host, *subnets[i % 2]) for i in range(
         max(2, args.instances))]
     for ns, _, _ in vms:

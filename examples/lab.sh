@@ -143,17 +143,27 @@ if in_vm jumphost ping -c 1 -W 2 172.24.4.1 >/dev/null 2>&1; then
 else
   fail "the jump host cannot reach 172.24.4.1"
 fi
+step "8. only the jump host reaches the web servers"
 if sg_enforced; then
   if in_vm web1 curl -s -m 3 "http://$web2/" >/dev/null 2>&1; then
     fail "web1 reached web2 port 80: only members of ${P}jumphost may"
   else
-    ok "web1 -> web2 port 80 refused (not a member of ${P}jumphost)"
+    ok "web1 -> web2 port 80 refused (web1 is not a member of ${P}jumphost)"
   fi
-  if host curl -s -m 3 "http://$fip/" >/dev/null 2>&1; then
-    fail "the outside reached port 80 of the jump host's floating IP"
+  # even with a floating IP of its own, a web server stays closed to the outside
+  web1_port=$("$OS" port list --device-owner compute:neutrino --name "${P}web1" -f value -c ID)
+  probe=$("$OS" floating ip create public --tag "${P}lab" --port "$web1_port" \
+            -f value -c floating_ip_address)
+  for i in $(seq 50); do  # until its NAT is in place
+    [[ $("$OS" floating ip show "$probe" -f value -c status) == ACTIVE ]] && break
+    sleep 0.2
+  done
+  if host curl -s -m 3 "http://$probe/" >/dev/null 2>&1; then
+    fail "not from outside: the host reached web1's port 80 through $probe"
   else
-    ok "not from outside: port 80 of $fip is closed to the host"
+    ok "not from outside: web1's port 80 is closed to the host even through $probe"
   fi
+  "$OS" floating ip delete "$probe" >/dev/null 2>&1
 else
   skip "not from outside / not from other members: security groups are not enforced by" \
        "the agent yet (no security-group reconciler)"

@@ -11,8 +11,12 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 command -v dnsmasq >/dev/null || need+=(dnsmasq-base)
 command -v ping >/dev/null || need+=(iputils-ping)
+# routers announce new floating IPs with gratuitous ARP (arping -U)
+command -v arping >/dev/null || need+=(iputils-arping)
 # `neutrino instance` takes its address by DHCP like a guest would: busybox's udhcpc
 command -v busybox >/dev/null || need+=(busybox)
+# security groups cut the flows a removed rule no longer allows (conntrack -D)
+command -v conntrack >/dev/null || need+=(conntrack)
 if ((${#need[@]})); then
   if [[ $(id -u) != 0 ]]; then
     echo "missing system packages: ${need[*]} (run as root, or install them)" >&2

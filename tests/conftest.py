@@ -142,7 +142,7 @@ class Client:
         return self.request("DELETE", path, **kw)
 
     def create(self, collection: str, **attrs: object) -> dict:
-        singular = collection[:-1]
+        singular = collection[:-1].replace("-", "_")  # security-groups: security_group
         r = self.post(f"/{collection}", {singular: attrs})
         assert r.status_code == 201, r.text
         return r.json()[singular]

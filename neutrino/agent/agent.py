@@ -23,6 +23,7 @@ from pathlib import Path
 from neutrino.agent import model
 from neutrino.agent.dhcp import Dhcp, DhcpBackend
 from neutrino.agent.dnsmasq import Dnsmasq
+from neutrino.agent.firewall import Firewall
 from neutrino.agent.l2 import L2, L2Config
 from neutrino.agent.l3 import L3, L3Config, router_key, split_keys
 from neutrino.agent.reconciler import Backoff
@@ -66,6 +67,7 @@ class Agent:
                                           domain=settings.dns_domain,
                                           omit_dns_when_none=settings.dhcp_omit_dns_when_none)
         self.dhcp = Dhcp(backend, self.netns, self._request_port)
+        self.firewall = Firewall(self.netns)
         self.poll_interval = poll_interval
         self.resync_interval = resync_interval
         self._lock = threading.Lock()
@@ -107,6 +109,9 @@ class Agent:
         if not isinstance(msg, m.Changed):
             return
         keys = self.l3.keys_for_change(msg, self._snapshot)  # routers: "router:<id>"
+        if msg.kind == "security_group":
+            # a group or rule: every network with ports here is refiltered
+            keys |= {n.id for n in self._snapshot.networks.values() if n.l2}
         if msg.network_id:
             keys.add(msg.network_id)
         if keys:
@@ -274,6 +279,14 @@ class Agent:
         l2_failed = self.l2.apply(self.l2.diff(l2_want, self.l2.observe(), l2_keys))
         by_bridge = {self.l2.bridge_of(n): n.id for n in snap.networks.values()}
         failed |= {by_bridge.get(k, k) for k in l2_failed}
+        # security groups after the bridges: a port is ACTIVE only once it is filtered
+        fw_want = self.firewall.desired(snap)
+        fw_ok = not self.firewall.apply(self.firewall.diff(fw_want, self.firewall.observe()))
+        if fw_ok:
+            self.firewall.remember(fw_want)
+        else:
+            # retried with backoff through the networks of the ports it filters
+            failed |= {p.network_id for p in snap.ports.values() if p.local}
         after = self.l2.observe()
         self._taps = _tap_states(after)
         wired: set[str] = set()
@@ -282,7 +295,7 @@ class Agent:
             if l2_keys is not None and bridge not in l2_keys:
                 wired |= {p for p in spec.taps if p in self.wired}
                 continue
-            ok = bridge not in l2_failed
+            ok = bridge not in l2_failed and fw_ok
             for pid, up in self.l2.wired(spec, after).items():
                 self._report(pid, "l2", ok and up)
                 if ok and up:

@@ -39,6 +39,7 @@ from neutrino.agent.model import Router, RouterPort, Snapshot
 from neutrino.agent.reconciler import apply_plan
 from neutrino.bus import messages as m
 from neutrino.linux import names, netlink, nft, process, sysctl
+from neutrino.linux.errors import NamespaceNotFound
 from neutrino.linux.netlink import Link
 from neutrino.linux.run import spawn
 
@@ -390,17 +391,14 @@ class L3:
 
     # -- keys ---------------------------------------------------------------------------------
 
-    def _markers(self) -> Path | None:
-        return self.cfg.state_dir
-
     def marked(self) -> set[str]:
-        root = self._markers()
+        root = self.cfg.state_dir
         if root is None or not root.is_dir():
             return set()
         return {p.name for p in root.iterdir() if not p.name.startswith(".")}
 
     def _mark(self, router_id: str, on: bool) -> None:
-        root = self._markers()
+        root = self.cfg.state_dir
         if root is None:
             return
         if on:
@@ -451,39 +449,42 @@ class L3:
     # -- observe ----------------------------------------------------------------------------
 
     def observe(self, keys: Iterable[str]) -> dict[str, RouterSeen]:
-        keys = set(keys)
         marked = self.marked()
-        wanted_sysctls = list(sysctls())
         seen = {}
-        for key in keys:
-            ns = names.router_namespace(key)
-            if not netlink.namespace_exists(ns):
+        for key in set(keys):
+            try:
+                seen[key] = self._observe(key, key in marked)
+            except NamespaceNotFound:  # removed while we looked: as if it never was
                 seen[key] = RouterSeen(marked=key in marked)
-                continue
-            inside = netlink.view(ns)  # one socket for links, addresses and routes
-            links = {}
-            for lk in inside.links:
-                parsed = names.parse_link(lk.name)
-                if parsed is not None and parsed.kind in (names.Kind.ROUTER_INTERFACE,
-                                                          names.Kind.ROUTER_GATEWAY):
-                    links[lk.name] = lk
-            addresses = {
-                name: frozenset(a for a in inside.addresses.get(name, ())
-                                if not ipaddress.ip_interface(a).ip.is_link_local)
-                for name in links}
-            # a veth's ends live and die together: a qr-/qg- device means its tap is there
-            taps = frozenset("tap" + d[3:] for d in links)
-            defaults = frozenset((r.version, r.gateway) for r in inside.routes
-                                 if r.is_default and r.gateway)
-            static = frozenset((r.dst, r.gateway) for r in inside.routes
-                               if r.proto == netlink.RTPROT_STATIC and not r.is_default
-                               and r.gateway)
-            table = nft.list_table(NAT_FAMILY, NAT_TABLE, netns=ns)
-            seen[key] = RouterSeen(
-                key in marked, True, links, addresses, taps, defaults, static,
-                sysctl.get_many(wanted_sysctls, netns=ns),
-                signature(table.chains) if table is not None else None)
         return seen
+
+    @staticmethod
+    def _observe(key: str, marked: bool) -> RouterSeen:
+        ns = names.router_namespace(key)
+        if not netlink.namespace_exists(ns):
+            return RouterSeen(marked=marked)
+        inside = netlink.view(ns)  # one socket for links, addresses and routes
+        links = {}
+        for lk in inside.links:
+            parsed = names.parse_link(lk.name)
+            if parsed is not None and parsed.kind in (names.Kind.ROUTER_INTERFACE,
+                                                      names.Kind.ROUTER_GATEWAY):
+                links[lk.name] = lk
+        addresses = {
+            name: frozenset(a for a in inside.addresses.get(name, ())
+                            if not ipaddress.ip_interface(a).ip.is_link_local)
+            for name in links}
+        # a veth's ends live and die together: a qr-/qg- device means its tap is there
+        taps = frozenset("tap" + d[3:] for d in links)
+        defaults = frozenset((r.version, r.gateway) for r in inside.routes
+                             if r.is_default and r.gateway)
+        static = frozenset((r.dst, r.gateway) for r in inside.routes
+                           if r.proto == netlink.RTPROT_STATIC and not r.is_default
+                           and r.gateway)
+        table = nft.list_table(NAT_FAMILY, NAT_TABLE, netns=ns)
+        return RouterSeen(marked, True, links, addresses, taps, defaults, static,
+                          sysctl.get_many(list(sysctls()), netns=ns),
+                          signature(table.chains) if table is not None else None)
 
     # -- apply --------------------------------------------------------------------------------
 

@@ -53,6 +53,11 @@ class Port:
     local: bool = False
     extra_dhcp_opts: tuple[DhcpOption, ...] = ()
     name: str = ""
+    #: effective halves of port security (port-security-split): override or the switch
+    anti_spoofing: bool = False
+    filtering: bool = False
+    security_groups: tuple[str, ...] = ()
+    allowed_address_pairs: tuple[tuple[str, str], ...] = ()  # (ip or cidr, mac)
 
     @property
     def is_dhcp(self) -> bool:
@@ -116,6 +121,26 @@ class Router:
 
 
 @dataclass(frozen=True)
+class SgRule:
+    id: str
+    direction: str  # "ingress" / "egress"
+    ethertype: str  # "IPv4" / "IPv6"
+    protocol: int | None = None
+    port_range_min: int | None = None
+    port_range_max: int | None = None
+    remote_ip_prefix: str | None = None  # normalised
+    remote_group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    rules: tuple[SgRule, ...] = ()
+    #: addresses of the group's ports (fixed IPs and pairs), for remote_group_id rules
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The desired state of (part of) a host, as of ``generation``."""
 
@@ -123,6 +148,8 @@ class Snapshot:
     networks: Mapping[str, Network] = field(default_factory=dict)
     ports: Mapping[str, Port] = field(default_factory=dict)
     routers: Mapping[str, Router] = field(default_factory=dict)
+    #: every group this host's ports use or their rules name (always whole, never scoped)
+    security_groups: Mapping[str, SecurityGroup] = field(default_factory=dict)
 
     def ports_on(self, network_id: str) -> list[Port]:
         return sorted((p for p in self.ports.values() if p.network_id == network_id),
@@ -142,7 +169,8 @@ class Snapshot:
         ports.update(newer.ports)
         routers = {k: v for k, v in self.routers.items() if k not in set(router_ids or ())}
         routers.update(newer.routers)
-        return Snapshot(max(self.generation, newer.generation), nets, ports, routers)
+        return Snapshot(max(self.generation, newer.generation), nets, ports, routers,
+                        newer.security_groups)
 
 
 def _subnet(d: Mapping[str, Any]) -> Subnet:
@@ -164,7 +192,31 @@ def _port(d: Mapping[str, Any]) -> Port:
         extra_dhcp_opts=tuple(DhcpOption(o["opt_name"], str(o["opt_value"]),
                                          int(o.get("ip_version") or 4))
                               for o in d.get("extra_dhcp_opts") or ()),
-        name=d.get("name") or "")
+        name=d.get("name") or "",
+        anti_spoofing=_effective(d, "anti_spoofing_enabled"),
+        filtering=_effective(d, "security_groups_enabled"),
+        security_groups=tuple(sorted(d.get("security_groups") or ())),
+        allowed_address_pairs=tuple(
+            (a["ip_address"], (a.get("mac_address") or d["mac_address"]).lower())
+            for a in d.get("allowed_address_pairs") or ()))
+
+
+def _effective(d: Mapping[str, Any], override: str) -> bool:
+    """A half of port security: its override if set, else port_security_enabled."""
+    value = d.get(override)
+    return bool(d.get("port_security_enabled", False) if value is None else value)
+
+
+def _sg_rule(d: Mapping[str, Any]) -> SgRule:
+    return SgRule(d["id"], d["direction"], d.get("ethertype") or "IPv4",
+                  d.get("protocol_number"), d.get("port_range_min"), d.get("port_range_max"),
+                  d.get("normalized_cidr") or d.get("remote_ip_prefix"),
+                  d.get("remote_group_id"))
+
+
+def _security_group(d: Mapping[str, Any]) -> SecurityGroup:
+    return SecurityGroup(d["id"], tuple(_sg_rule(r) for r in d.get("rules") or ()),
+                         tuple(d.get("members") or ()))
 
 
 def _network(d: Mapping[str, Any]) -> Network:
@@ -203,7 +255,8 @@ def _router(d: Mapping[str, Any]) -> Router:
 def snapshot(state: HostState) -> Snapshot:
     return Snapshot(state.generation, {n["id"]: _network(n) for n in state.networks},
                     {p["id"]: _port(p) for p in state.ports},
-                    {r["id"]: _router(r) for r in state.routers})
+                    {r["id"]: _router(r) for r in state.routers},
+                    {g["id"]: _security_group(g) for g in state.security_groups})
 
 
 def dhcp_port(d: Mapping[str, Any]) -> Port:

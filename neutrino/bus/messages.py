@@ -138,6 +138,9 @@ class HostState(Message):
     ports: list[dict[str, Any]] = field(default_factory=list)
     #: the routers this host realises (of those asked about), with their floating IPs
     routers: list[dict[str, Any]] = field(default_factory=list)
+    #: the security groups of the host's ports and those their rules name, with their
+    #: rules and member addresses; always whole (a remote group's members live anywhere)
+    security_groups: list[dict[str, Any]] = field(default_factory=list)
 
 
 @_message

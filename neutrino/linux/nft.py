@@ -243,6 +243,16 @@ def apply_table(family: str, name: str, content: Iterable[Set | Chain], *,
     _nft(_table_commands(family, name, list(content)), netns)
 
 
+def apply_tables(tables: Iterable[Table], *, netns: str | None = None) -> None:
+    """``apply_table`` for several tables in one transaction (e.g. a bridge table and
+    an inet table that only make sense together)."""
+    cmds: list[Expr] = []
+    for t in tables:
+        _check_family(t.family)
+        cmds += _table_commands(t.family, t.name, [*t.sets, *t.chains])
+    _nft(cmds, netns)
+
+
 def list_tables(netns: str | None = None) -> list[tuple[str, str]]:
     found = _list(["tables"], netns) or []
     return [(o["table"]["family"], o["table"]["name"]) for o in found if "table" in o]

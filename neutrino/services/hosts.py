@@ -79,6 +79,9 @@ class Hosts:
             return Changed("port", ident, row.network_id, row.binding_host_id) if row else None
         if collection in ("routers", "floatingips"):
             return self.l3.change(conn, collection, ident)
+        if collection in ("security-groups", "security-group-rules"):
+            # no one network: agents refilter every port they have
+            return Changed("security_group", ident)
         return None
 
     def next_generation(self) -> int:
@@ -118,8 +121,9 @@ class Hosts:
         candidates = sorted(set(conn.scalars(dhcp_enabled.distinct())))
         dhcp_nets = {n for n, h in self._dhcp_host_of(conn, candidates).items() if h == host}
         wanted = sorted(l2_nets | dhcp_nets)
+        groups = _security_groups(conn, host)  # whole on every sync: members live anywhere
         if not wanted:
-            return HostState(generation, routers=routers)
+            return HostState(generation, routers=routers, security_groups=groups)
         admin = Context.admin()
         nets = conn.execute(sa.select(t.networks).where(t.networks.c.id.in_(wanted))).all()
         segments = SegmentAllocator.load(conn, wanted)
@@ -145,7 +149,7 @@ class Hosts:
         rows = conn.execute(sa.select(t.ports).where(port_filter)
                             .order_by(t.ports.c.id)).all()
         ports = [_port(p, host) for p in self.ports.render(conn, admin, rows)]
-        return HostState(generation, networks, ports, routers)
+        return HostState(generation, networks, ports, routers, groups)
 
     # -- DHCP ports --------------------------------------------------------------
 
@@ -269,7 +273,43 @@ def _port(p: dict, host: str) -> dict:
     keep = ("id", "network_id", "mac_address", "fixed_ips", "device_owner", "device_id",
             "revision_number", "admin_state_up", "status", "extra_dhcp_opts",
             "port_security_enabled", "allowed_address_pairs", "security_groups",
+            "anti_spoofing_enabled", "security_groups_enabled",
             "binding:host_id", "binding:vif_type", "name")
     out = {k: p[k] for k in keep if k in p}
     out["local"] = p.get("binding:host_id") == host and p.get("binding:vif_type") == "bridge"
     return out
+
+
+def _security_groups(conn: Connection, host: str) -> list[dict]:
+    """The groups of the host's bound ports and the remote groups their rules name:
+    each with its rules and its members' addresses (fixed IPs and address pairs)."""
+    psg = t.port_security_groups
+    local = sa.select(psg.c.security_group_id).join(
+        t.ports, t.ports.c.id == psg.c.port_id).where(t.ports.c.binding_host_id == host)
+    used = set(conn.scalars(local.distinct()))
+    if not used:
+        return []
+    r = t.security_group_rules
+    rules = conn.execute(sa.select(r).where(r.c.security_group_id.in_(sorted(used)))
+                         .order_by(r.c.id)).all()
+    groups = used | {x.remote_group_id for x in rules if x.remote_group_id}
+    members: dict[str, set[str]] = {g: set() for g in groups}
+    for gid, ip in conn.execute(
+            sa.select(psg.c.security_group_id, t.ip_allocations.c.ip_address)
+            .join(t.ip_allocations, t.ip_allocations.c.port_id == psg.c.port_id)
+            .where(psg.c.security_group_id.in_(sorted(groups)))):
+        members[gid].add(ip)
+    for gid, ip in conn.execute(
+            sa.select(psg.c.security_group_id, t.address_pairs.c.ip_address)
+            .join(t.address_pairs, t.address_pairs.c.port_id == psg.c.port_id)
+            .where(psg.c.security_group_id.in_(sorted(groups)))):
+        members[gid].add(ip)
+    by_group: dict[str, list[dict]] = {}
+    for x in rules:
+        by_group.setdefault(x.security_group_id, []).append({
+            "id": x.id, "direction": x.direction, "ethertype": x.ethertype,
+            "protocol_number": x.protocol_number, "port_range_min": x.port_range_min,
+            "port_range_max": x.port_range_max, "normalized_cidr": x.normalized_cidr,
+            "remote_group_id": x.remote_group_id})
+    return [{"id": g, "rules": by_group.get(g, []), "members": sorted(members[g])}
+            for g in sorted(groups)]

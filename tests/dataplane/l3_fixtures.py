@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from neutrino.agent import external
+from neutrino.api.auth import NOAUTH_PROJECT
 from neutrino.linux import names, netlink, process
 from neutrino.linux.run import run
 from tests.conftest import Client, start_server
@@ -135,6 +136,17 @@ class L3Cloud:
         r = self.api.put(f"/floatingips/{fip_id}", {"floatingip": {"port_id": port_id}})
         assert r.status_code == 200, r.text
         return r.json()["floatingip"]
+
+    def allow_ingress(self, project: str | None = None, **rule: object) -> None:
+        """Open the project's default security group to ``rule`` from anywhere (IPv4):
+        traffic that comes through a floating IP is not from the group's members."""
+        project = project or NOAUTH_PROJECT
+        r = self.api.get(f"/security-groups?name=default&project_id={project}")
+        (group,) = r.json()["security_groups"]
+        r = self.api.post("/security-group-rules", {"security_group_rule": {
+            "security_group_id": group["id"], "direction": "ingress", "ethertype": "IPv4",
+            "project_id": project, **rule}})
+        assert r.status_code in (201, 409), r.text
 
     def outside(self) -> tuple[str, str]:
         """A namespace standing for a machine on the external network: plugged into

@@ -28,6 +28,7 @@ def _behind_router(l3: L3Cloud, cidr: str) -> tuple[dict, dict, dict]:
 def test_host_reaches_an_instance_through_its_floating_ip_until_disassociated(
         l3: L3Cloud) -> None:
     l3.start_agent()
+    l3.allow_ingress(protocol="tcp", port_range_min=8080, port_range_max=8080)
     net, _, router = _behind_router(l3, "10.10.0.0/24")
     vm = l3.cloud.boot(net["id"])
     serve(vm.ns, 8080, "vm")
@@ -62,6 +63,8 @@ def test_host_reaches_an_instance_through_its_floating_ip_until_disassociated(
 
 def test_hairpin_through_floating_ips(l3: L3Cloud) -> None:
     l3.start_agent()
+    # hairpinned traffic comes from a floating IP or the router: not from group members
+    l3.allow_ingress(protocol="tcp", port_range_min=8080, port_range_max=8080)
     net, _, _ = _behind_router(l3, "10.11.0.0/24")
     vm1, vm2, vm3 = (l3.cloud.boot(net["id"]) for _ in range(3))
     serve(vm1.ns, 8080, "vm1")
@@ -80,6 +83,7 @@ def test_hairpin_through_floating_ips(l3: L3Cloud) -> None:
 
 def test_gratuitous_arp_moves_a_floating_ip_between_routers(l3: L3Cloud) -> None:
     l3.start_agent()
+    l3.allow_ingress(protocol="icmp")
     outside, _ = l3.outside()
     net_a, _, _ = _behind_router(l3, "10.12.0.0/24")
     net_b, _, _ = _behind_router(l3, "10.13.0.0/24")
@@ -102,9 +106,13 @@ def test_security_groups_apply_to_traffic_through_a_floating_ip(l3: L3Cloud) -> 
         pytest.skip(why)
     l3.start_agent()
     net, _, _ = _behind_router(l3, "10.14.0.0/24")
-    sg = l3.api.create("security-groups", name="web-only")
-    l3.api.create("security-group-rules", security_group_id=sg["id"], direction="ingress",
-                  ethertype="IPv4", protocol="tcp", port_range_min=8080, port_range_max=8080)
+    r = l3.api.post("/security-groups", {"security_group": {"name": "web-only"}})
+    assert r.status_code == 201, r.text
+    sg = r.json()["security_group"]
+    r = l3.api.post("/security-group-rules", {"security_group_rule": {
+        "security_group_id": sg["id"], "direction": "ingress", "ethertype": "IPv4",
+        "protocol": "tcp", "port_range_min": 8080, "port_range_max": 8080}})
+    assert r.status_code == 201, r.text
     vm = l3.cloud.boot(net["id"])
     r = l3.api.put(f"/ports/{vm.port['id']}", {"port": {"security_groups": [sg["id"]]}})
     assert r.status_code == 200, r.text

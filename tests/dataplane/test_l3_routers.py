@@ -170,6 +170,7 @@ def _pinging(src: str, dst: str, count: int) -> subprocess.Popen:
 
 def test_agent_restart_under_traffic_through_a_router_loses_nothing(l3: L3Cloud) -> None:
     l3.start_agent()
+    l3.allow_ingress(protocol="icmp")  # the outside pings a floating IP
     outside, outside_ip = l3.outside()
     net1, sub1 = l3.cloud.network("10.7.0.0/24")
     net2, sub2 = l3.cloud.network("10.8.0.0/24")

@@ -48,6 +48,12 @@ def test_router_snat_floating_ip_restart_and_teardown(l3up: L3Up) -> None:
     out = up.neutrino("instance", "boot", vm, "--network", "private").stdout
     assert "ACTIVE" in out and "router 10.0.0.1" in out, out
     l3up.serve(names.instance_namespace(vm), 8080, "vm")
+    # what comes through a floating IP is not from the default group's members: open it
+    (port,) = l3up.show("port", "list", "--device-owner", "compute:neutrino",
+                        "--network", "private", "--long")
+    group = l3up.show("port", "show", port["ID"])["security_group_ids"][0]
+    os("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "8080", group)
+    os("security", "group", "rule", "create", "--protocol", "icmp", group)
 
     # SNAT: a machine on the external network sees the router's gateway address
     holder = l3up.show("port", "create", "--network", "public", "outside")
@@ -61,10 +67,8 @@ def test_router_snat_floating_ip_restart_and_teardown(l3up: L3Up) -> None:
     # a floating IP: the host's shell (br-ex's 172.24.4.1) reaches the instance
     fip = l3up.show("floating", "ip", "create", "public")
     address = fip["floating_ip_address"]
-    port_id = l3up.show("port", "list", "--device-owner", "compute:neutrino",
-                        "--network", "private")[0]["ID"]
     started = time.monotonic()
-    os("floating", "ip", "set", "--port", port_id, address)
+    os("floating", "ip", "set", "--port", port["ID"], address)
     assert _wait(lambda: l3up.call(l3up.hostns, address, 8080, 0.5),
                  what="the floating IP") == "vm 172.24.4.1"
     print(f"\nfloating ip set -> first answer: {time.monotonic() - started:.3f}s")

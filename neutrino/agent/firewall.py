@@ -1,0 +1,434 @@
+"""Security groups and anti-spoofing for the ports on this host's bridges, in nftables.
+
+Two tables, replaced together in one atomic ``nft`` batch:
+
+- ``bridge neutrino-sg``: per-port anti-spoofing in *prerouting* (a frame is checked
+  once, before it is flooded), and in *forward* a packet mark naming the filtered ports
+  at both ends: ``<sending port index> << 16 | <receiving port index>``.
+- ``inet neutrino-sg``: the stateful part.  This kernel has no bridge conntrack
+  (``CONFIG_NF_CONNTRACK_BRIDGE``), so bridged IP packets are filtered where
+  br_netfilter hands them to the IP hooks (``bridge-nf-call-ip(6)tables``, on by
+  default in every namespace), using the mark: established/related accepted, invalid
+  dropped, then the sender's egress chain (a match returns), then the receiver's
+  ingress chain (a match accepts); the end of either chain drops (fail closed).
+
+Remote groups are nft sets of member addresses, one per group and ethertype; members
+change by element add/delete, so the ruleset does not grow with them.  Everything
+but the set elements is fingerprinted (a comment on the first rule): the tables are
+replaced only when that fingerprint changes.
+
+Established flows a change no longer allows are cut by deleting their conntrack
+entries (``conntrack -D``), scoped by the removed rule's port addresses and protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from neutrino.agent.model import Port, SgRule, Snapshot
+from neutrino.agent.reconciler import apply_plan
+from neutrino.linux import names, nft
+from neutrino.linux.errors import CommandError
+from neutrino.linux.run import run
+
+log = logging.getLogger(__name__)
+
+TABLE = "neutrino-sg"
+KEY = "firewall"  # one key: the tables are one transaction
+MAX_PORTS = 0xFFFF
+FINGERPRINT = "neutrino-sg fingerprint "
+#: ICMPv6 neighbour discovery and MLD an instance needs (130-132 MLD, 133 RS, 135/136 NS/NA)
+ND_TYPES = (130, 131, 132, 133, 135, 136, 143)
+CONNTRACK_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp", 33: "dccp"}
+PORT_PROTOCOLS = (6, 17, 33, 132, 136)  # tcp, udp, dccp, sctp, udplite
+
+
+@dataclass(frozen=True)
+class PortFilter:
+    """What one port's filtering is made of (for flushing conntrack when it changes)."""
+
+    port_id: str
+    tap: str
+    addresses: tuple[str, ...]
+    rules: tuple[SgRule, ...]
+
+
+@dataclass(frozen=True)
+class Desired:
+    tables: tuple[nft.Table, ...] = ()
+    fingerprint: str = ""
+    ports: dict[str, PortFilter] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observed:
+    fingerprint: str | None = None  # None: no table (or not ours)
+    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # inet set -> elements
+
+
+@dataclass(frozen=True)
+class ReplaceTables:
+    desired: Desired
+    key: str = KEY
+
+
+@dataclass(frozen=True)
+class SetElements:
+    set_name: str
+    add: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
+    key: str = KEY
+
+
+@dataclass(frozen=True)
+class FlushConntrack:
+    """Delete conntrack entries: each tuple is ``conntrack -D`` filter arguments."""
+
+    filters: tuple[tuple[str, ...], ...]
+    key: str = KEY
+
+
+Op = ReplaceTables | SetElements | FlushConntrack
+
+
+def set_name(group_id: str, ethertype: str) -> str:
+    return f"rg{4 if ethertype == 'IPv4' else 6}-{group_id}"
+
+
+def _member(address: str) -> str:
+    """A set element as nft lists it back: a host route is the bare address."""
+    net = ipaddress.ip_network(address, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def _family(address: str) -> int:
+    return ipaddress.ip_network(address, strict=False).version
+
+
+# --- desired --------------------------------------------------------------------------
+
+def filtered_ports(snap: Snapshot) -> list[Port]:
+    """This host's instance ports (not the cloud's own network:* ports), by id."""
+    return sorted((p for p in snap.ports.values()
+                   if p.local and not p.device_owner.startswith("network:")),
+                  key=lambda p: p.id)
+
+
+def _addresses(port: Port) -> tuple[str, ...]:
+    return tuple(ip for _, ip in port.fixed_ips)
+
+
+def _masked_mark(mask: int) -> nft.Expr:
+    return {"&": [nft.meta("mark"), mask]}
+
+
+def _link_local(mac: str) -> str:
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
+    groups = [f"{eui[i] << 8 | eui[i + 1]:x}" for i in range(0, 8, 2)]
+    return str(ipaddress.ip_address("fe80::" + ":".join(groups)))
+
+
+def _anti_spoofing(port: Port, tap: str) -> nft.Chain:
+    """Only the port's own MAC and addresses (and its pairs') go out of it; no DHCP
+    or DHCPv6 server, no router advertisements."""
+    macs = sorted({port.mac_address, *(m for _, m in port.allowed_address_pairs)})
+    ips = [*_addresses(port), *(ip for ip, _ in port.allowed_address_pairs)]
+    v4 = sorted({ip for ip in ips if _family(ip) == 4})
+    v6 = sorted({ip for ip in ips if _family(ip) == 6} | {_link_local(port.mac_address)})
+    note = f"anti-spoofing port {port.id}"
+    rules = [
+        nft.Rule([nft.match(nft.payload("ether", "saddr"), macs, "!="), nft.DROP], note),
+        # ARP: the sender must be the port (a DHCP-less instance probes with 0.0.0.0)
+        nft.Rule([nft.match(nft.payload("ether", "type"), "arp"),
+                  nft.match(nft.payload("arp", "saddr ip"), [*v4, "0.0.0.0"] if v4
+                            else ["0.0.0.0"], "!="), nft.DROP], note),
+        nft.Rule([nft.match(nft.payload("ether", "type"), "arp"),
+                  nft.match(nft.payload("arp", "saddr ether"), macs, "!="), nft.DROP], note),
+        nft.Rule([nft.match(nft.payload("ether", "type"), "arp"), nft.ACCEPT], note),
+        # DHCP client before the address check (it has no address yet)
+        nft.Rule([nft.match(nft.payload("ip", "saddr"), "0.0.0.0"),
+                  nft.match(nft.payload("udp", "sport"), 68),
+                  nft.match(nft.payload("udp", "dport"), 67), nft.ACCEPT], note),
+        nft.Rule([nft.match(nft.payload("udp", "sport"), [67, 547]), nft.DROP],
+                 f"no DHCP server port {port.id}"),
+        nft.Rule([nft.match(nft.payload("icmpv6", "type"), 134), nft.DROP],
+                 f"no router advertisement port {port.id}"),
+        # DAD probes come from ::
+        nft.Rule([nft.match(nft.payload("ip6", "saddr"), "::"),
+                  nft.match(nft.payload("icmpv6", "type"), list(ND_TYPES)), nft.ACCEPT], note),
+    ]
+    if v4:
+        rules.append(nft.Rule([nft.match(nft.payload("ether", "type"), "ip"),
+                               nft.match(nft.payload("ip", "saddr"), v4), nft.ACCEPT], note))
+    rules.append(nft.Rule([nft.match(nft.payload("ether", "type"), "ip6"),
+                           nft.match(nft.payload("ip6", "saddr"), v6), nft.ACCEPT], note))
+    rules.append(nft.Rule([nft.DROP], note))  # any other source, or ethertype (VLAN tags)
+    return nft.Chain(f"spoof-{port.id}", rules)
+
+
+def _rule_exprs(rule: SgRule, sets: set[str]) -> list[nft.Expr] | None:
+    """The match of one security-group rule; None if it can never match."""
+    v6 = rule.ethertype == "IPv6"
+    ipproto = "ip6" if v6 else "ip"
+    out: list[nft.Expr] = [nft.match(nft.meta("nfproto"), "ipv6" if v6 else "ipv4")]
+    proto = rule.protocol
+    if v6 and proto == 1:
+        proto = 58  # upstream: "icmp" on an IPv6 rule means ICMPv6
+    if proto is not None:
+        out.append(nft.match(nft.meta("l4proto"), proto))
+    lo, hi = rule.port_range_min, rule.port_range_max
+    if proto in (1, 58):
+        icmp = "icmpv6" if proto == 58 else "icmp"
+        if lo is not None:
+            out.append(nft.match(nft.payload(icmp, "type"), lo))
+            if hi is not None:
+                out.append(nft.match(nft.payload(icmp, "code"), hi))
+    elif proto in PORT_PROTOCOLS and lo is not None:
+        hi = lo if hi is None else hi
+        out.append(nft.match(nft.payload("th", "dport"), lo if lo == hi else f"{lo}-{hi}"))
+    remote = "saddr" if rule.direction == "ingress" else "daddr"
+    if rule.remote_ip_prefix:
+        if _family(rule.remote_ip_prefix) != (6 if v6 else 4):
+            return None
+        out.append(nft.match(nft.payload(ipproto, remote), rule.remote_ip_prefix))
+    elif rule.remote_group_id:
+        name = set_name(rule.remote_group_id, rule.ethertype)
+        sets.add(name)
+        out.append(nft.match(nft.payload(ipproto, remote), nft.set_ref(name)))
+    return out
+
+
+def _port_rules(port: Port, snap: Snapshot) -> tuple[SgRule, ...]:
+    rules = {r.id: r for g in port.security_groups if g in snap.security_groups
+             for r in snap.security_groups[g].rules}
+    return tuple(rules[k] for k in sorted(rules))
+
+
+def _filter_chains(port: Port, rules: Sequence[SgRule], sets: set[str]) \
+        -> tuple[nft.Chain, nft.Chain]:
+    ingress: list[nft.Rule] = [
+        # what every instance needs: DHCP answers, neighbour discovery, RAs
+        nft.Rule([nft.match(nft.payload("udp", "sport"), [67, 547]),
+                  nft.match(nft.payload("udp", "dport"), [68, 546]), nft.ACCEPT],
+                 f"dhcp port {port.id}"),
+        nft.Rule([nft.match(nft.payload("icmpv6", "type"), [*ND_TYPES, 134]), nft.ACCEPT],
+                 f"nd port {port.id}")]
+    egress: list[nft.Rule] = [
+        nft.Rule([nft.match(nft.payload("udp", "sport"), [68, 546]),
+                  nft.match(nft.payload("udp", "dport"), [67, 547]), nft.RETURN],
+                 f"dhcp port {port.id}"),
+        nft.Rule([nft.match(nft.payload("icmpv6", "type"), list(ND_TYPES)), nft.RETURN],
+                 f"nd port {port.id}")]
+    for rule in rules:
+        exprs = _rule_exprs(rule, sets)
+        if exprs is None:
+            continue
+        ingress_rule = rule.direction == "ingress"
+        (ingress if ingress_rule else egress).append(nft.Rule(
+            [*exprs, nft.ACCEPT if ingress_rule else nft.RETURN], f"rule {rule.id}"))
+    # fail closed: what no rule allows ends here
+    ingress.append(nft.Rule([nft.DROP], f"default deny port {port.id}"))
+    egress.append(nft.Rule([nft.DROP], f"default deny port {port.id}"))
+    return nft.Chain(f"in-{port.id}", ingress), nft.Chain(f"out-{port.id}", egress)
+
+
+def desired(snap: Snapshot) -> Desired:
+    ports = filtered_ports(snap)
+    assert len(ports) <= MAX_PORTS, "more ports than the packet mark can number"
+    spoof_jumps: list[nft.Rule] = []
+    spoof_chains: list[nft.Chain] = []
+    marks: list[nft.Rule] = [nft.Rule([{"mangle": {"key": nft.meta("mark"), "value": 0}}],
+                                      "no port known yet")]
+    dispatch_out: list[nft.Rule] = []
+    dispatch_in: list[nft.Rule] = []
+    filter_chains: list[nft.Chain] = []
+    sets: set[str] = set()
+    filters: dict[str, PortFilter] = {}
+    for index, port in enumerate(ports, start=1):
+        tap = names.tap(port.id)
+        if port.anti_spoofing:
+            spoof_jumps.append(nft.Rule([nft.match(nft.meta("iifname"), tap),
+                                         nft.jump(f"spoof-{port.id}")], f"port {port.id}"))
+            spoof_chains.append(_anti_spoofing(port, tap))
+        if not port.filtering:
+            continue  # no groups, no connection tracking for it: allow all
+        marks.append(nft.Rule([nft.match(nft.meta("iifname"), tap), {"mangle": {
+            "key": nft.meta("mark"), "value": {"|": [nft.meta("mark"), index << 16]}}}],
+            f"from port {port.id}"))
+        marks.append(nft.Rule([nft.match(nft.meta("oifname"), tap), {"mangle": {
+            "key": nft.meta("mark"), "value": {"|": [nft.meta("mark"), index]}}}],
+            f"to port {port.id}"))
+        dispatch_out.append(nft.Rule([nft.match(_masked_mark(0xFFFF0000), index << 16),
+                                      nft.jump(f"out-{port.id}")], f"from port {port.id}"))
+        dispatch_in.append(nft.Rule([nft.match(_masked_mark(0xFFFF), index),
+                                     nft.goto(f"in-{port.id}")], f"to port {port.id}"))
+        rules = _port_rules(port, snap)
+        filter_chains.extend(_filter_chains(port, rules, sets))
+        filters[port.id] = PortFilter(port.id, tap, _addresses(port), rules)
+    bridge = nft.Table("bridge", TABLE, (), (
+        nft.Chain("prerouting", spoof_jumps, "filter", "prerouting", -300, "accept"),
+        nft.Chain("forward", marks, "filter", "forward", -300, "accept"),
+        *spoof_chains))
+    inet_sets = []
+    for name in sorted(sets):
+        group_id = name.split("-", 1)[1]
+        v = 4 if name.startswith("rg4") else 6
+        group = snap.security_groups.get(group_id)
+        members = sorted({_member(a) for a in (group.members if group else ())
+                          if _family(a) == v})
+        inet_sets.append(nft.Set(name, "ipv4_addr" if v == 4 else "ipv6_addr", members,
+                                 ("interval",)))
+    forward = [
+        nft.Rule([nft.match(nft.meta("mark"), 0), nft.ACCEPT], "no filtered port"),
+        nft.Rule([nft.match(nft.ct("state"), ["established", "related"]), nft.ACCEPT],
+                 "stateful"),
+        nft.Rule([nft.match(nft.ct("state"), "invalid"), nft.DROP], "stateful"),
+        *dispatch_out, *dispatch_in]
+    inet = nft.Table("inet", TABLE, tuple(inet_sets), (
+        nft.Chain("forward", forward, "filter", "forward", 0, "accept"), *filter_chains))
+    fingerprint = _fingerprint((bridge, inet))
+    first = inet.chains[0]
+    stamped = replace(first, rules=(nft.Rule(list(first.rules[0].expr),
+                                             FINGERPRINT + fingerprint), *first.rules[1:]))
+    inet = replace(inet, chains=(stamped, *inet.chains[1:]))
+    return Desired((bridge, inet), fingerprint, filters)
+
+
+def _fingerprint(tables: Iterable[nft.Table]) -> str:
+    """Of everything but the set elements (those change incrementally)."""
+    shape = [[t.family, t.name, [[s.name, s.type, list(s.flags)] for s in t.sets],
+              [[c.name, c.type, c.hook, c.priority, c.policy,
+                [[list(r.expr), r.comment] for r in c.rules]] for c in t.chains]]
+             for t in tables]
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- diff --------------------------------------------------------------------------------
+
+def _flush_filters(port: PortFilter, rule: SgRule | None) -> list[tuple[str, ...]]:
+    """conntrack -D filters for the flows ``rule`` allowed on ``port`` (None: all)."""
+    out: list[tuple[str, ...]] = []
+    for address in port.addresses:
+        v = _family(address)
+        if rule is not None and rule.ethertype != f"IPv{v}":
+            continue
+        proto: tuple[str, ...] = ()
+        if rule is not None and rule.protocol is not None:
+            number = 58 if v == 6 and rule.protocol == 1 else rule.protocol
+            name = CONNTRACK_PROTOCOLS.get(number)
+            proto = ("-p", name) if name else ()
+        fam = ("-f", "ipv6") if v == 6 else ()
+        if rule is None or rule.direction == "ingress":
+            out.append((*fam, *proto, "-d", address))
+        if rule is None or rule.direction == "egress":
+            out.append((*fam, *proto, "-s", address))
+    return out
+
+
+def diff(want: Desired, seen: Observed, before: Desired | None = None) -> list[Op]:
+    """The tables replaced when their shape changed, else set elements added and
+    deleted; then conntrack flushed for what is allowed no more.  ``before`` is what
+    was applied last (None after a restart: a changed port is flushed whole)."""
+    plan: list[Op] = []
+    removed_members: dict[str, set[str]] = {}
+    if seen.fingerprint != want.fingerprint:
+        plan.append(ReplaceTables(want))
+        if seen.fingerprint is None:
+            return plan  # a fresh table: nothing was filtered, nothing to cut
+    else:
+        for table in want.tables:
+            for s in table.sets:
+                have = set(seen.sets.get(s.name, ()))
+                wanted = {str(e) for e in s.elements}
+                add, gone = sorted(wanted - have), sorted(have - wanted)
+                if add or gone:
+                    plan.append(SetElements(s.name, tuple(add), tuple(gone)))
+                if gone:
+                    removed_members[s.name] = set(gone)
+    filters: list[tuple[str, ...]] = []
+    old_ports = before.ports if before is not None else {}
+    for pid, port in sorted(want.ports.items()):
+        old = old_ports.get(pid)
+        if old is None:
+            if before is None and seen.fingerprint != want.fingerprint:
+                filters += _flush_filters(port, None)  # unknown past: fail closed
+            continue
+        now = {r.id for r in port.rules}
+        for rule in old.rules:
+            if rule.id not in now:
+                filters += _flush_filters(old, rule)
+        for rule in port.rules:
+            if rule.remote_group_id is None:
+                continue
+            gone = removed_members.get(set_name(rule.remote_group_id, rule.ethertype), ())
+            for member in sorted(gone):
+                for address in port.addresses:
+                    if _family(address) != _family(member):
+                        continue
+                    fam = ("-f", "ipv6") if _family(address) == 6 else ()
+                    src, dst = (member, address) if rule.direction == "ingress" \
+                        else (address, member)
+                    filters.append((*fam, "-s", src.split("/")[0], "-d", dst))
+    if filters:
+        plan.append(FlushConntrack(tuple(dict.fromkeys(filters))))
+    return plan
+
+
+# --- the reconciler ------------------------------------------------------------------------
+
+class Firewall:
+    def __init__(self, netns: str | None) -> None:
+        self.netns = netns
+        self.applied: Desired | None = None
+
+    def desired(self, snap: Snapshot) -> Desired:
+        return desired(snap)
+
+    def observe(self) -> Observed:
+        table = nft.list_table("inet", TABLE, netns=self.netns)
+        if table is None or nft.list_table("bridge", TABLE, netns=self.netns) is None:
+            return Observed()
+        forward = table.chain("forward")
+        comment = forward.rules[0].comment if forward and forward.rules else None
+        if not comment or not comment.startswith(FINGERPRINT):
+            return Observed()
+        return Observed(comment[len(FINGERPRINT):],
+                        {s.name: tuple(str(e) for e in s.elements) for s in table.sets})
+
+    def diff(self, want: Desired, seen: Observed) -> list[Op]:
+        return diff(want, seen, self.applied)
+
+    def apply(self, plan: Sequence[Op]) -> dict[str, Exception]:
+        failed = apply_plan(plan, self._do, "firewall")
+        if not failed:
+            for op in plan:
+                if isinstance(op, ReplaceTables):
+                    self.applied = op.desired
+        return failed
+
+    def remember(self, want: Desired) -> None:
+        """What is in the kernel now (after a pass without failure)."""
+        self.applied = want
+
+    def _do(self, op: Op) -> None:
+        if isinstance(op, ReplaceTables):
+            nft.apply_tables(op.desired.tables, netns=self.netns)
+        elif isinstance(op, SetElements):
+            if op.add:
+                nft.add_elements("inet", TABLE, op.set_name, op.add, netns=self.netns)
+            if op.delete:
+                nft.delete_elements("inet", TABLE, op.set_name, op.delete, netns=self.netns)
+        else:
+            for f in op.filters:
+                try:
+                    # exit 1 when nothing matched: not an error
+                    run(["conntrack", "-D", *f], netns=self.netns, check=False)
+                except CommandError as exc:  # pragma: no cover - missing tool etc.
+                    log.warning("conntrack -D %s: %s", " ".join(f), exc)
