@@ -25,11 +25,29 @@ WORK=$(mktemp -d /tmp/neutrino-conformance.XXXXXX)
 # up across classes where upstream's gate gives each class a fresh project:
 # routers get more room than the default 10.
 NEUTRINO_QUOTAS=${NEUTRINO_QUOTAS:-router=50} \
-"$ROOT/.venv/bin/neutrino" up --auth embedded --no-dataplane --port "$PORT" \
+# DATAPLANE=1 (root): the host agent runs too, inside a namespace of its own, so
+# ports and router interfaces really go ACTIVE; without it the API runs alone.
+DP=(--no-dataplane); HOSTNS=
+if [[ ${DATAPLANE:-0} == 1 ]]; then
+  HOSTNS=nt-conformance-$PORT
+  ip netns add "$HOSTNS"
+  mkdir -p "$WORK/agent" && chmod 755 "$WORK" "$WORK/agent"
+  export NEUTRINO_AGENT_NETNS=$HOSTNS NEUTRINO_AGENT_STATE_DIR=$WORK/agent
+  DP=()
+fi
+"$ROOT/.venv/bin/neutrino" up --auth embedded "${DP[@]}" --port "$PORT" \
     --data-dir "$WORK/data" > "$WORK/neutrino.log" 2>&1 &
 PID=$!
 cleanup() {
   kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true
+  if [[ -n $HOSTNS ]]; then  # the agent's namespaces and daemons, nothing else
+    for ns in $(ip netns list | awk '{print $1}' | grep -E '^(qdhcp|qrouter)-'); do
+      if [[ -n $(find "$WORK/agent" -name "${ns#*-}*" 2>/dev/null | head -1) ]]; then
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "$ns"
+      fi
+    done
+    ip netns pids "$HOSTNS" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "$HOSTNS"
+  fi
   [[ ${KEEP:-0} == 1 ]] && echo "work dir kept: $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -1,8 +1,8 @@
 """The host agent's loop: register, heartbeat, resync, reconcile, report.
 
 Everything goes through one pass (:meth:`Agent.run_once`): the dirty keys (network
-ids) are read from the server as a snapshot, every reconciler diffs and applies
-them, and what was realised is reported.  Events only mark keys dirty; a full
+ids, and ``router:<id>``) are read from the server as a snapshot, every reconciler diffs
+and applies them, and what was realised is reported.  Events only mark keys dirty; a full
 resync (start, reconnect, periodic) marks everything dirty, and a full pass also
 sweeps objects recognisably ours that nothing wants any more.
 
