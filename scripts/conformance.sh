@@ -24,7 +24,7 @@ WORK=$(mktemp -d /tmp/neutrino-conformance.XXXXXX)
 # The run reuses a few pre-provisioned projects for every class, so usage piles
 # up across classes where upstream's gate gives each class a fresh project:
 # routers get more room than the default 10.
-NEUTRINO_QUOTAS=${NEUTRINO_QUOTAS:-router=50} \
+export NEUTRINO_QUOTAS=${NEUTRINO_QUOTAS:-router=50}
 # DATAPLANE=1 (root): the host agent runs too, inside a namespace of its own, so
 # ports and router interfaces really go ACTIVE; without it the API runs alone.
 DP=(--no-dataplane); HOSTNS=
