@@ -343,6 +343,8 @@ class Subnets(c.Collection):
             ipam.check_gateway(net, gateway, pools)
         if "gateway_ip" in body:
             values["gateway_ip"] = gateway_text
+            if gateway_text != row.gateway_ip and row.gateway_ip is not None:
+                _check_gateway_not_routed(conn, ident, row.gateway_ip)
             if gateway_text is not None and gateway_text != row.gateway_ip:
                 holder = conn.scalar(sa.select(t.ip_allocations.c.port_id).where(
                     t.ip_allocations.c.subnet_id == ident,
@@ -410,6 +412,20 @@ def _check_service_types(service_types: list[str]) -> None:
         if not service_type.startswith(SERVICE_TYPE_PREFIXES):
             raise errors.BadRequest(f"Subnet service type {service_type} does not correspond "
                                     f"to a valid device owner.", type="InvalidSubnetServiceType")
+
+
+def _check_gateway_not_routed(conn: Connection, subnet_id: str, gateway: str) -> None:
+    """A router interface holding the current gateway address pins it (upstream's
+    GatewayIpInUse): moving or clearing the gateway would strand the router."""
+    holder = conn.scalar(sa.select(t.ip_allocations.c.port_id).join(
+        t.ports, t.ports.c.id == t.ip_allocations.c.port_id).where(
+        t.ip_allocations.c.subnet_id == subnet_id,
+        t.ip_allocations.c.ip_address == gateway,
+        sa.or_(t.ports.c.device_owner.startswith("network:router_interface"),
+               t.ports.c.device_owner == "network:ha_router_replicated_interface")))
+    if holder is not None:
+        raise errors.Conflict(f"Current gateway ip {gateway} already in use by port "
+                              f"{holder}. Unable to update.", type="GatewayIpInUse")
 
 
 def _check_dhcp_cidr(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:

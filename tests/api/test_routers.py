@@ -702,3 +702,22 @@ def test_openstack_cli_router_and_floating_ip(cli_env: tuple[Cli, Client]) -> No
     cli("network", "delete", private, public)
     assert api.get(f"/routers/{created['id']}").status_code == 404
     assert api.get(f"/networks/{net['id']}").status_code == 404
+
+
+def test_gateway_address_held_by_an_interface_is_pinned(admin: Client) -> None:
+    """Moving or clearing a subnet's gateway is refused while a router interface holds
+    the address (GatewayIpInUse), allowed before and after, as upstream."""
+    net = admin.create("networks", name="pinned")
+    sub = admin.create("subnets", network_id=net["id"], cidr="10.61.0.0/28", ip_version=4,
+                       allocation_pools=[{"start": "10.61.0.10", "end": "10.61.0.14"}])
+    moved = admin.put(f"/subnets/{sub['id']}", {"subnet": {"gateway_ip": "10.61.0.2"}})
+    assert moved.status_code == 200, moved.text  # no router yet: free to move
+    router = admin.create("routers", name="r")
+    assert add(admin, router["id"], subnet_id=sub["id"]).status_code == 200
+    for gateway in ("10.61.0.3", None):
+        r = admin.put(f"/subnets/{sub['id']}", {"subnet": {"gateway_ip": gateway}})
+        assert_error(r, 409, "GatewayIpInUse", "10.61.0.2 already in use")
+    assert admin.get(f"/subnets/{sub['id']}").json()["subnet"]["gateway_ip"] == "10.61.0.2"
+    assert remove(admin, router["id"], subnet_id=sub["id"]).status_code == 200
+    cleared = admin.put(f"/subnets/{sub['id']}", {"subnet": {"gateway_ip": None}})
+    assert cleared.status_code == 200, cleared.text
