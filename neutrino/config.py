@@ -59,6 +59,11 @@ class Settings:
     flat_networks: tuple[str, ...] = ("physnet1", "public")
     #: MTU of the physical fabric; tenant MTUs subtract the overlay's overhead
     physical_mtu: int = 1500
+    #: the subnet of each project's HA network (l3-ha; upstream's ``l3_ha_net_cidr``)
+    l3_ha_net_cidr: str = "169.254.192.0/18"
+    #: the HA networks' type; empty is ``tenant_network_type`` (upstream's
+    #: ``l3_ha_network_type``)
+    l3_ha_network_type: str = ""
     quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
     max_dns_nameservers: int = 5
     max_host_routes: int = 20

@@ -174,7 +174,8 @@ class Api:
         service, resource = self._collection(request)
         ident = request.path_params["id"]
         parsed = q.parse(request.url.query)
-        item = await self._read(lambda conn: service.get(conn, ctx, ident))
+        item = await self._read(lambda conn: service.get(conn, ctx, ident,
+                                                         parsed.query.fields))
         item = _strip_fields(_hide(item, resource.hidden_for(ctx.is_admin)), parsed.fields)
         return json_response({resource.name: item}, request_id=ctx.request_id)
 

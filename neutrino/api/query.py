@@ -46,7 +46,9 @@ def parse(query_string: str) -> Parsed:
             filters.setdefault(key, []).append(value)
     if len(sort_keys) != len(sort_dirs):
         raise errors.BadRequest("The number of sort_keys and sort_dirs must be same")
-    q = ListQuery(filters=filters, sorts=list(zip(sort_keys, sort_dirs, strict=True)))
+    # the service reads only what these need; an empty ``fields=`` shows everything
+    q = ListQuery(filters=filters, sorts=list(zip(sort_keys, sort_dirs, strict=True)),
+                  fields=frozenset(fields) or None)
     if limit is not None:
         try:
             q.limit = int(limit)

@@ -80,6 +80,8 @@ subnets = sa.Table(
     sa.Column("ipv6_ra_mode", sa.String(16), nullable=True),
     sa.Column("ipv6_address_mode", sa.String(16), nullable=True),
     sa.Column("service_types", sa.JSON, nullable=False),
+    # creation order among the network's subnets (1, 2, ...; migration 0008)
+    sa.Column("position", sa.Integer, nullable=False, server_default="0"),
 )
 
 allocation_pools = sa.Table(
@@ -259,6 +261,15 @@ router_ports = sa.Table(
               nullable=False, index=True),
     # network:router_interface or network:router_gateway
     sa.Column("port_type", sa.String(64), nullable=False),
+)
+
+# each project's HA network (l3-ha), shared by its HA routers: one per project, and the
+# primary key is what keeps two routers made at once from making two
+router_ha_networks = sa.Table(
+    "router_ha_networks", metadata,
+    sa.Column("project_id", sa.String(255), primary_key=True),
+    sa.Column("network_id", ID, sa.ForeignKey("networks.id", ondelete="CASCADE"),
+              nullable=False, unique=True),
 )
 
 router_routes = sa.Table(

@@ -74,12 +74,14 @@ NETWORK = Resource(
         # the external network auto-allocated topologies would use; upstream shows it on
         # every network (its auto-allocated-topology API is not implemented here)
         Field("is_default", Boolean(), default=False, admin_write=True, sort=False),
-        # updatable in the contract (so a non-admin PUT is a 403); the service refuses changes
-        Field("provider:network_type", String(255), admin_only=True, extension="provider"),
+        # updatable in the contract (so a non-admin PUT is a 403); the service refuses changes.
+        # Filterable but not sortable, as upstream (its sort_key refuses them too).
+        Field("provider:network_type", String(255), admin_only=True, sort=False,
+              extension="provider"),
         Field("provider:physical_network", String(64, nullable=True), admin_only=True,
-              extension="provider"),
+              sort=False, extension="provider"),
         Field("provider:segmentation_id", Integer(0, 16777215, nullable=True), admin_only=True,
-              extension="provider"),
+              sort=False, extension="provider"),
         Field("availability_zone_hints", ListOf(String(255)), default=list, update=False,
               filter=False, sort=False, extension="network_availability_zone"),
         Field("availability_zones", ListOf(String(255)), create=False, update=False,

@@ -18,6 +18,7 @@ from neutrino.services.port_security import PortSecurity
 from neutrino.services.ports import Ports
 from neutrino.services.quotas import Quotas
 from neutrino.services.rbac import RbacPolicies
+from neutrino.services.router_ha import HaNetworks
 from neutrino.services.routers import Routers
 from neutrino.services.security_groups import DefaultRules, SecurityGroupRules, SecurityGroups
 from neutrino.services.subnetpools import SubnetPools
@@ -49,7 +50,8 @@ class Services:
     def _compose_l3(self) -> None:
         """Routers and floating IPs, and the guards they keep on ports, subnets and
         networks (nothing may change under a router through those APIs)."""
-        self.routers = Routers(self.networks, self.subnets, self.ports, self.quotas)
+        self.routers = Routers(self.networks, self.subnets, self.ports, self.quotas,
+                               HaNetworks(self.settings, self.networks))
         self.floatingips = FloatingIps(self.networks, self.subnets, self.ports, self.quotas)
         self.collections.update(routers=self.routers, floatingips=self.floatingips)
         self.ports.before_delete += [self.routers.guard_port_delete,

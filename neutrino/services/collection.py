@@ -4,6 +4,11 @@ A list query arrives as :class:`ListQuery` (parsed by the api layer, still
 text); filter values are converted by the attribute's declared kind, sort keys
 are checked against the declaration, and paging is keyset-based on the sort
 keys plus ``id``, so a page costs the same at any depth.
+
+A list or show that asks for some ``fields`` reads only the other tables those
+attributes come from (see :meth:`Collection.render_fields`).  Nothing else has to
+be read for policy: what a caller may see is decided in SQL (``scope``), and
+admin-only attributes are never read for others.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ UpdateHook = Callable[[Connection, Context, Row, dict], None]
 DeleteHook = Callable[[Connection, Context, Row], None]
 #: a verb of one resource (``PUT /routers/{id}/add_router_interface``): (conn, ctx, id, body)
 Action = Callable[[Connection, Context, str, Any], dict]
+#: the attributes a response shows (``fields=``); None: all of them
+Fields = frozenset[str] | None
 CHUNK = 500
 
 
@@ -41,6 +48,8 @@ class ListQuery:
     limit: int | None = None
     marker: str | None = None
     page_reverse: bool = False
+    #: what the response shows (the api layer strips the rest); None: everything
+    fields: Fields = None
 
 
 @dataclass
@@ -55,6 +64,11 @@ def now() -> str:
 
 def new_id() -> str:
     return str(uuid4())
+
+
+def wants(fields: Fields, *names: str) -> bool:
+    """Whether a response showing ``fields`` shows any of ``names``."""
+    return fields is None or not fields.isdisjoint(names)
 
 
 def chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -124,6 +138,16 @@ class Collection:
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
         raise NotImplementedError
+
+    def render_fields(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+                      fields: Fields) -> list[dict]:
+        """``render`` for a response that shows only ``fields`` (None: all of them).
+
+        The items hold at least those attributes.  Collections with attributes stored in
+        other tables override this to read only the tables the fields need (a
+        ``?fields=id`` list of ports reads no addresses); the default renders all.
+        """
+        return self.render(conn, ctx, rows)
 
     def create(self, conn: Connection, ctx: Context, body: dict) -> str:
         raise NotImplementedError
@@ -227,7 +251,7 @@ class Collection:
             rows = rows[: q.limit]
         if q.page_reverse:
             rows.reverse()
-        return Page(self.render(conn, ctx, rows), has_more)
+        return Page(self.render_fields(conn, ctx, rows, q.fields), has_more)
 
     def find_row(self, conn: Connection, ctx: Context, ident: str) -> Row | None:
         stmt = by_id(self.table)
@@ -242,8 +266,8 @@ class Collection:
             raise errors.ResourceNotFound(self.resource.name, ident)
         return row
 
-    def get(self, conn: Connection, ctx: Context, ident: str) -> dict:
-        return self.render(conn, ctx, [self.get_row(conn, ctx, ident)])[0]
+    def get(self, conn: Connection, ctx: Context, ident: str, fields: Fields = None) -> dict:
+        return self.render_fields(conn, ctx, [self.get_row(conn, ctx, ident)], fields)[0]
 
     def count(self, conn: Connection, project_id: str) -> int:
         return conn.scalar(sa.select(sa.func.count()).select_from(self.table).where(
@@ -255,7 +279,8 @@ class Collection:
 # comparisons below follow the same order.
 
 def _order_terms(col: sa.Column, asc: bool) -> list[ColumnElement]:
-    if not col.nullable:
+    # an expression (a subquery, a literal of a UNION) may hold NULL as far as we know
+    if not getattr(col, "nullable", True):
         return [col.asc() if asc else col.desc()]
     nulls_first = sa.case((col.is_(None), 0), else_=1)
     return [nulls_first.asc(), col.asc()] if asc else [nulls_first.desc(), col.desc()]
@@ -272,7 +297,7 @@ def _beyond(col: sa.Column, asc: bool, value: object) -> ColumnElement[bool]:
     bound = sa.literal(value, col.type)  # a literal: SQLAlchemy refuses ``col > True``
     if asc:
         return col > bound
-    return sa.or_(col < bound, col.is_(None)) if col.nullable else col < bound
+    return sa.or_(col < bound, col.is_(None)) if getattr(col, "nullable", True) else col < bound
 
 
 def standard_row(owner: str, body: dict, revision: int = 0) -> dict:
@@ -282,14 +307,19 @@ def standard_row(owner: str, body: dict, revision: int = 0) -> dict:
             "updated_at": stamp, "revision_number": revision}
 
 
-def standard_attrs(row: Row, tags: list[str]) -> dict:
+def standard_attrs(row: Row, tags: list[str] | None) -> dict:
+    """The standard attributes of ``row``; ``tags`` None: they were not read (and are
+    not shown)."""
     # by key through the row's mapping: several times faster than row.<attribute>
     # (SQLAlchemy's Row.__getattr__), which shows when a list renders hundreds of rows
     m = row._mapping
-    return {"id": m["id"], "name": m["name"], "description": m["description"],
-            "project_id": m["project_id"], "tenant_id": m["project_id"],
-            "created_at": m["created_at"], "updated_at": m["updated_at"],
-            "revision_number": m["revision_number"], "tags": tags}
+    out = {"id": m["id"], "name": m["name"], "description": m["description"],
+           "project_id": m["project_id"], "tenant_id": m["project_id"],
+           "created_at": m["created_at"], "updated_at": m["updated_at"],
+           "revision_number": m["revision_number"]}
+    if tags is not None:
+        out["tags"] = tags
+    return out
 
 
 def in_ids(column: sa.Column) -> ColumnElement[bool]:

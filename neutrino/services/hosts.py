@@ -35,6 +35,7 @@ from neutrino.schema.resources import PORT
 from neutrino.services import collection as c
 from neutrino.services.agents import DHCP_AGENT, Agents
 from neutrino.services.l3hosts import L3Hosts
+from neutrino.services.networks import SUBNET_ORDER
 from neutrino.services.ports import Ports
 from neutrino.services.subnets import Subnets
 
@@ -128,8 +129,7 @@ class Hosts:
         nets = conn.execute(sa.select(t.networks).where(t.networks.c.id.in_(wanted))).all()
         segments = SegmentAllocator.load(conn, wanted)
         subnet_rows = conn.execute(sa.select(t.subnets).where(
-            t.subnets.c.network_id.in_(wanted)).order_by(t.subnets.c.created_at,
-                                                         t.subnets.c.id)).all()
+            t.subnets.c.network_id.in_(wanted)).order_by(*SUBNET_ORDER)).all()
         subnets: dict[str, list[dict]] = {}
         for s in self.subnets.render(conn, admin, subnet_rows):
             subnets.setdefault(s["network_id"], []).append(_subnet(s))

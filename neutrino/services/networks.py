@@ -28,6 +28,14 @@ IPV6_MIN_MTU = 1280
 IPV4_MIN_MTU = 68
 
 
+#: a network's subnets in the order they were made, as upstream lists them and tries
+#: them for a port's address (``position`` counts per network: created_at has only
+#: whole seconds)
+SUBNET_ORDER = (t.subnets.c.position, t.subnets.c.id)
+_SUBNET_IDS_OF = sa.select(t.subnets.c.network_id, t.subnets.c.id).where(
+    c.in_ids(t.subnets.c.network_id)).order_by(*SUBNET_ORDER)
+
+
 def mtu_conflict(network_id: str, minimum: int) -> errors.Conflict:
     return errors.Conflict(f"MTU of {network_id} is not valid, subnet requires a minimum of "
                            f"{minimum}", type="NetworkMTUSubnetConflict")
@@ -77,37 +85,48 @@ class Networks(c.Collection):
         return policy.network_scope(ctx)
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+        return self.render_fields(conn, ctx, rows, None)
+
+    def render_fields(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+                      fields: c.Fields) -> list[dict]:
         ids = [r.id for r in rows]
+        # read only the tables the shown attributes come from; segments only for admins
+        want_subnets, want_shared, want_tags = (
+            c.wants(fields, name) for name in ("subnets", "shared", "tags"))
+        want_segments = ctx.is_admin and c.wants(fields, *PROVIDER_ATTRS)
         subnets: dict[str, list[str]] = {}
         shared: set[str] = set()
         segments = {}
         tags: dict[str, list[str]] = {}
         for part in c.chunks(ids):
-            for net_id, sub_id in conn.execute(
-                    sa.select(t.subnets.c.network_id, t.subnets.c.id)
-                    .where(t.subnets.c.network_id.in_(part))
-                    .order_by(t.subnets.c.created_at, t.subnets.c.id)):
-                subnets.setdefault(net_id, []).append(sub_id)
-            shared.update(conn.scalars(sa.select(t.network_rbacs.c.object_id).where(
-                t.network_rbacs.c.object_id.in_(part),
-                t.network_rbacs.c.action == policy.SHARED,
-                t.network_rbacs.c.target_project.in_(("*", ctx.project_id)))))
-            if ctx.is_admin:
+            if want_subnets:
+                for net_id, sub_id in conn.execute(_SUBNET_IDS_OF, {"ids": part}):
+                    subnets.setdefault(net_id, []).append(sub_id)
+            if want_shared:
+                shared.update(conn.scalars(sa.select(t.network_rbacs.c.object_id).where(
+                    t.network_rbacs.c.object_id.in_(part),
+                    t.network_rbacs.c.action == policy.SHARED,
+                    t.network_rbacs.c.target_project.in_(("*", ctx.project_id)))))
+            if want_segments:
                 segments.update(SegmentAllocator.load(conn, list(part)))
-            tags.update(c.load_tags(conn, part))
+            if want_tags:
+                tags.update(c.load_tags(conn, part))
         out = []
         for r in rows:
-            item = c.standard_attrs(r, tags.get(r.id, []))
+            item = c.standard_attrs(r, tags.get(r.id, []) if want_tags else None)
+            item.update({"admin_state_up": r.admin_state_up, "status": r.status, "mtu": r.mtu})
+            if want_shared:
+                item["shared"] = r.id in shared
+            if want_subnets:
+                item["subnets"] = subnets.get(r.id, [])
             item.update({
-                "admin_state_up": r.admin_state_up, "status": r.status, "mtu": r.mtu,
-                "shared": r.id in shared, "subnets": subnets.get(r.id, []),
                 "router:external": r.router_external,
                 "port_security_enabled": r.port_security_enabled,
                 "availability_zone_hints": r.availability_zone_hints,
                 "availability_zones": [], "ipv4_address_scope": None,
                 "ipv6_address_scope": None, "is_default": r.is_default,
             })
-            if ctx.is_admin and r.id in segments:
+            if r.id in segments:
                 item.update(segments[r.id].as_attrs())
             out.append(item)
         return out

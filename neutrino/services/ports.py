@@ -31,11 +31,23 @@ MAC_PREFIX = "fa:16:3e"
 #: device owners whose ports their service (Nova, Ironic, Manila) removes, not members
 SERVICE_MANAGED_OWNERS = ("compute:", "baremetal:", "manila:")
 MAC_ATTEMPTS = 16
+#: an address a port asks for: ``ip`` (None: any free one) on the first of ``subnets``
+#: that can give it (a default address may come from any subnet of its IP version)
+AddressRequest = tuple[tuple[SubnetInfo, ...], str | None]
+#: what a port holds in other tables whose change is a new revision of the port
+RELATED = frozenset(("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts",
+                     "security_groups"))
 
 
 def random_mac() -> str:
     tail = secrets.token_bytes(3)
     return MAC_PREFIX + "".join(f":{b:02x}" for b in tail)
+
+
+def pairs_need_port_security() -> errors.Conflict:
+    """Allowed address pairs on a port whose anti-spoofing is (being turned) off."""
+    return errors.Conflict("Port Security must be enabled in order to have allowed address "
+                           "pairs on a port.", type="AddressPairAndPortSecurityRequired")
 
 
 def vif_type(host: str) -> str:
@@ -126,42 +138,59 @@ class Ports(c.Collection):
         return policy.port_scope(ctx)
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+        return self.render_fields(conn, ctx, rows, None)
+
+    def render_fields(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+                      fields: c.Fields) -> list[dict]:
         ids = [r._mapping["id"] for r in rows]
+        # each list attribute is a table of its own: read only those shown
+        want_ips, want_pairs, want_opts, want_groups, want_tags = (
+            c.wants(fields, name) for name in ("fixed_ips", "allowed_address_pairs",
+                                               "extra_dhcp_opts", "security_groups", "tags"))
         ips: dict[str, list[dict]] = {}
         pairs: dict[str, list[dict]] = {}
         opts: dict[str, list[dict]] = {}
         tags: dict[str, list[str]] = {}
         groups: dict[str, list[str]] = {}
         for part in c.chunks(ids):
-            for pid, sid, ip in conn.execute(_IPS_OF, {"ids": part}):
-                ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
-            for pid, ip, mac in conn.execute(_PAIRS_OF, {"ids": part}):
-                pairs.setdefault(pid, []).append({"ip_address": ip, "mac_address": mac})
-            for pid, name, value, version in conn.execute(_OPTS_OF, {"ids": part}):
-                opts.setdefault(pid, []).append(
-                    {"opt_name": name, "opt_value": value, "ip_version": version})
-            for pid, gid in conn.execute(_GROUPS_OF, {"ids": part}):
-                groups.setdefault(pid, []).append(gid)
-            tags.update(c.load_tags(conn, part))
+            if want_ips:
+                for pid, sid, ip in conn.execute(_IPS_OF, {"ids": part}):
+                    ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
+            if want_pairs:
+                for pid, ip, mac in conn.execute(_PAIRS_OF, {"ids": part}):
+                    pairs.setdefault(pid, []).append({"ip_address": ip, "mac_address": mac})
+            if want_opts:
+                for pid, name, value, version in conn.execute(_OPTS_OF, {"ids": part}):
+                    opts.setdefault(pid, []).append(
+                        {"opt_name": name, "opt_value": value, "ip_version": version})
+            if want_groups:
+                for pid, gid in conn.execute(_GROUPS_OF, {"ids": part}):
+                    groups.setdefault(pid, []).append(gid)
+            if want_tags:
+                tags.update(c.load_tags(conn, part))
         out = []
         admin = ctx.is_admin
         for r in rows:
             m = r._mapping  # faster than attribute access (see collection.standard_attrs)
             pid = m["id"]
-            item = c.standard_attrs(r, tags.get(pid, []))
+            item = c.standard_attrs(r, tags.get(pid, []) if want_tags else None)
             item.update({
                 "network_id": m["network_id"], "mac_address": m["mac_address"],
                 "admin_state_up": m["admin_state_up"], "status": m["status"],
                 "device_id": m["device_id"], "device_owner": m["device_owner"],
-                "fixed_ips": _ordered_ips(ips.get(pid, [])),
-                "port_security_enabled": m["port_security_enabled"],
-                "security_groups": groups.get(pid, []),
-                "anti_spoofing_enabled": m["anti_spoofing_enabled"],
-                "security_groups_enabled": m["security_groups_enabled"],
-                "allowed_address_pairs": pairs.get(pid, []),
-                "extra_dhcp_opts": opts.get(pid, []),
-                "binding:vnic_type": m["binding_vnic_type"],
             })
+            if want_ips:
+                item["fixed_ips"] = _ordered_ips(ips.get(pid, []))
+            item["port_security_enabled"] = m["port_security_enabled"]
+            if want_groups:
+                item["security_groups"] = groups.get(pid, [])
+            item["anti_spoofing_enabled"] = m["anti_spoofing_enabled"]
+            item["security_groups_enabled"] = m["security_groups_enabled"]
+            if want_pairs:
+                item["allowed_address_pairs"] = pairs.get(pid, [])
+            if want_opts:
+                item["extra_dhcp_opts"] = opts.get(pid, [])
+            item["binding:vnic_type"] = m["binding_vnic_type"]
             if admin:
                 item.update({
                     "binding:host_id": m["binding_host_id"],
@@ -218,9 +247,10 @@ class Ports(c.Collection):
             asked = {s.id for s, _ in wanted}
             if not _is_router(row["device_owner"]):
                 wanted += [(s, None) for s in subnets if s.auto_address and s.id not in asked]
+            requests = _each(wanted)
         else:
-            wanted = self._default_fixed_ips(subnets, row["device_owner"])
-        self._allocate(conn, row["id"], network.id, mac, wanted)
+            requests = self._default_fixed_ips(subnets, row["device_owner"])
+        self._allocate(conn, row["id"], network.id, mac, requests)
         if pairs:  # a new port has nothing to replace
             self._write_pairs(conn, row["id"], pairs)
         opts = _merge_opts([], body.get("extra_dhcp_opts", []))
@@ -254,11 +284,11 @@ class Ports(c.Collection):
         conn.execute(_INSERT_PORT, row)
         subnets = self.subnets.infos(conn, network_id)
         if fixed_ips is None:
-            wanted = self._default_fixed_ips(subnets, device_owner)
+            requests = self._default_fixed_ips(subnets, device_owner)
         else:
-            wanted = self._resolve_fixed_ips(conn, Context.admin(), fixed_ips, subnets,
-                                             network_id, device_owner)
-        self._allocate(conn, row["id"], network_id, mac, wanted)
+            requests = _each(self._resolve_fixed_ips(conn, Context.admin(), fixed_ips, subnets,
+                                                     network_id, device_owner))
+        self._allocate(conn, row["id"], network_id, mac, requests)
         return row["id"]
 
     # MAC addresses
@@ -334,28 +364,24 @@ class Ports(c.Collection):
         return out
 
     @staticmethod
-    def _default_fixed_ips(subnets: list[SubnetInfo], device_owner: str) \
-            -> list[tuple[SubnetInfo, str | None]]:
-        """One address per IP version, plus every SLAAC subnet (as upstream)."""
-        out: list[tuple[SubnetInfo, str | None]] = []
-        have_v4 = have_v6 = False
-        for s in subnets:
-            if s.auto_address:
-                if not _is_router(device_owner):
-                    out.append((s, None))
-            elif s.ip_version == 4 and not have_v4:
-                out.append((s, None))
-                have_v4 = True
-            elif s.ip_version == 6 and not have_v6:
-                out.append((s, None))
-                have_v6 = True
+    def _default_fixed_ips(subnets: list[SubnetInfo],
+                           device_owner: str) -> list[AddressRequest]:
+        """One address per IP version, from the first subnet of that version with one
+        free (in the order the subnets were made), plus one on every SLAAC subnet: as
+        upstream."""
+        out: list[AddressRequest] = []
+        v4 = tuple(s for s in subnets if s.ip_version == 4)
+        v6 = tuple(s for s in subnets if s.ip_version == 6 and not s.auto_address)
+        out.extend((group, None) for group in (v4, v6) if group)
+        if not _is_router(device_owner):
+            out.extend(((s,), None) for s in subnets if s.auto_address)
         return out
 
     def _allocate(self, conn: Connection, port_id: str, network_id: str, mac: str,
-                  wanted: list[tuple[SubnetInfo, str | None]]) -> None:
+                  wanted: list[AddressRequest]) -> None:
         """Insert ip_allocations for ``wanted``; choose addresses where none was asked."""
         rows = []
-        explicit = [(s, ip) for s, ip in wanted if ip is not None]
+        explicit = [(group[0], ip) for group, ip in wanted if ip is not None]
         for subnet, ip in explicit:
             holder = conn.scalar(sa.select(t.ip_allocations.c.port_id).where(
                 t.ip_allocations.c.subnet_id == subnet.id,
@@ -366,20 +392,14 @@ class Ports(c.Collection):
             if holder is None:
                 rows.append({"subnet_id": subnet.id, "ip_address": ip})
         chosen = {(r["subnet_id"], r["ip_address"]) for r in rows}
-        for subnet, ip in wanted:
+        for group, ip in wanted:
             if ip is not None:
                 continue
-            if subnet.auto_address:
-                address = ipam.eui64(subnet.cidr, mac)
-            else:
-                taken = set(conn.scalars(_ADDRESSES_ON, {"subnet_id": subnet.id}))
-                taken.update(ip for sid, ip in chosen if sid == subnet.id)
-                if subnet.gateway_ip:
-                    taken.add(subnet.gateway_ip)
-                address = ipam.first_free(subnet.pools, taken)
-                if address is None:
-                    raise errors.Conflict(f"No more IP addresses available on network "
-                                          f"{network_id}.", type="IpAddressGenerationFailure")
+            picked = _pick(conn, group, mac, chosen)
+            if picked is None:  # the same words whether one subnet or several were full
+                raise errors.Conflict(f"No more IP addresses available on network "
+                                      f"{network_id}.", type="IpAddressGenerationFailure")
+            subnet, address = picked
             if (subnet.id, address) not in chosen:
                 rows.append({"subnet_id": subnet.id, "ip_address": address})
                 chosen.add((subnet.id, address))
@@ -392,9 +412,7 @@ class Ports(c.Collection):
     @staticmethod
     def _address_pairs(pairs: list[dict], mac: str, port_security: bool) -> list[dict]:
         if pairs and not port_security:
-            raise errors.Conflict("Port Security must be enabled in order to have allowed "
-                                  "address pairs on a port.",
-                                  type="AddressPairAndPortSecurityRequired")
+            raise pairs_need_port_security()
         out: list[dict] = []
         for pair in pairs:
             item = {"ip_address": pair["ip_address"], "mac_address": pair.get("mac_address", mac)}
@@ -453,7 +471,8 @@ class Ports(c.Collection):
                 values.update(self._binding(conn, host, row.network_id))
             if host != row.binding_host_id:
                 values["status"] = "DOWN"  # until the new host's agent wires it
-        before = self.render(conn, ctx, [row])[0]  # to tell a change from a no-op
+        # to tell a change from a no-op (the row's own columns are compared below)
+        before = self.render_fields(conn, ctx, [row], RELATED)[0]
         mac = row.mac_address
         if "mac_address" in body and body["mac_address"] != mac:
             if row.binding_vif_type not in ("unbound", "binding_failed"):
@@ -473,9 +492,7 @@ class Ports(c.Collection):
             self._write_pairs(conn, ident, pairs)
         elif not port_security and conn.scalar(sa.select(t.address_pairs.c.port_id).where(
                 t.address_pairs.c.port_id == ident).limit(1)):
-            raise errors.Conflict("Port Security must be enabled in order to have allowed "
-                                  "address pairs on a port.",
-                                  type="AddressPairAndPortSecurityRequired")
+            raise pairs_need_port_security()
         if self.security is not None:  # after the pairs: upstream checks them first
             self.security.for_update(conn, ctx, row, body, values)
         if "extra_dhcp_opts" in body:
@@ -487,9 +504,8 @@ class Ports(c.Collection):
         if "fixed_ips" in body:
             self._replace_fixed_ips(conn, ctx, ident, row.network_id, mac, body["fixed_ips"],
                                     body.get("device_owner", row.device_owner))
-        after = self.render(conn, ctx, [row])[0]
-        related = ("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts", "security_groups")
-        if c.changed(row, values) or any(before[k] != after[k] for k in related):
+        after = self.render_fields(conn, ctx, [row], RELATED)[0]
+        if c.changed(row, values) or any(before[k] != after[k] for k in RELATED):
             c.bump(conn, t.ports, ident, values)
 
     @staticmethod
@@ -536,7 +552,7 @@ class Ports(c.Collection):
             if (sid, ip) not in keep:
                 conn.execute(t.ip_allocations.delete().where(
                     t.ip_allocations.c.subnet_id == sid, t.ip_allocations.c.ip_address == ip))
-        self._allocate(conn, port_id, network_id, mac, resolved)
+        self._allocate(conn, port_id, network_id, mac, _each(resolved))
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_port")
@@ -554,6 +570,28 @@ class Ports(c.Collection):
             hook(conn, ctx, row)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(t.ports.delete().where(t.ports.c.id == ident))
+
+
+def _each(wanted: list[tuple[SubnetInfo, str | None]]) -> list[AddressRequest]:
+    """Requests on one subnet each."""
+    return [((subnet,), ip) for subnet, ip in wanted]
+
+
+def _pick(conn: Connection, group: Sequence[SubnetInfo], mac: str,
+          chosen: set[tuple[str, str]]) -> tuple[SubnetInfo, str] | None:
+    """The first subnet of ``group`` with an address free (beyond ``chosen``), and the
+    address; None when all are full."""
+    for subnet in group:
+        if subnet.auto_address:
+            return subnet, ipam.eui64(subnet.cidr, mac)
+        taken = set(conn.scalars(_ADDRESSES_ON, {"subnet_id": subnet.id}))
+        taken.update(ip for sid, ip in chosen if sid == subnet.id)
+        if subnet.gateway_ip:
+            taken.add(subnet.gateway_ip)
+        address = ipam.first_free(subnet.pools, taken)
+        if address is not None:
+            return subnet, address
+    return None
 
 
 def _check_net_owner_attrs(body: dict, action: str) -> None:

@@ -25,6 +25,7 @@ from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.schema.resources import NETWORK, SUBNET
 from neutrino.services import Services
+from neutrino.services.networks import SUBNET_ORDER
 
 #: the embedded identity's bootstrap project (the public network is the admin's)
 _ADMIN_PROJECT = ("admin", "default")
@@ -52,7 +53,7 @@ def _describe(conn: Connection, network_id: str, made: bool) -> PublicNetwork:
     physnet = seg.physical_network if seg is not None and seg.network_type == "flat" else None
     sub = conn.execute(sa.select(t.subnets.c.cidr, t.subnets.c.gateway_ip).where(
         t.subnets.c.network_id == network_id, t.subnets.c.ip_version == 4)
-        .order_by(t.subnets.c.created_at)).first()
+        .order_by(*SUBNET_ORDER)).first()
     return PublicNetwork(network_id, made, physnet, sub.cidr if sub else None,
                          sub.gateway_ip if sub else None)
 

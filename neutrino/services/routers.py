@@ -1,13 +1,13 @@
 """Routers: a gateway to an external network, interfaces on subnets, extra routes.
 
 What is stored here is intent: forwarding, SNAT and the floating IP NAT are the
-l3 agent's to realise (``distributed`` and ``ha`` are stored for it, nothing
-else changes with them yet).  A router's ports are ordinary ports listed in
-``router_ports``: interfaces (``network:router_interface``, owned by the
-router's project) and the gateway (``network:router_gateway``, owned by no
-project, as upstream).  The port, subnet and network services call this
-service's guards (subscribed in :mod:`neutrino.services`) so that nothing
-changes under a router through their APIs.
+l3 agent's to realise (``distributed`` is stored for it; ``ha`` routers share their
+project's HA network, :mod:`neutrino.services.router_ha`).  A router's ports are
+ordinary ports listed in ``router_ports``: interfaces (``network:router_interface``,
+owned by the router's project) and the gateway (``network:router_gateway``, owned by
+no project, as upstream).  The port, subnet and network services call this service's
+guards (subscribed in :mod:`neutrino.services`) so that nothing changes under a
+router through their APIs.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from neutrino.services import ipam
 from neutrino.services.networks import Networks
 from neutrino.services.ports import Ports
 from neutrino.services.quotas import Quotas
+from neutrino.services.router_ha import HaNetworks
 from neutrino.services.subnets import Subnets
 
 ROUTER_INTERFACE = "network:router_interface"
@@ -121,12 +122,13 @@ class Routers(c.Collection):
     table = t.routers
 
     def __init__(self, networks: Networks, subnets: Subnets, ports: Ports,
-                 quotas: Quotas) -> None:
+                 quotas: Quotas, ha: HaNetworks) -> None:
         super().__init__()
         self.networks = networks
         self.subnets = subnets
         self.ports = ports
         self.quotas = quotas
+        self.ha = ha
 
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.router_scope(ctx)
@@ -206,6 +208,8 @@ class Routers(c.Collection):
             "availability_zone_hints": body.get("availability_zone_hints", []),
         })
         conn.execute(t.routers.insert().values(row))
+        if row["ha"]:
+            self.ha.ensure(conn, owner)
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         if gateway:
@@ -248,6 +252,10 @@ class Routers(c.Collection):
         values = c.changed(row, values)
         if values or changed:
             c.bump(conn, t.routers, ident, values)
+        if values.get("ha") is True:
+            self.ha.ensure(conn, row.project_id)
+        elif values.get("ha") is False:  # after the row says so: it counts HA routers
+            self.ha.release(conn, row.project_id, ident)
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_router")
@@ -270,6 +278,8 @@ class Routers(c.Collection):
             drop_port(conn, port_id)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(t.routers.delete().where(t.routers.c.id == ident))
+        if row.ha:
+            self.ha.release(conn, row.project_id, ident)
 
     # -- the gateway ------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from neutrino.services.networks import (
     IPV4_MIN_MTU,
     IPV6_MIN_MTU,
     NETWORK_OWNED_PORTS,
+    SUBNET_ORDER,
     Networks,
     mtu_conflict,
 )
@@ -49,9 +50,15 @@ class SubnetInfo:
 
 # built once: every port create reads its network's subnets (see collection.in_ids)
 _SUBNETS_OF = sa.select(t.subnets).where(t.subnets.c.network_id == sa.bindparam("network_id")
-                                         ).order_by(t.subnets.c.created_at, t.subnets.c.id)
+                                         ).order_by(*SUBNET_ORDER)
 _POOLS_OF = sa.select(t.allocation_pools.c.subnet_id, t.allocation_pools.c.first_ip,
                       t.allocation_pools.c.last_ip).where(c.in_ids(t.allocation_pools.c.subnet_id))
+_DNS_OF = sa.select(t.dns_nameservers.c.subnet_id, t.dns_nameservers.c.address).where(
+    c.in_ids(t.dns_nameservers.c.subnet_id)).order_by(t.dns_nameservers.c.position)
+_ROUTES_OF = sa.select(t.host_routes.c.subnet_id, t.host_routes.c.destination,
+                       t.host_routes.c.nexthop).where(c.in_ids(t.host_routes.c.subnet_id))
+_LAST_POSITION = sa.select(sa.func.max(t.subnets.c.position)).where(
+    t.subnets.c.network_id == sa.bindparam("network_id"))
 
 
 class Subnets(c.Collection):
@@ -65,6 +72,14 @@ class Subnets(c.Collection):
         self.networks = networks
         self.quotas = quotas
         self.pools = pools if pools is not None else SubnetPools(quotas)
+
+    def column_overrides(self) -> dict[str, sa.Column]:
+        # sorting by the pool a subnet came from (as upstream allows): it is stored beside
+        # the subnet, so the sort key is a subquery per row (filters use their own clause)
+        alloc = t.subnet_pool_allocations
+        pool = sa.select(alloc.c.subnetpool_id).where(
+            alloc.c.subnet_id == t.subnets.c.id).scalar_subquery()
+        return {"subnetpool_id": pool}  # type: ignore[dict-item]  # sorts like a column
 
     def filter_overrides(self) -> dict:
         def subnetpool(values: list) -> ColumnElement[bool]:
@@ -95,53 +110,66 @@ class Subnets(c.Collection):
         return policy.subnet_scope(ctx)
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+        return self.render_fields(conn, ctx, rows, None)
+
+    def render_fields(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+                      fields: c.Fields) -> list[dict]:
         ids = [r.id for r in rows]
+        # read only the tables the shown attributes come from
+        want_pools, want_dns, want_routes, want_tags, want_pool_id, want_external = (
+            c.wants(fields, name) for name in ("allocation_pools", "dns_nameservers",
+                                               "host_routes", "tags", "subnetpool_id",
+                                               "router:external"))
         pools: dict[str, list[dict]] = {}
         dns: dict[str, list[str]] = {}
         routes: dict[str, list[dict]] = {}
         tags: dict[str, list[str]] = {}
         external: set[str] = set()
         for part in c.chunks(ids):
-            for sid, first, last in conn.execute(
-                    sa.select(t.allocation_pools.c.subnet_id, t.allocation_pools.c.first_ip,
-                              t.allocation_pools.c.last_ip)
-                    .where(t.allocation_pools.c.subnet_id.in_(part))):
-                pools.setdefault(sid, []).append({"start": first, "end": last})
-            for sid, address in conn.execute(
-                    sa.select(t.dns_nameservers.c.subnet_id, t.dns_nameservers.c.address)
-                    .where(t.dns_nameservers.c.subnet_id.in_(part))
-                    .order_by(t.dns_nameservers.c.position)):
-                dns.setdefault(sid, []).append(address)
-            for sid, dest, hop in conn.execute(
-                    sa.select(t.host_routes.c.subnet_id, t.host_routes.c.destination,
-                              t.host_routes.c.nexthop)
-                    .where(t.host_routes.c.subnet_id.in_(part))):
-                routes.setdefault(sid, []).append({"destination": dest, "nexthop": hop})
-            tags.update(c.load_tags(conn, part))
-        pools_by_subnet = pools_of(conn, ids)
-        net_ids = list({r.network_id for r in rows})
-        for part in c.chunks(net_ids):
-            external.update(conn.scalars(sa.select(t.networks.c.id).where(
-                t.networks.c.id.in_(part), t.networks.c.router_external.is_(True))))
+            if want_pools:
+                for sid, first, last in conn.execute(_POOLS_OF, {"ids": part}):
+                    pools.setdefault(sid, []).append({"start": first, "end": last})
+            if want_dns:
+                for sid, address in conn.execute(_DNS_OF, {"ids": part}):
+                    dns.setdefault(sid, []).append(address)
+            if want_routes:
+                for sid, dest, hop in conn.execute(_ROUTES_OF, {"ids": part}):
+                    routes.setdefault(sid, []).append({"destination": dest, "nexthop": hop})
+            if want_tags:
+                tags.update(c.load_tags(conn, part))
+        pools_by_subnet = pools_of(conn, ids) if want_pool_id else {}
+        if want_external:
+            net_ids = list({r.network_id for r in rows})
+            for part in c.chunks(net_ids):
+                external.update(conn.scalars(sa.select(t.networks.c.id).where(
+                    t.networks.c.id.in_(part), t.networks.c.router_external.is_(True))))
         out = []
         for r in rows:
-            item = c.standard_attrs(r, tags.get(r.id, []))
+            item = c.standard_attrs(r, tags.get(r.id, []) if want_tags else None)
             item.update({
                 "network_id": r.network_id, "ip_version": r.ip_version, "cidr": r.cidr,
                 "gateway_ip": r.gateway_ip, "enable_dhcp": r.enable_dhcp,
                 "ipv6_ra_mode": r.ipv6_ra_mode, "ipv6_address_mode": r.ipv6_address_mode,
-                "allocation_pools": _sorted_pools(pools.get(r.id, [])),
-                "dns_nameservers": dns.get(r.id, []), "host_routes": routes.get(r.id, []),
-                "subnetpool_id": pools_by_subnet.get(r.id), "service_types": r.service_types,
-                "router:external": r.network_id in external,
             })
+            if want_pools:
+                item["allocation_pools"] = _sorted_pools(pools.get(r.id, []))
+            if want_dns:
+                item["dns_nameservers"] = dns.get(r.id, [])
+            if want_routes:
+                item["host_routes"] = routes.get(r.id, [])
+            if want_pool_id:
+                item["subnetpool_id"] = pools_by_subnet.get(r.id)
+            item["service_types"] = r.service_types
+            if want_external:
+                item["router:external"] = r.network_id in external
             out.append(item)
         return out
 
     # -- what ports need ----------------------------------------------------
 
     def infos(self, conn: Connection, network_id: str) -> list[SubnetInfo]:
-        """The network's subnets in creation order, with their pools."""
+        """The network's subnets in creation order (the order a port tries them in), with
+        their pools."""
         rows = conn.execute(_SUBNETS_OF, {"network_id": network_id}).all()
         pools: dict[str, list[ipam.Pool]] = {}
         if rows:
@@ -206,6 +234,9 @@ class Subnets(c.Collection):
             "gateway_ip": str(gateway) if gateway is not None else None,
             "enable_dhcp": enable_dhcp, "ipv6_ra_mode": ra_mode, "ipv6_address_mode": addr_mode,
             "service_types": body.get("service_types", []),
+            # after the network's other subnets; the network lock above keeps two
+            # creates from drawing the same number
+            "position": (conn.scalar(_LAST_POSITION, {"network_id": network.id}) or 0) + 1,
         })
         conn.execute(t.subnets.insert().values(row))
         if allocation is not None:
@@ -359,7 +390,8 @@ class Subnets(c.Collection):
         if "allocation_pools" in body and list(pools) != current_pools:
             self._write_pools(conn, ident, pools)
             changed = True
-        current = self.render(conn, ctx, [row])[0]
+        current = self.render_fields(conn, ctx, [row],
+                                     frozenset(("dns_nameservers", "host_routes")))[0]
         if "dns_nameservers" in body \
                 and (body["dns_nameservers"] or []) != current["dns_nameservers"]:
             self._write_dns(conn, ident, body["dns_nameservers"] or [])

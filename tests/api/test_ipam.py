@@ -8,6 +8,7 @@ exact address a port gets.
 from __future__ import annotations
 
 import ipaddress
+import uuid
 
 import pytest
 
@@ -272,3 +273,58 @@ def test_gateway_update_against_pools_and_ports(admin: Client) -> None:
     assert_error(r, 409, "GatewayIpInUse", f"port {port['id']}")
     r = admin.put(f"/subnets/{sub['id']}", {"subnet": {"gateway_ip": "10.42.0.254"}})
     assert r.status_code == 200 and r.json()["subnet"]["gateway_ip"] == "10.42.0.254"
+
+
+def test_a_full_subnet_gives_way_to_the_next_of_its_version(admin: Client) -> None:
+    """As upstream: a port without fixed IPs takes its address from the first subnet of
+    each IP version that has one free, in the order the subnets were made."""
+    network = admin.create("networks", name="two-v4")
+    first = admin.create("subnets", network_id=network["id"], cidr="10.31.0.0/30",
+                         ip_version=4)  # one address to give: .2
+    second = admin.create("subnets", network_id=network["id"], cidr="10.31.1.0/30",
+                          ip_version=4)
+    v6 = admin.create("subnets", network_id=network["id"], cidr="2001:db8:31::/64",
+                      ip_version=6, ipv6_address_mode="dhcpv6-stateful",
+                      ipv6_ra_mode="dhcpv6-stateful")
+    a = new_port(admin, network)
+    assert [(f["subnet_id"], f["ip_address"]) for f in a["fixed_ips"]] == [
+        (first["id"], "10.31.0.2"), (v6["id"], "2001:db8:31::1")]
+    b = new_port(admin, network)  # the first is full: the second subnet, the same v6 one
+    assert [(f["subnet_id"], f["ip_address"]) for f in b["fixed_ips"]] == [
+        (second["id"], "10.31.1.2"), (v6["id"], "2001:db8:31::2")]
+    # an address asked on the full subnet has nowhere else to go
+    r = admin.post("/ports", {"port": {"network_id": network["id"],
+                                       "fixed_ips": [{"subnet_id": first["id"]}]}})
+    assert_error(r, 409, "IpAddressGenerationFailure",
+                 f"No more IP addresses available on network {network['id']}.")
+    # every IPv4 subnet full: upstream's words
+    r = admin.post("/ports", {"port": {"network_id": network["id"]}})
+    assert_error(r, 409, "IpAddressGenerationFailure",
+                 f"No more IP addresses available on network {network['id']}.")
+    # a freed address on the first subnet is its again
+    assert admin.delete(f"/ports/{a['id']}").status_code == 204
+    assert addresses(new_port(admin, network))[0] == "10.31.0.2"
+
+
+def test_subnets_made_in_one_second_keep_their_order(admin: Client, monkeypatch) -> None:
+    """created_at has whole seconds: two subnets made in the same second are still tried
+    (and listed on their network) in the order they were made, whatever their ids."""
+    from neutrino.services import collection
+
+    network = admin.create("networks", name="same-second")
+    # the server runs in this process: freeze its clock and choose ids so the second
+    # subnet's id sorts first (a tie on created_at broken by id would pick it)
+    monkeypatch.setattr(collection, "now", lambda: "2026-01-01T00:00:00Z")
+    made = []
+    for prefix, cidr in (("f", "10.32.0.0/30"), ("0", "10.32.1.0/29")):
+        monkeypatch.setattr(collection, "new_id",
+                            lambda p=prefix: p + str(uuid.uuid4())[1:])
+        made.append(admin.create("subnets", network_id=network["id"], cidr=cidr,
+                                 ip_version=4))
+    monkeypatch.undo()
+    first, second = made
+    assert first["created_at"] == second["created_at"] and second["id"] < first["id"]
+    got = admin.get(f"/networks/{network['id']}").json()["network"]["subnets"]
+    assert got == [first["id"], second["id"]]
+    assert addresses(new_port(admin, network)) == ["10.32.0.2"]
+    assert addresses(new_port(admin, network)) == ["10.32.1.2"]

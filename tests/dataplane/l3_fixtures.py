@@ -1,7 +1,7 @@
 """Shared pieces of the L3 data-plane tests: a cloud with the external network
 ``public`` realised as ``br-ex`` in the test's "hypervisor" namespace (holding
 172.24.4.1, as `neutrino up` gives the host), an "outside" namespace attached to it,
-and tiny TCP servers and clients run inside namespaces.
+and tiny TCP servers and clients run inside namespaces (tests/netns_helpers.py).
 
 Every router namespace the agent made is removed at teardown (the agent stopped
 first, so nothing makes them again), pass or fail; the ``cloud`` fixture then
@@ -11,8 +11,6 @@ removes the rest.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,9 +21,15 @@ import pytest
 
 from neutrino.agent import external
 from neutrino.api.auth import NOAUTH_PROJECT
-from neutrino.linux import names, netlink, process
-from neutrino.linux.run import run
+from neutrino.linux import names, netlink
 from tests.conftest import Client, start_server
+from tests.netns_helpers import (  # serve and call: the L3 tests import them from here
+    call,
+    names_in,
+    plug_outside,
+    remove_namespace,
+    serve,  # noqa: F401
+)
 
 from .conftest import need
 from .test_agent_dataplane import Cloud, wait_for
@@ -34,45 +38,9 @@ PUBLIC_CIDR = "172.24.4.0/24"
 HOST_IP = "172.24.4.1"
 BRIDGE = "br-ex"
 
-#: a TCP server that tells who it is and who called: ``<name> <peer address>``
-SERVER = r"""
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1])))
-s.listen(64)
-print("listening", flush=True)
-while True:
-    c, peer = s.accept()
-    try:
-        c.sendall(f"{sys.argv[2]} {peer[0]}\n".encode())
-    finally:
-        c.close()
-"""
-CLIENT = r"""
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
-print(s.makefile().readline().strip())
-"""
-
 
 def need_l3() -> None:
     need("nft", "dnsmasq", "busybox", "ping", "sysctl")
-
-
-def serve(ns: str, port: int, name: str) -> subprocess.Popen:
-    """A TCP server in ``ns`` (ended with the namespace's processes at teardown)."""
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SERVER,
-                             str(port), name], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
-    return proc
-
-
-def call(ns: str, ip: str, port: int, timeout: float = 2.0) -> str | None:
-    """Connect from ``ns``: the server's line, or None if nothing answered."""
-    done = run([sys.executable, "-c", CLIENT, ip, str(port), str(timeout)], netns=ns,
-               check=False, timeout=timeout + 10)
-    return done.stdout.strip() if done.ok else None
 
 
 def wait_call(ns: str, ip: str, port: int, timeout: float = 15.0) -> str:
@@ -154,11 +122,7 @@ class L3Cloud:
         ns = self.cloud.make_ns()
         holder = self.api.create("ports", network_id=self.public["id"], name="outside")
         ip = holder["fixed_ips"][0]["ip_address"]
-        dev = f"out{uuid.uuid4().hex[:8]}"  # not a tap: the agent leaves it on the bridge
-        netlink.ensure_veth(dev, "eth0", netns=self.hostns, peer_netns=ns)
-        netlink.set_link(dev, master=BRIDGE, up=True, netns=self.hostns)
-        netlink.ensure_addresses("eth0", [f"{ip}/24"], netns=ns)
-        netlink.set_link("eth0", mac=holder["mac_address"], up=True, netns=ns)
+        plug_outside(ns, self.hostns, ip, holder["mac_address"], BRIDGE)
         return ns, ip
 
     def router_objects(self, router_id: str) -> tuple[bool, set[str]]:
@@ -166,12 +130,6 @@ class L3Cloud:
         ports (as their peers would be named)."""
         ns = names.router_namespace(router_id)
         return netlink.namespace_exists(ns), {lk.name for lk in netlink.list_links(self.hostns)}
-
-
-def _remove_namespace(ns: str) -> None:
-    for pid in process.namespace_pids(ns):
-        process.terminate(pid, timeout=2)
-    netlink.delete_namespace(ns)
 
 
 @pytest.fixture(name="l3")
@@ -198,16 +156,12 @@ def l3_cloud(make_ns: Callable[[], str]) -> Iterator[L3Cloud]:
         cloud.stop_agent()  # first: nothing makes namespaces again meanwhile
         server.stop()
         agent_dir = state / "agent"
-        made = set(routers) | _names(agent_dir / "l3")
+        made = set(routers) | names_in(agent_dir / "l3")
         for rid in made:
-            _remove_namespace(names.router_namespace(rid))
-        for net in set(cloud.networks) | _names(agent_dir / "dhcp"):
-            _remove_namespace(names.dhcp_namespace(net))
+            remove_namespace(names.router_namespace(rid))
+        for net in set(cloud.networks) | names_in(agent_dir / "dhcp"):
+            remove_namespace(names.dhcp_namespace(net))
         shutil.rmtree(state, ignore_errors=True)
-
-
-def _names(directory: Path) -> set[str]:
-    return {p.name for p in directory.iterdir()} if directory.exists() else set()
 
 
 def have_sg_reconciler() -> str | None:

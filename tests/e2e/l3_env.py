@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -23,31 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.linux import names, netlink, process
+from neutrino.linux import names, netlink
+from tests import netns_helpers
 from tests.conftest import free_port
 
 from .test_up_instances import BIN, Up
-
-#: a TCP server that tells who it is and who called: ``<name> <peer address>``
-SERVER = r"""
-import socket, sys
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1])))
-s.listen(64)
-print("listening", flush=True)
-while True:
-    c, peer = s.accept()
-    try:
-        c.sendall(f"{sys.argv[2]} {peer[0]}\n".encode())
-    finally:
-        c.close()
-"""
-CLIENT = r"""
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
-print(s.makefile().readline().strip())
-"""
 
 
 def need_l3_e2e() -> None:
@@ -90,32 +69,18 @@ class L3Up:
         return ["ip", "netns", "exec", names.instance_namespace(instance), *argv]
 
     def serve(self, netns: str, port: int, label: str) -> subprocess.Popen:
-        proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", SERVER,
-                                 str(port), label], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "listening"
-        return proc
+        return netns_helpers.serve(netns, port, label)
 
     def call(self, netns: str, ip: str, port: int, timeout: float = 2.0) -> str | None:
-        done = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c", CLIENT, ip,
-                               str(port), str(timeout)], capture_output=True, text=True,
-                              timeout=timeout + 10)
-        return done.stdout.strip() if done.returncode == 0 else None
+        return netns_helpers.call(netns, ip, port, timeout)
 
     def make_outside(self, ip: str, mac: str | None = None) -> str:
         """A namespace standing for a machine on the external network, on br-ex."""
         ns = f"nt-test-{uuid.uuid4().hex[:10]}"
         self.outside.append(ns)
         netlink.ensure_namespace(ns)
-        dev = f"out{uuid.uuid4().hex[:8]}"  # not a tap: the agent leaves it on the bridge
-        netlink.ensure_veth(dev, "eth0", netns=self.hostns, peer_netns=ns)
-        netlink.set_link(dev, master="br-ex", up=True, netns=self.hostns)
-        netlink.ensure_addresses("eth0", [f"{ip}/24"], netns=ns)
-        netlink.set_link("eth0", up=True, mac=mac, netns=ns)
+        netns_helpers.plug_outside(ns, self.hostns, ip, mac)
         return ns
-
-
-def _names(directory: Path) -> set[str]:
-    return {p.name for p in directory.iterdir()} if directory.exists() else set()
 
 
 @pytest.fixture(name="l3up")
@@ -138,11 +103,9 @@ def l3up_fixture() -> Iterator[L3Up]:
         print(env_up.stop()[-20000:])  # shown when the test failed
         agent = base / "agent"
         ours = {hostns, *made.outside,
-                *(names.router_namespace(r) for r in _names(agent / "l3")),
-                *(names.dhcp_namespace(n) for n in _names(agent / "dhcp"))}
+                *(names.router_namespace(r) for r in netns_helpers.names_in(agent / "l3")),
+                *(names.dhcp_namespace(n) for n in netns_helpers.names_in(agent / "dhcp"))}
         for ns in netlink.list_namespaces():
             if ns in ours or ns.startswith(names.INSTANCE_PREFIX + f"e2e{made.tag}"):
-                for pid in process.namespace_pids(ns):
-                    process.terminate(pid, timeout=2)
-                netlink.delete_namespace(ns)
+                netns_helpers.remove_namespace(ns)
         shutil.rmtree(base, ignore_errors=True)
