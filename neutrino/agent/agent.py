@@ -17,7 +17,8 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from neutrino.agent import model
@@ -31,20 +32,39 @@ from neutrino.bus import Bus, BusError, BusUnavailable
 from neutrino.bus import messages as m
 from neutrino.bus.core import CHANGES
 from neutrino.config import Settings
-from neutrino.linux import names, netlink
+from neutrino.linux import names, netlink, rtnl
+from neutrino.linux.errors import LinuxError
 
 log = logging.getLogger(__name__)
 
 L2_AGENT = ("Linux bridge agent", "neutrino-linuxbridge-agent", "N/A")
 DHCP_AGENT = ("DHCP agent", "neutrino-dhcp-agent", "dhcp_agent")
 L3_AGENT = ("L3 agent", "neutrino-l3-agent", "l3_agent")
-#: how often taps are looked for (an instance's tap appears without any API event)
+#: how often taps are looked for (an instance's tap appears without any API event) while
+#: link events cannot be watched; and how often the DHCP servers are checked
 POLL_INTERVAL = 0.5
+#: with link events watched, taps are still listed this often (a safety net)
+TAP_POLL_WATCHED = 10.0
 #: a full resync this often repairs any drift the events did not tell us about
 RESYNC_INTERVAL = 300.0
 #: while the server is away registration is retried after 0.25, 0.5, 1 ... seconds, at
 #: most this long
 AWAY_BACKOFF = 15.0
+
+
+@dataclass(frozen=True)
+class PassStats:
+    """What one pass did (for logs and bench/instances_bench.py): a full pass over an
+    unchanged host plans no step at all."""
+
+    full: bool
+    seconds: float
+    #: reconciler ("l3", "dhcp", "l2", "firewall") -> steps it planned
+    planned: Mapping[str, int]
+
+    @property
+    def steps(self) -> int:
+        return sum(self.planned.values())
 
 
 class Agent:
@@ -56,10 +76,15 @@ class Agent:
         self.host = settings.agent_host or socket.gethostname()
         self.netns = settings.agent_netns or None
         self.state_dir = Path(settings.agent_state_dir or "/run/neutrino")
+        # VLAN segments are veth pairs with tc-BPF programs: the host can make them when
+        # it can load a program (no 802.1Q needed); otherwise VLAN ports fail to bind
         self.vlan_supported = netlink.vlan_supported()
+        if not self.vlan_supported:
+            log.warning("VLAN networks cannot be wired on this host: %s",
+                        netlink.vlan_unsupported_reason())
         self.l2 = L2(L2Config(self.netns, settings.vxlan_local_ip or None,
                               tuple(settings.vxlan_remotes),
-                              dict(settings.physical_interface_mappings), self.vlan_supported,
+                              dict(settings.physical_interface_mappings),
                               bridge_mappings=dict(settings.bridge_mappings)))
         self.l3 = L3(L3Config(self.netns, self.state_dir / "l3", sandboxed=self.netns is not None))
         backend = dhcp_backend or Dnsmasq(self.state_dir,
@@ -85,11 +110,19 @@ class Agent:
         self._reported: dict[tuple[str, str], tuple[bool, int]] = {}
         self._pending: list[dict] = []
         self._taps: dict[str, tuple[str | None, bool]] = {}
+        #: link index -> name in the agent's namespace, as last listed (for link events)
+        self._link_names: dict[int, str] = {}
+        #: held for a whole pass: link events are looked at between passes, once the
+        #: pass's own changes are known
+        self._pass_lock = threading.Lock()
+        self._watching = False
+        self._watcher: threading.Thread | None = None
         self.backoff = Backoff()
         self.synced = False
         self.applied_generation = 0
         self.wired: set[str] = set()
         self.passes = 0
+        self.last_pass: PassStats | None = None
         self._thread: threading.Thread | None = None
         self._away_tries = 0
         self._retry_at = 0.0
@@ -127,6 +160,13 @@ class Agent:
         with self._lock:
             self._full = True
         self._wake.set()
+
+    @property
+    def idle(self) -> bool:
+        """No pass running and none due (what tests and benchmarks wait for)."""
+        with self._lock:
+            due = self._full or bool(self._dirty)
+        return not due and not self._pass_lock.locked()
 
     def _on_reconnect(self) -> None:
         # away longer than the down time, the server counts us dead: register first
@@ -212,9 +252,14 @@ class Agent:
     def run_once(self) -> bool:
         """One reconcile pass over the dirty keys; False if there was nothing to do or
         the server could not be reached."""
+        with self._pass_lock:
+            return self._pass()
+
+    def _pass(self) -> bool:
         full, keys = self._take_dirty()
         if not full and not keys:
             return False
+        started = time.perf_counter()
         nets, routers = split_keys(keys)
         try:
             state = self._call(m.SYNC, m.SyncRequest(self.host, None if full else nets,
@@ -230,7 +275,8 @@ class Agent:
         if full:
             self._reported.clear()  # the server may have restarted: tell it everything
             self._l3_reported.clear()
-        failed = self._reconcile(scope, None if full else routers)
+        planned: dict[str, int] = {}
+        failed = self._reconcile(scope, None if full else routers, planned)
         if not full:
             # router ports that came or went: their networks' bridges plug or drop the taps
             # L3 just made or removed, in the next pass
@@ -245,20 +291,25 @@ class Agent:
         if not failed:
             self.applied_generation = max(self.applied_generation, state.generation)
         self.synced = True
-        self.passes += 1
         self._flush_reports()
+        self.last_pass = PassStats(full, time.perf_counter() - started, planned)
+        self.passes += 1  # last: a watcher of ``passes`` finds ``last_pass`` set
         return True
 
-    def _reconcile(self, scope: list[str] | None,
-                   router_scope: list[str] | None = None) -> set[str]:
-        """L3 and DHCP first (they make the routers' and DHCP ports' taps), then L2
-        (which plugs every tap); returns the keys that failed (network ids, and
-        ``router:<id>``)."""
+    def _reconcile(self, scope: list[str] | None, router_scope: list[str] | None = None,
+                   planned: dict[str, int] | None = None) -> set[str]:
+        """L3 and DHCP first (they make the routers' and DHCP ports' taps), then the
+        firewall, then L2 (which plugs every tap); returns the keys that failed (network
+        ids, and ``router:<id>``).  ``planned`` gets the number of steps each reconciler
+        planned."""
         snap = self._snapshot
         failed: set[str] = set()
+        planned = {} if planned is None else planned
         l3_want = self.l3.desired(snap)
         l3_keys = self.l3.all_keys(l3_want) if scope is None else set(router_scope or ())
-        l3_failed = self.l3.apply(self.l3.diff(l3_want, self.l3.observe(l3_keys), l3_keys))
+        l3_plan = self.l3.diff(l3_want, self.l3.observe(l3_keys), l3_keys)
+        planned["l3"] = len(l3_plan)
+        l3_failed = self.l3.apply(l3_plan)
         failed |= {router_key(k) for k in l3_failed}
         self._report_l3(*self.l3.reports(snap, l3_keys, l3_want, l3_failed))
         if scope is not None and not scope:
@@ -267,28 +318,39 @@ class Agent:
         release = {n for n in snap.networks if n not in dhcp_want
                    and any(p.is_dhcp and p.local for p in snap.ports_on(n))}
         keys = None if scope is None else set(scope) | release
-        if keys is None and self.netns is not None:
-            # a sandboxed agent shares the namespace list with others: its own are those
-            # it keeps files for
-            keys = set(self.dhcp.backend.networks()) | set(dhcp_want) | release
+        if self.netns is not None:
+            # a sandboxed agent shares the namespace list with others (two "hosts" on one
+            # machine): its own are those it keeps files for, in full and partial passes
+            own = set(self.dhcp.backend.networks()) | set(dhcp_want) | release
+            keys = own if keys is None else keys & own
         seen, taps = self.dhcp.observe(keys, dhcp_want)
-        failed |= set(self.dhcp.apply(self.dhcp.diff(dhcp_want, seen, keys, taps=taps,
-                                                     release=release)))
-        l2_want = self.l2.desired(snap)
-        l2_keys = None if scope is None else self.l2.keys_of(scope, snap)
-        l2_failed = self.l2.apply(self.l2.diff(l2_want, self.l2.observe(), l2_keys))
-        by_bridge = {self.l2.bridge_of(n): n.id for n in snap.networks.values()}
-        failed |= {by_bridge.get(k, k) for k in l2_failed}
-        # security groups after the bridges: a port is ACTIVE only once it is filtered
+        dhcp_plan = self.dhcp.diff(dhcp_want, seen, keys, taps=taps, release=release)
+        planned["dhcp"] = len(dhcp_plan)
+        failed |= set(self.dhcp.apply(dhcp_plan))
+        # security groups before the bridges: a tap is plugged once its port is filtered
+        # (what the forward chain does not know it lets through), and a port is ACTIVE
+        # only once it is filtered
         fw_want = self.firewall.desired(snap)
-        fw_ok = not self.firewall.apply(self.firewall.diff(fw_want, self.firewall.observe()))
+        fw_plan = self.firewall.diff(fw_want, self.firewall.observe())
+        planned["firewall"] = len(fw_plan)
+        fw_ok = not self.firewall.apply(fw_plan)
         if fw_ok:
             self.firewall.remember(fw_want)
         else:
             # retried with backoff through the networks of the ports it filters
             failed |= {p.network_id for p in snap.ports.values() if p.local}
-        after = self.l2.observe()
+        # the bridges last: an instance's tap that appeared meanwhile is plugged now
+        l2_want = self.l2.desired(snap)
+        l2_keys = None if scope is None else self.l2.keys_of(scope, snap)
+        host = self.l2.observe()
+        l2_plan = self.l2.diff(l2_want, host, l2_keys)
+        planned["l2"] = len(l2_plan)
+        l2_failed = self.l2.apply(l2_plan)
+        by_bridge = {self.l2.bridge_of(n): n.id for n in snap.networks.values()}
+        failed |= {by_bridge.get(k, k) for k in l2_failed}
+        after = self.l2.observe() if l2_plan else host
         self._taps = _tap_states(after)
+        self._link_names = {lk.index: name for name, lk in after.links.items()}
         wired: set[str] = set()
         late: set[str] = set()
         for bridge, spec in l2_want.items():
@@ -376,6 +438,44 @@ class Agent:
         if nets:
             self.mark_dirty(nets)
 
+    def _watch_links(self, watch: rtnl.LinkWatch) -> None:
+        """Wake a pass as soon as a local port's tap appears, goes or changes: a
+        hypervisor plugs an instance without any API event."""
+        try:
+            while not self._stop.is_set():
+                events, overrun = watch.read(0.5)
+                if not events and not overrun:
+                    continue
+                with self._pass_lock:  # after the pass in progress, whose changes are known
+                    more, lost = watch.read(0)
+                self._on_links(events + more, overrun or lost)
+        except Exception:  # the taps are polled as before
+            log.exception("watching link events failed: polling taps every %.1fs",
+                          self.poll_interval)
+        finally:
+            self._watching = False
+            watch.close()
+
+    def _on_links(self, events: list[dict], overrun: bool) -> None:
+        local = {names.tap(p.id): p.network_id for p in self._snapshot.ports.values()
+                 if p.local}
+        if overrun:  # the kernel dropped some: look at every local network
+            self.mark_dirty(set(local.values()))
+            return
+        last = {e.get("ifname"): e for e in events}  # each tap's latest state
+        dirty = set()
+        for tap, event in last.items():
+            if tap not in local:
+                continue
+            master = event.get("master")
+            state = None if event["event"] == "del" else (
+                self._link_names.get(master, f"#{master}") if master else None,
+                bool(event["flags"] & 1))  # IFF_UP
+            if state != self._taps.get(tap):  # not what the last pass left
+                dirty.add(local[tap])
+        if dirty:
+            self.mark_dirty(dirty)
+
     def check_daemons(self) -> None:
         """A DHCP server that died (crashed, killed) is started again by the next pass."""
         if not self.synced:
@@ -393,7 +493,7 @@ class Agent:
     def run(self) -> None:
         """Loop until :meth:`stop`: heartbeats, tap polling, backoff retries, passes."""
         interval = max(0.1, self.settings.agent_report_interval)
-        next_beat = next_poll = 0.0
+        next_beat = next_poll = next_taps = 0.0
         next_full = time.monotonic() + self.resync_interval
         while not self._stop.is_set():
             now = time.monotonic()
@@ -401,7 +501,9 @@ class Agent:
                 self.heartbeat()  # while unregistered: with backoff until it goes through
                 next_beat = now + interval
             if now >= next_poll:
-                self.poll_taps()
+                if not self._watching or now >= next_taps:
+                    self.poll_taps()
+                    next_taps = now + TAP_POLL_WATCHED
                 self.check_daemons()
                 next_poll = now + self.poll_interval
             if now >= next_full:
@@ -426,6 +528,16 @@ class Agent:
             self._wake.clear()
 
     def start(self) -> threading.Thread:
+        try:
+            watch = rtnl.LinkWatch(self.netns)  # opened now: no tap change is missed
+        except (LinuxError, OSError) as exc:
+            log.warning("cannot watch link events (%s): polling taps every %.1fs", exc,
+                        self.poll_interval)
+        else:
+            self._watching = True
+            self._watcher = threading.Thread(target=self._watch_links, args=(watch,),
+                                             name=f"agent-links-{self.host}", daemon=True)
+            self._watcher.start()
         self._thread = threading.Thread(target=self.run, name=f"agent-{self.host}", daemon=True)
         self._thread.start()
         return self._thread
@@ -436,6 +548,8 @@ class Agent:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._watcher is not None:
+            self._watcher.join(timeout)  # its socket holds the namespace: closed by then
         self._unsubscribe()
 
 

@@ -33,7 +33,7 @@ def can_realise(segment: Segment, configurations: Mapping[str, Any]) -> bool:
     (upstream's check_segment_for_agent, plus what this host's kernel can do)."""
     types = configurations.get("network_types")
     if types is not None and segment.network_type not in types:
-        return False  # e.g. vlan on a kernel without 802.1Q
+        return False  # e.g. vlan where the kernel cannot load tc-BPF programs
     if segment.network_type in ("vxlan", "geneve"):
         return segment.network_type in configurations.get("tunnel_types", ())
     if segment.network_type in ("flat", "vlan"):

@@ -40,13 +40,15 @@ class Kind(enum.StrEnum):
     DHCP_NS_PORT = "dhcp_ns_port"
     VXLAN = "vxlan"
     VLAN = "vlan"
+    VLAN_WIRE = "vlan_wire"
     DHCP_NAMESPACE = "dhcp_namespace"
     ROUTER_NAMESPACE = "router_namespace"
 
 
 class Parsed(NamedTuple):
     """What a name was built from: ``ident`` is the id prefix (links), the full id
-    (namespaces), the VNI (vxlan) or the VLAN id (vlan, with ``physdev`` set)."""
+    (namespaces), the VNI (vxlan) or the VLAN id (vlan and vlan_wire, with ``physdev``
+    set: the device name as it appears in the link's name, maybe cut and hashed)."""
 
     kind: Kind
     ident: str
@@ -144,21 +146,41 @@ def vxlan(vni: int) -> str:
     return _ifname(f"vxlan-{vni}")
 
 
-def vlan(physdev: str, vid: int) -> str:
-    """The VLAN sub-interface of a physical device: ``<physdev>.<vid>``.
+#: the wire side of a VLAN segment's veth pair (see ``vlan_wire``)
+VLAN_WIRE_PREFIX = "vw-"
 
-    When that does not fit, the device name is cut and its tail replaced by a short
-    hash of the full name, as upstream does, so two long device names that share a
-    prefix still get different sub-interfaces.
-    """
+
+def _physdev_name(prefix: str, physdev: str, vid: int) -> str:
+    """``<prefix><physdev>.<vid>``; when that does not fit, the device name is cut and
+    its tail replaced by a short hash of the full name, as upstream does, so two long
+    device names that share a prefix still get different names."""
     assert 0 < vid < 4095, f"VLAN id {vid} outside 1..4094"
     _ifname(physdev)
     suffix = f".{vid}"
-    if len(physdev) + len(suffix) <= MAX_IFNAME:
-        return _ifname(physdev + suffix)
+    if len(prefix) + len(physdev) + len(suffix) <= MAX_IFNAME:
+        return _ifname(prefix + physdev + suffix)
     digest = hashlib.sha1(physdev.encode()).hexdigest()[:_HASH_LEN]
-    keep = MAX_IFNAME - len(suffix) - _HASH_LEN
-    return _ifname(physdev[:keep] + digest + suffix)
+    keep = MAX_IFNAME - len(prefix) - len(suffix) - _HASH_LEN
+    return _ifname(prefix + physdev[:keep] + digest + suffix)
+
+
+def vlan(physdev: str, vid: int) -> str:
+    """The VLAN segment's device in the network's bridge: ``<physdev>.<vid>``, upstream's
+    name for its 802.1Q sub-interface (here the bridge end of a veth pair)."""
+    return _physdev_name("", physdev, vid)
+
+
+def vlan_wire(physdev: str, vid: int) -> str:
+    """The other end of that veth pair, where tc tags frames and sends them out of
+    ``physdev``: ``vw-<physdev>.<vid>`` (cut and hashed like ``vlan``)."""
+    return _physdev_name(VLAN_WIRE_PREFIX, physdev, vid)
+
+
+def _parse_vlan(name: str, kind: Kind) -> Parsed | None:
+    physdev, dot, vid = name.rpartition(".")
+    if dot and physdev and vid.isdigit() and not vid.startswith("0") and 0 < int(vid) < 4095:
+        return Parsed(kind, vid, physdev)
+    return None
 
 
 def parse_link(name: str) -> Parsed | None:
@@ -172,10 +194,9 @@ def parse_link(name: str) -> Parsed | None:
         if vni.isdigit() and not vni.startswith("0") and int(vni) <= MAX_VNI:
             return Parsed(Kind.VXLAN, vni)
         return None
-    physdev, dot, vid = name.rpartition(".")
-    if dot and physdev and vid.isdigit() and not vid.startswith("0") and 0 < int(vid) < 4095:
-        return Parsed(Kind.VLAN, vid, physdev)
-    return None
+    if name.startswith(VLAN_WIRE_PREFIX):
+        return _parse_vlan(name[len(VLAN_WIRE_PREFIX):], Kind.VLAN_WIRE)
+    return _parse_vlan(name, Kind.VLAN)
 
 
 def parse_namespace(name: str) -> Parsed | None:

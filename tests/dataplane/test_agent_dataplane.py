@@ -27,6 +27,7 @@ from neutrino.linux.run import run
 from tests.conftest import Client, Server, start_server
 
 from .conftest import need, ping
+from .packets import Tap
 
 HOST = "hv1"
 
@@ -63,26 +64,47 @@ class Cloud:
     make_ns: Callable[[], str]
     agent: Agent | None = None
     networks: list[str] = field(default_factory=list)
+    #: more hypervisors (``add_host``): host name -> its namespace, and their agents
+    hosts: dict[str, str] = field(default_factory=dict)
+    agents: dict[str, Agent] = field(default_factory=dict)
 
     @property
     def bus(self) -> InProcessBus:
         return self.server._server.config.app.state.bus  # type: ignore[attr-defined]
 
-    def settings(self, **overrides: object) -> config.Settings:
-        return config.load(None, agent_host=HOST, agent_netns=self.hostns,
-                           agent_state_dir=str(self.state / "agent"), agent_report_interval=0.3,
+    def add_host(self, host: str) -> str:
+        """Another hypervisor: its own namespace, its own agent (``start_agent(host)``)."""
+        self.hosts[host] = self.make_ns()
+        return self.hosts[host]
+
+    def ns_of(self, host: str = HOST) -> str:
+        return self.hostns if host == HOST else self.hosts[host]
+
+    def settings(self, host: str = HOST, **overrides: object) -> config.Settings:
+        state = "agent" if host == HOST else f"agent-{host}"
+        return config.load(None, agent_host=host, agent_netns=self.ns_of(host),
+                           agent_state_dir=str(self.state / state), agent_report_interval=0.3,
                            data_dir=self.state / "data",
                            physical_interface_mappings={"physnet1": "phys0"}, **overrides)
 
-    def start_agent(self, **overrides: object) -> Agent:
-        self.agent = Agent(self.bus, self.settings(**overrides), poll_interval=0.1)
-        self.agent.start()
-        return self.agent
+    def start_agent(self, host: str = HOST, **overrides: object) -> Agent:
+        agent = Agent(self.bus, self.settings(host, **overrides), poll_interval=0.1)
+        if host == HOST:
+            self.agent = agent
+        else:
+            self.agents[host] = agent
+        agent.start()
+        return agent
 
     def stop_agent(self) -> None:
         if self.agent is not None:
             self.agent.stop()
             self.agent = None
+
+    def stop_agents(self) -> None:
+        self.stop_agent()
+        while self.agents:
+            self.agents.popitem()[1].stop()
 
     def network(self, cidr: str = "10.0.0.0/24", project: str | None = None,
                 **attrs: object) -> tuple[dict, dict]:
@@ -93,10 +115,10 @@ class Cloud:
         return net, sub
 
     def boot(self, network_id: str, *, project: str | None = None,
-             fixed_ip: str | None = None) -> Vm:
+             fixed_ip: str | None = None, host: str = HOST) -> Vm:
         """An instance as `neutrino instance boot` makes one (its plug and DHCP code)."""
         body: dict = {"network_id": network_id, "device_owner": inst.OWNER,
-                      "binding:host_id": HOST, "device_id": str(uuid.uuid4())}
+                      "binding:host_id": host, "device_id": str(uuid.uuid4())}
         if project:
             body["project_id"] = project
         if fixed_ip:
@@ -104,7 +126,7 @@ class Cloud:
         port = self.api.create("ports", **body)
         ns = self.make_ns()
         name = ns.removeprefix("nt-test-")
-        settings = self.settings()
+        settings = self.settings(host)
         inst._plug(settings, name, ns, port["id"], port["mac_address"])
         lease = inst._dhcp(settings, name, ns, 20)
         return Vm(name, ns, port, lease)
@@ -127,7 +149,7 @@ def cloud(make_ns: Callable[[], str]) -> Iterator[Cloud]:
     try:
         yield c
     finally:
-        c.stop_agent()
+        c.stop_agents()
         server.stop()
         # the DHCP namespaces the agent made, whatever state the test left
         dhcp_dir = state / "agent" / "dhcp"
@@ -309,32 +331,122 @@ def test_flat_network_reaches_the_physical_interface(cloud: Cloud) -> None:
     assert netlink.get_link("phys0", cloud.hostns).master == names.bridge(net["id"])
 
 
-def test_vlan_port_fails_to_bind_without_8021q(cloud: Cloud) -> None:
-    if netlink.vlan_supported():
-        pytest.skip("this kernel has 802.1Q: VLAN ports bind (see test_vlan_network)")
-    cloud.start_agent()
-    wait_for(lambda: len(_agents(cloud)) == 3, what="agents")
-    net = cloud.api.create("networks", **{"provider:network_type": "vlan",
-                                          "provider:physical_network": "physnet1",
-                                          "provider:segmentation_id": 1234})
-    cloud.networks.append(net["id"])
-    port = cloud.api.create("ports", network_id=net["id"], **{"binding:host_id": HOST})
-    assert port["binding:vif_type"] == "binding_failed"
+VLAN = {"provider:network_type": "vlan", "provider:physical_network": "physnet1"}
+U32_NOTHING = ["u32", "match", "u32", "0xdeadbeef", "0xffffffff", "at", "0", "flowid", "1:1"]
 
 
-def test_vlan_network(cloud: Cloud) -> None:
-    if not netlink.vlan_supported():
-        pytest.skip("this kernel has no 802.1Q support (8021q): VLAN networks cannot be wired")
+def _vlan_objects(ns: str) -> tuple[set[str], dict[int, str]]:
+    """The links of a host namespace, and the VLAN filters on its phys0."""
+    return {lk.name for lk in netlink.list_links(ns)}, netlink.vlan_filters("phys0", ns)
+
+
+def _tagged(tap: Tap, src: Vm, dst: Vm) -> set[int | None]:
+    """The tags of the IPv4 frames on the wire while ``src`` pings ``dst``."""
+    tap.frames(0.1)  # what came before
+    assert ping(src.ns, dst.ip)
+    return {f.vid for f in tap.frames(0.5) if f.ethertype == 0x0800}
+
+
+def test_vlan_networks_across_two_hosts(cloud: Cloud) -> None:
+    """Two hypervisors whose phys0 are the two ends of one wire: the instances of a VLAN
+    network on both meet over it, tagged; the same subnet on another VLAN, or flat
+    (untagged) on the same wire, never meets them; deleting the networks leaves nothing
+    behind on either host."""
+    hv2 = cloud.add_host("hv2")
+    netlink.ensure_veth("phys0", "phys0", netns=cloud.hostns, peer_netns=hv2)  # the wire
     cloud.start_agent()
-    net = cloud.api.create("networks", **{"provider:network_type": "vlan",
-                                          "provider:physical_network": "physnet1",
-                                          "provider:segmentation_id": 1234})
-    cloud.networks.append(net["id"])
-    netlink.ensure_veth("phys0", "phys0-peer", netns=cloud.hostns)
-    cloud.api.create("subnets", network_id=net["id"], cidr="10.9.0.0/24", ip_version=4)
-    vm1, vm2 = cloud.boot(net["id"]), cloud.boot(net["id"])
-    assert ping(vm1.ns, vm2.ip)
-    assert netlink.get_link("phys0.1234", cloud.hostns) is not None
+    cloud.start_agent("hv2")
+    agents = wait_for(lambda: len(_agents(cloud, "?alive=true")) == 6 and _agents(cloud),
+                      what="both hosts' agents")
+    for a in agents:
+        if a["agent_type"] == "Linux bridge agent":
+            assert "vlan" in a["configurations"]["network_types"], "no 802.1Q needed"
+    net1, _ = cloud.network("10.9.0.0/24", **VLAN, **{"provider:segmentation_id": 1234})
+    net2, _ = cloud.network("10.9.0.0/24", **VLAN, **{"provider:segmentation_id": 1235})
+    flat, _ = cloud.network("10.9.0.0/24", **{"provider:network_type": "flat",
+                                              "provider:physical_network": "physnet1"})
+    assert net1["mtu"] == net2["mtu"] == 1500, "VLAN adds no overhead"
+    a1 = cloud.boot(net1["id"], fixed_ip="10.9.0.10")
+    b1 = cloud.boot(net1["id"], fixed_ip="10.9.0.11", host="hv2")
+    a2 = cloud.boot(net2["id"], fixed_ip="10.9.0.20")
+    b2 = cloud.boot(net2["id"], fixed_ip="10.9.0.11", host="hv2")  # b1's address
+    b3 = cloud.boot(net2["id"], fixed_ip="10.9.0.21", host="hv2")
+    f1 = cloud.boot(flat["id"], fixed_ip="10.9.0.30")  # phys0 itself in the flat bridges
+    f2 = cloud.boot(flat["id"], fixed_ip="10.9.0.11", host="hv2")
+    for vm in (a1, b1, a2, b2, b3, f1, f2):  # every lease crossed the wire from one host's DHCP
+        assert vm.lease["ip"] == vm.ip and vm.lease["mtu"] == "1500"
+        wait_for(lambda vm=vm: cloud.active(vm.port["id"]), what=f"{vm.name} ACTIVE")
+        assert cloud.port(vm.port["id"])["binding:vif_type"] == "bridge"
+    assert ping(a1.ns, b1.ip) and ping(b1.ns, a1.ip) and ping(a2.ns, b3.ip)
+    # 10.9.0.11 answers on each network as its own instance; the others are out of reach
+    for src, owner in ((a1, b1), (a2, b2), (f1, f2)):
+        assert ping(src.ns, "10.9.0.11")
+        assert {n.ip: n.mac for n in netlink.list_neighbours("eth0", src.ns)}["10.9.0.11"] \
+            == owner.port["mac_address"]
+    assert not ping(a1.ns, b3.ip, expect=False) and not ping(b3.ns, a1.ip, expect=False)
+    assert not ping(f1.ns, b3.ip, expect=False) and not ping(b1.ns, f1.ip, expect=False)
+    # on the wire each VLAN's frames carry its own tag; the flat network's none
+    with Tap(hv2, "phys0") as tap:
+        assert _tagged(tap, a1, b1) == {1234}
+        assert _tagged(tap, a2, b3) == {1235}
+        assert _tagged(tap, f1, f2) == {None}
+    # the kernel objects: upstream's <phys>.<vid> in the bridge, its wire end, the filters
+    for host, ns in ((HOST, cloud.hostns), ("hv2", hv2)):
+        links = {lk.name: lk for lk in netlink.list_links(ns)}
+        for net, vid in ((net1, 1234), (net2, 1235)):
+            inner = links[names.vlan("phys0", vid)]
+            assert (inner.kind, inner.master, inner.mtu, inner.peer) == \
+                ("veth", names.bridge(net["id"]), 1500, names.vlan_wire("phys0", vid)), host
+        assert set(netlink.vlan_filters("phys0", ns)) == {1234, 1235}, host
+
+    # a restart of both agents changes nothing (the filters are found as they should be)
+    before = {ns: (netlink.list_links(ns), netlink.vlan_filters("phys0", ns))
+              for ns in (cloud.hostns, hv2)}
+    cloud.stop_agents()
+    agents2 = [cloud.start_agent(), cloud.start_agent("hv2")]
+    wait_for(lambda: all(a.passes > 0 for a in agents2), what="the new agents' first pass")
+    assert {ns: (netlink.list_links(ns), netlink.vlan_filters("phys0", ns))
+            for ns in (cloud.hostns, hv2)} == before, "a resync rewired a VLAN"
+    assert ping(a1.ns, b1.ip)
+
+    # deleting ports and networks removes every object on both hosts
+    for vm, ns in ((a1, cloud.hostns), (a2, cloud.hostns), (f1, cloud.hostns), (b1, hv2),
+                   (b2, hv2), (b3, hv2), (f2, hv2)):
+        assert cloud.api.delete(f"/ports/{vm.port['id']}").status_code == 204
+        netlink.delete_link(names.tap(vm.port["id"]), ns)  # the "hypervisor" unplugs
+    for net in (net1, net2, flat):
+        assert cloud.api.delete(f"/networks/{net['id']}").status_code == 204
+    for ns in (cloud.hostns, hv2):
+        wait_for(lambda ns=ns: _vlan_objects(ns) == ({"lo", "phys0"}, {}),
+                 what="the host namespace to be empty but for phys0")
+    for net in (net1, net2, flat):
+        wait_for(lambda net=net: not netlink.namespace_exists(names.dhcp_namespace(net["id"])),
+                 what="qdhcp namespace gone")
+
+
+def test_vlan_leftovers_are_swept_and_others_filters_kept(cloud: Cloud) -> None:
+    """What deleted networks left while no agent ran (a pair in a stale bridge, a pair
+    in none, phys0's filter of a pair already gone) goes with the first full pass;
+    somebody else's filter on phys0 stays."""
+    ns = cloud.hostns
+    outside = cloud.make_ns()
+    netlink.ensure_veth("phys0", "wire", netns=ns, peer_netns=outside)
+    run(["tc", "qdisc", "add", "dev", "phys0", "clsact"], netns=ns)
+    run(["tc", "filter", "add", "dev", "phys0", "ingress", "prio", "1", "protocol", "all",
+         *U32_NOTHING], netns=ns)
+    stale = names.bridge(str(uuid.uuid4()))
+    netlink.ensure_bridge(stale, netns=ns)
+    for vid in (1300, 1301, 1302):
+        netlink.ensure_vlan(names.vlan("phys0", vid), wire=names.vlan_wire("phys0", vid),
+                            parent="phys0", vid=vid, netns=ns)
+    netlink.set_link(names.vlan("phys0", 1300), master=stale, netns=ns)
+    netlink.delete_link(names.vlan("phys0", 1302), ns)
+    assert set(netlink.vlan_filters("phys0", ns)) == {1300, 1301, 1302}
+    agent = cloud.start_agent()
+    wait_for(lambda: agent.synced, what="the first sync")
+    wait_for(lambda: _vlan_objects(ns) == ({"lo", "phys0"}, {}), what="the leftovers swept")
+    shown = run(["tc", "filter", "show", "dev", "phys0", "ingress"], netns=ns).stdout
+    assert "u32" in shown and "nt-vlan" not in shown
 
 
 def test_unplugged_port_goes_down(cloud: Cloud) -> None:

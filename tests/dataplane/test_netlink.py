@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from neutrino.linux import names, netlink
-from neutrino.linux.errors import Conflict, KernelError, NamespaceNotFound, NotSupported
+from neutrino.linux import bpf, names, netlink
+from neutrino.linux.errors import Conflict, KernelError, NamespaceNotFound
 from neutrino.linux.run import run
 
-from .conftest import Lan, need, new_id, ping
+from .conftest import Lan, need, new_id, ping, plug
+from .packets import ETH_P_ARP, Tap, arp_request, mac_bytes
 
 
 def test_namespace_ensure_delete_idempotent() -> None:
@@ -201,18 +202,95 @@ def test_vxlan_device_and_flood_list(make_ns: Callable[[], str]) -> None:
     assert netlink.fdb_delete(dev, "fa:16:3e:aa:bb:cc", "192.0.2.4", ns) is False
 
 
-def test_vlan_subinterface_or_kernel_says_no(make_ns: Callable[[], str]) -> None:
-    ns = make_ns()
-    netlink.ensure_veth("phys0", "phys1", netns=ns)
-    dev = names.vlan("phys0", 100)
-    try:
-        changed = netlink.ensure_vlan(dev, parent="phys0", vid=100, netns=ns)
-    except NotSupported:
-        pytest.skip("kernel has no 802.1Q support (CONFIG_VLAN_8021Q): VLAN networks need it")
-    assert changed is True
-    assert netlink.ensure_vlan(dev, parent="phys0", vid=100, netns=ns) is False
-    link = netlink.get_link(dev, ns)
-    assert link is not None and (link.kind, link.vlan_id, link.parent) == ("vlan", 100, "phys0")
+def _arp_replies(tap: Tap, vid: int | None) -> list[tuple[int | None, tuple[str, bytes]]]:
+    """Ask for 10.50.0.1 on the wire, tagged ``vid``: the (tag, answer) of each reply."""
+    tap.send(arp_request(mac_bytes("02:00:00:00:00:99"), "10.50.0.99", "10.50.0.1", vid))
+    return [(f.vid, reply) for f in tap.frames(1.0)
+            if not f.outgoing and (reply := f.arp_reply()) is not None]
+
+
+def test_vlan_segment_tags_frames_on_the_wire(make_ns: Callable[[], str]) -> None:
+    """A VLAN segment without 802.1Q: a veth pair and two tc-BPF programs.  "far" is
+    the other end of the wire; it talks raw frames, tagged in-band."""
+    need("ping", "tc")
+    host, far, vm = make_ns(), make_ns(), make_ns()
+    netlink.ensure_veth("phys0", "wire0", netns=host, peer_netns=far)
+    # somebody else's filter on phys0's ingress, ahead of ours (matching nothing we
+    # send): kept whatever we do
+    run(["tc", "qdisc", "add", "dev", "phys0", "clsact"], netns=host)
+    run(["tc", "filter", "add", "dev", "phys0", "ingress", "prio", "1", "protocol", "all",
+         "u32", "match", "u32", "0xdeadbeef", "0xffffffff", "at", "0", "flowid", "1:1"],
+        netns=host)
+    bridge = names.bridge(new_id())
+    netlink.ensure_bridge(bridge, mtu=1500, netns=host)
+    plug(host, bridge, vm, "10.50.0.1/24")
+    vm_mac = mac_bytes(netlink.get_link("eth0", vm).mac or "")
+    dev, wire = names.vlan("phys0", 100), names.vlan_wire("phys0", 100)
+    spec = {"wire": wire, "parent": "phys0", "vid": 100, "mtu": 1500, "netns": host}
+    assert netlink.ensure_vlan(dev, **spec) is True
+    netlink.set_link(dev, master=bridge, netns=host)
+
+    def state() -> tuple[object, ...]:
+        return (netlink.list_links(host), netlink.vlan_filters("phys0", host),
+                netlink.vlan_filters(wire, host))
+
+    before = state()
+    assert netlink.ensure_vlan(dev, **spec) is False, "a second ensure changes nothing"
+    assert state() == before
+    links = {lk.name: lk for lk in before[0]}  # type: ignore[attr-defined]
+    assert (links[dev].kind, links[dev].peer, links[dev].mtu, links[dev].master) == \
+        ("veth", wire, 1500, bridge)
+    assert (links[wire].kind, links[wire].peer, links[wire].master) == ("veth", dev, None)
+    assert netlink.list_addresses(dev, host) == netlink.list_addresses(wire, host) == [], \
+        "no link-local address: the pair sends nothing of its own"
+    pop = netlink.vlan_filters("phys0", host)
+    assert list(pop) == [100] and pop[100].startswith("nt-vlan100-pop-")
+    assert list(netlink.vlan_filters(wire, host)) == [100]
+    shown = run(["tc", "filter", "show", "dev", "phys0", "ingress"], netns=host).stdout
+    assert "u32" in shown and pop[100] in shown and "direct-action" in shown
+
+    with Tap(far, "wire0") as tap:
+        # wire -> bridge: only VLAN 100 reaches the instance; its answer leaves tagged 100
+        assert _arp_replies(tap, 100) == [(100, ("10.50.0.1", vm_mac))]
+        assert _arp_replies(tap, 200) == []
+        assert _arp_replies(tap, None) == []
+        # bridge -> wire: what the instance sends is tagged too
+        run(["ping", "-c", "1", "-W", "1", "10.50.0.77"], netns=vm, check=False)
+        asked = [f for f in tap.frames(0.5) if f.ethertype == ETH_P_ARP and not f.outgoing]
+        assert asked and {f.vid for f in asked} == {100}, asked
+
+    # untagged traffic on phys0 goes on as before: our filter says "not mine"
+    netlink.ensure_addresses("phys0", ["192.0.2.1/24"], netns=host)
+    netlink.ensure_addresses("wire0", ["192.0.2.2/24"], netns=far)
+    assert ping(far, "192.0.2.1")
+
+    # the pair made again (new ifindexes): the programs are replaced to match
+    netlink.delete_link(wire, host)
+    assert netlink.ensure_vlan(dev, **spec) is True
+    netlink.set_link(dev, master=bridge, netns=host)
+    assert netlink.vlan_filters("phys0", host)[100] != pop[100]
+    with Tap(far, "wire0") as tap:
+        assert _arp_replies(tap, 100) == [(100, ("10.50.0.1", vm_mac))]
+
+    # deletion: phys0's filter and both ends go, somebody else's filter stays
+    assert netlink.delete_vlan(dev, parent="phys0", vid=100, netns=host) is True
+    assert netlink.delete_vlan(dev, parent="phys0", vid=100, netns=host) is False
+    assert netlink.vlan_filters("phys0", host) == {}
+    left = {lk.name for lk in netlink.list_links(host)}
+    assert dev not in left and wire not in left
+    shown = run(["tc", "filter", "show", "dev", "phys0", "ingress"], netns=host).stdout
+    assert "u32" in shown and "nt-vlan" not in shown
+    with Tap(far, "wire0") as tap:
+        assert _arp_replies(tap, 100) == []
+    assert ping(far, "192.0.2.1")
+
+
+def test_bpf_verifier_log_comes_back() -> None:
+    need()
+    bad = bpf.Program(bpf.assemble([bpf.exit_()]), "nt_bad", "nt-bad")  # r0 never set
+    with pytest.raises(KernelError, match="R0 !read_ok"):
+        bpf.load(bad)
+    assert bpf.unavailable() is None and netlink.vlan_supported()
 
 
 def test_bridge_connects_namespaces(lan: Lan) -> None:

@@ -3,6 +3,8 @@ replaced atomically, set elements change one by one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from neutrino.linux import nft
@@ -128,3 +130,70 @@ def test_delete_table_ignores_absent(lan: Lan) -> None:
     assert nft.delete_table("inet", TABLE, netns=lan.b) is True
     assert nft.delete_table("inet", TABLE, netns=lan.b) is False
     assert nft.list_table("inet", TABLE, netns=lan.b) is None
+
+
+def _state(netns: str) -> dict:
+    """Both test tables as the kernel holds them: chains by name (their rules in order),
+    sets with their elements and element comments."""
+    out: dict = {}
+    for family in ("bridge", "inet"):
+        table = nft.list_table(family, TABLE, netns=netns)
+        assert table is not None
+        out[family] = {c.name: (c.type, c.hook, c.priority, c.policy,
+                                [(list(r.expr), r.comment) for r in c.rules])
+                       for c in table.chains}
+    for (family, name), sets in nft.list_sets(netns=netns).items():
+        if name == TABLE:
+            out[f"{family} sets"] = {s.name: (s.type, sorted(map(str, s.elements)),
+                                              sorted((str(e), c) for e, c in s.comments))
+                                     for s in sets}
+    return out
+
+
+def test_patch_leaves_what_a_replacement_leaves(make_ns: Callable[[], str]) -> None:
+    need("nft")
+    patched, replaced = make_ns(), make_ns()
+
+    def jump(chain: str) -> nft.Rule:
+        return nft.Rule([nft.match(nft.meta("iifname"), f"tap-{chain}"), nft.jump(chain)],
+                        f"to {chain}")
+
+    def drop(port: int) -> nft.Rule:
+        return nft.Rule([nft.match(nft.meta("l4proto"), "tcp"),
+                         nft.match(nft.payload("th", "dport"), port), nft.DROP], f"p{port}")
+
+    def stamp(text: str) -> nft.Set:
+        return nft.Set("stamp", "inet_service", (1,), comments=((1, text),))
+
+    def tables(chains: dict[str, list[nft.Rule]], members: list[str], fp: str,
+               extra_set: str) -> tuple[nft.Table, nft.Table]:
+        base = nft.Chain("forward", [jump(n) for n in chains], "filter", "forward", 0, "accept")
+        sets = (nft.Set("members", "ipv4_addr", members, ("interval",)),
+                nft.Set(extra_set, "ipv4_addr"), stamp(fp))
+        use = nft.Rule([nft.match(nft.payload("ip", "saddr"), nft.set_ref("members")),
+                        nft.ACCEPT], "members")
+        inet = nft.Table("inet", TABLE, sets, (
+            base, *(nft.Chain(n, [use, *rules]) for n, rules in chains.items())))
+        bridge = nft.Table("bridge", TABLE, (stamp(fp),), (
+            nft.Chain("prerouting", [jump("b1")], "filter", "prerouting", -300, "accept"),
+            nft.Chain("b1", [nft.Rule([nft.DROP], fp)])))
+        return bridge, inet
+
+    old = tables({"c1": [drop(1)], "c2": [drop(2)], "c3": [drop(3)]},
+                 ["10.0.0.1", "10.0.0.2", "10.9.0.0/16"], "old", "gone")
+    new = tables({"c1": [drop(1)], "c3": [drop(3), drop(33)], "c4": [drop(4)]},
+                 ["10.0.0.2", "10.0.0.3", "10.9.0.0/16"], "new", "made")
+    nft.apply_tables(old, netns=patched)
+    assert nft.patch_tables(old, new, held=nft.list_sets(netns=patched), netns=patched)
+    nft.apply_tables(new, netns=replaced)
+    assert _state(patched) == _state(replaced)
+    # patching what the kernel already holds does nothing (no nft run at all)
+    assert nft.patch_tables(new, new, held=nft.list_sets(netns=patched), netns=patched)
+    assert _state(patched) == _state(replaced)
+    # a base chain's hook cannot change in place: not a patch, nothing done
+    bridge, inet = new
+    moved = nft.Table("inet", TABLE, inet.sets, (
+        nft.Chain("forward", inet.chains[0].rules, "filter", "forward", 10, "accept"),
+        *inet.chains[1:]))
+    assert not nft.patch_tables(new, (bridge, moved), netns=patched)
+    assert _state(patched) == _state(replaced)

@@ -24,6 +24,7 @@ def test_names_follow_neutron() -> None:
     assert names.vxlan(1) == "vxlan-1"
     assert names.vxlan(names.MAX_VNI) == "vxlan-16777215"
     assert names.vlan("eth1", 100) == "eth1.100"
+    assert names.vlan_wire("eth1", 100) == "vw-eth1.100"
 
 
 def test_every_link_name_fits_ifnamsiz() -> None:
@@ -43,6 +44,12 @@ def test_long_physdev_is_truncated_with_a_hash() -> None:
     assert a.startswith("enp1") and names.vlan("enp175s0f1np1", 4094) == a, "stable"
     assert names.vlan("eth10", 4094) == "eth10.4094"
     assert len(names.vlan("a" * 15, 1)) == 15
+    # the wire end: the same rule behind its prefix
+    w1, w2 = names.vlan_wire("enp175s0f1np1", 4094), names.vlan_wire("enp175s0f1np2", 4094)
+    assert len(w1) == len(w2) == 15 and w1 != w2 and w1.startswith("vw-e")
+    assert names.vlan_wire("phys0", 4094) == "vw-phys0.4094"
+    assert names.vlan_wire("ethernet1", 1) == "vw-ethernet1.1"
+    assert len(names.vlan_wire("a" * 15, 4094)) == 15
 
 
 @pytest.mark.parametrize("call", [
@@ -51,6 +58,9 @@ def test_long_physdev_is_truncated_with_a_hash() -> None:
     lambda: names.vlan("eth0", 0),
     lambda: names.vlan("eth0", 4095),
     lambda: names.vlan("x" * 16, 5),
+    lambda: names.vlan_wire("eth0", 0),
+    lambda: names.vlan_wire("eth0", 4095),
+    lambda: names.vlan_wire("x" * 16, 5),
     lambda: names.tap(""),
     lambda: names.tap("ab/cd"),
     lambda: names.bridge("a b"),
@@ -71,6 +81,9 @@ def test_parse_back() -> None:
     assert names.parse_link(names.dhcp_ns_port(PORT)) == Parsed(Kind.DHCP_NS_PORT, prefix)
     assert names.parse_link(names.vxlan(4242)) == Parsed(Kind.VXLAN, "4242")
     assert names.parse_link(names.vlan("eth1", 100)) == Parsed(Kind.VLAN, "100", "eth1")
+    assert names.parse_link(names.vlan_wire("eth1", 100)) == Parsed(Kind.VLAN_WIRE, "100", "eth1")
+    long = names.vlan_wire("enp175s0f1np1", 4094)
+    assert names.parse_link(long) == Parsed(Kind.VLAN_WIRE, "4094", long[3:-5])
     assert names.parse_namespace(names.dhcp_namespace(NET)) == Parsed(Kind.DHCP_NAMESPACE, NET)
     assert names.parse_namespace(names.router_namespace(ROUTER)) == \
         Parsed(Kind.ROUTER_NAMESPACE, ROUTER)
@@ -80,6 +93,7 @@ def test_parse_back() -> None:
     "eth0", "lo", "docker0", "tap0", "tapfoo", "brq", "virbr0", "qr-", "vnet3",
     "vxlan-0", "vxlan-007", "vxlan-16777216", "vxlan-x", "eth0.0", "eth0.4095", ".100",
     "tapD0C2E8B1-3F",  # upper case is not how ids are spelt
+    "vw-", "vw-eth0", "vw-eth0.0", "vw-eth0.4095", "vw-.100", "vw-eth0.x",
 ])
 def test_other_links_are_not_ours(name: str) -> None:
     assert names.parse_link(name) is None

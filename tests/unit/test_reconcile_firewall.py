@@ -47,8 +47,11 @@ def test_rules_carry_their_id_and_remote_groups_are_sets() -> None:
     assert inet.family == "inet" and d.tables[0].family == "bridge"
     comments = [r.comment for c in inet.chains for r in c.rules]
     assert {"rule r-web", "rule r-icmp", "rule r-out"} <= set(comments)
-    (s,) = inet.sets
+    s, stamp = inet.sets
     assert s.name == fw.set_name(RG, "IPv4") and list(s.elements) == ["10.0.0.7"]
+    # the fingerprint rides in both tables, as the comment of a set's element
+    assert stamp.name == fw.FINGERPRINT_SET and d.tables[0].sets == (stamp,)
+    assert stamp.comments == ((1, fw.FINGERPRINT + d.fingerprint),)
     ingress = inet.chain(f"in-{P1}")
     assert ingress is not None and ingress.rules[-1].expr == [{"drop": None}], "fail closed"
     assert f"spoof-{P1}" in text(d)
@@ -66,12 +69,16 @@ def test_members_change_only_set_elements() -> None:
     assert fw.diff(after, seen_of(after), after) == []
 
 
-def test_rule_removal_replaces_tables_and_cuts_only_its_flows() -> None:
+def test_rule_removal_patches_tables_and_cuts_only_its_flows() -> None:
     before = fw.desired(snap(port(P1, "10.0.0.5")))
     after = fw.desired(snap(port(P1, "10.0.0.5"), rules=(WEB, OUT)))
     plan = fw.diff(after, seen_of(before), before)
-    assert isinstance(plan[0], fw.ReplaceTables)
+    # the kernel holds what was applied last: only what differs changes
+    assert plan[0] == fw.PatchTables(after, before)
     assert plan[1] == fw.FlushConntrack((("-p", "icmp", "-d", "10.0.0.5"),))
+    # it holds something else (changed behind our back): replaced whole
+    other = fw.desired(snap(port(P1, "10.0.0.5"), rules=(OUT,)))
+    assert fw.diff(after, seen_of(other), before)[0] == fw.ReplaceTables(after)
 
 
 def test_from_empty_and_after_restart() -> None:
@@ -135,3 +142,20 @@ def test_effective_halves_and_groups_parsed_from_the_host_state() -> None:
     # a scoped sync still replaces the groups whole
     merged = Snapshot().merged(s, ["n"])
     assert merged.security_groups == s.security_groups
+
+
+def test_conntrack_filters_match_listed_flows() -> None:
+    listing = (
+        "ipv4     2 tcp      6 431999 ESTABLISHED src=10.0.0.7 dst=10.0.0.5 sport=40000 "
+        "dport=80 src=10.0.0.5 dst=10.0.0.7 sport=80 dport=40000 [ASSURED] mark=0 use=1\n"
+        "ipv6     10 udp      17 29 src=2001:db8:0::7 dst=2001:db8::5 sport=1 dport=2 "
+        "src=2001:db8::5 dst=2001:db8::7 sport=2 dport=1 mark=0 use=1\n")
+    tcp, udp = fw.flows(listing)
+    assert tcp == (4, "tcp", "10.0.0.7", "10.0.0.5")
+    assert udp == (6, "udp", "2001:db8::7", "2001:db8::5")
+    assert fw.matches(("-s", "10.0.0.7", "-d", "10.0.0.5"), tcp)
+    assert fw.matches(("-p", "tcp", "-d", "10.0.0.5"), tcp)
+    assert not fw.matches(("-p", "icmp", "-d", "10.0.0.5"), tcp)
+    assert not fw.matches(("-s", "10.0.0.5"), tcp), "the original direction only"
+    assert not fw.matches(("-d", "2001:db8::5"), udp), "without -f: IPv4 only, as conntrack"
+    assert fw.matches(("-f", "ipv6", "-d", "2001:db8::5"), udp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -9,6 +10,8 @@ from neutrino.agent import l2
 from neutrino.agent.l2 import (
     BridgeSpec,
     DeleteLink,
+    DeleteVlan,
+    DeleteVlanFilter,
     EnsureBridge,
     EnsureFlood,
     EnsureVlan,
@@ -19,7 +22,7 @@ from neutrino.agent.l2 import (
     Unplug,
 )
 from neutrino.agent.model import Network, Port, Segment, Snapshot
-from neutrino.linux import names
+from neutrino.linux import bpf, names
 from neutrino.linux.netlink import Link, VxlanInfo
 
 NET_A = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
@@ -43,23 +46,34 @@ _index = itertools.count(10)
 
 
 def _link(name: str, kind: str | None, master: str | None = None, mtu: int = 1450,
-          up: bool = True, vxlan: VxlanInfo | None = None) -> Link:
-    return Link(next(_index), name, kind, master, up, mtu, None, None, vxlan)
+          up: bool = True, vxlan: VxlanInfo | None = None, peer: str | None = None) -> Link:
+    return Link(next(_index), name, kind, master, up, mtu, None, None, vxlan, peer=peer)
 
 
-def _converged(want: dict[str, BridgeSpec]) -> L2Observed:
-    """The kernel as apply() would leave it for ``want``."""
-    links, flood = {}, {}
+def _converged(want: dict[str, BridgeSpec], physdevs: tuple[str, ...] = ()) -> L2Observed:
+    """The kernel as apply() would leave it for ``want`` (``physdevs``: the mapped
+    physical devices, whose filters observe() reads)."""
+    links: dict[str, Link] = {p: _link(p, None, mtu=1500) for p in physdevs}
+    flood: dict[str, frozenset[str]] = {}
+    vlans: dict[str, dict[int, str]] = {p: {} for p in physdevs}
     for spec in want.values():
-        links[spec.bridge] = _link(spec.bridge, "bridge")
+        links[spec.bridge] = _link(spec.bridge, "bridge", mtu=spec.mtu)
         up = spec.uplink
-        if up is not None:
+        if up is not None and up.kind == "vlan":
+            assert up.wire and up.parent and up.vid
+            links[up.name] = _link(up.name, "veth", spec.bridge, spec.mtu, peer=up.wire)
+            wire = links[up.wire] = _link(up.wire, "veth", None, spec.mtu, peer=up.name)
+            vlans[up.wire] = {up.vid: bpf.vlan_push(up.vid, links[up.parent].index).filter_name}
+            vlans[up.parent][up.vid] = bpf.vlan_pop(up.vid, wire.index).filter_name
+        elif up is not None and up.kind == "vxlan":
             links[up.name] = _link(up.name, "vxlan", spec.bridge,
                                    vxlan=VxlanInfo(up.vni, 4789, None, False, None))
             flood[up.name] = frozenset(up.remotes)
+        elif up is not None:
+            links[up.name] = _link(up.name, None, spec.bridge, mtu=1500)
         for tap in spec.taps.values():
-            links[tap] = _link(tap, "veth", spec.bridge)
-    return L2Observed(links, flood)
+            links[tap] = _link(tap, "veth", spec.bridge, spec.mtu)
+    return L2Observed(links, flood, vlans)
 
 
 def test_from_empty_builds_bridges_uplinks_in_dependency_order() -> None:
@@ -155,17 +169,108 @@ def test_drift_is_repaired() -> None:
                     Plug(br, names.tap(P1), 1450)]
 
 
+def _vlan_snapshot(*vids: tuple[str, int]) -> Snapshot:
+    return Snapshot(1, {net: Network(net, 1500, Segment("vlan", "physnet1", vid), l2=True)
+                        for net, vid in vids}, {})
+
+
 def test_flat_and_vlan_uplinks() -> None:
     snap = Snapshot(1, {
         NET_A: Network(NET_A, 1500, Segment("flat", "physnet1"), l2=True),
         NET_B: Network(NET_B, 1500, Segment("vlan", "physnet1", 1000), l2=True),
     }, {})
     want = l2.desired(snap, CFG)
-    plan = l2.diff(want, L2Observed({"eth1": _link("eth1", None, mtu=1500)}))
+    plan = l2.diff(want, L2Observed({"eth1": _link("eth1", None, mtu=1500)}, vlans={"eth1": {}}))
     assert Plug(names.bridge(NET_A), "eth1", None) in plan
-    assert EnsureVlan(names.bridge(NET_B), "eth1.1000", "eth1", 1000, 1500) in plan
+    # the bridge end keeps upstream's name; the wire end is ours: "vw-" + the same
+    assert EnsureVlan(names.bridge(NET_B), "eth1.1000", "vw-eth1.1000", "eth1", 1000,
+                      1500) in plan
     # an unmapped physical network has no uplink (its ports fail to bind anyway)
     assert l2.desired(snap, L2Config())[names.bridge(NET_A)].uplink is None
+
+
+def test_vlan_converged_is_a_fixed_point_and_drift_rewires() -> None:
+    want = l2.desired(_vlan_snapshot((NET_A, 1000), (NET_B, 1001)), CFG)
+    seen = _converged(want, ("eth1",))
+    assert l2.diff(want, seen) == []
+    br = names.bridge(NET_A)
+    ensure = EnsureVlan(br, "eth1.1000", "vw-eth1.1000", "eth1", 1000, 1500)
+    # the pair made again (new ifindexes): eth1's program redirects into nothing
+    links = dict(seen.links)
+    links["vw-eth1.1000"] = _link("vw-eth1.1000", "veth", None, 1500, peer="eth1.1000")
+    assert l2.diff(want, L2Observed(links, seen.flood, seen.vlans)) == [ensure]
+    # eth1 made again: the wire end's program sends out of a device that is gone
+    links = dict(seen.links)
+    links["eth1"] = _link("eth1", None, mtu=1500)
+    assert l2.diff(want, L2Observed(links, seen.flood, seen.vlans)) == [
+        ensure, EnsureVlan(names.bridge(NET_B), "eth1.1001", "vw-eth1.1001", "eth1", 1001, 1500)]
+    # a filter gone, the bridge end unplugged, the pair's MTU off: each rewires
+    vlans = {d: dict(f) for d, f in seen.vlans.items()}
+    del vlans["eth1"][1000]
+    assert l2.diff(want, L2Observed(seen.links, seen.flood, vlans), keys=[br]) == [ensure]
+    for name, change in (("eth1.1000", {"master": None}), ("vw-eth1.1000", {"mtu": 1400}),
+                         ("vw-eth1.1000", {"peer": None})):
+        links = dict(seen.links)
+        links[name] = dataclasses.replace(links[name], **change)
+        assert l2.diff(want, L2Observed(links, seen.flood, seen.vlans), keys=[br]) == [ensure]
+
+
+def test_vlan_network_removed_takes_its_pair_and_filter() -> None:
+    seen = _converged(l2.desired(_vlan_snapshot((NET_A, 1000), (NET_B, 1001)), CFG), ("eth1",))
+    want = l2.desired(_vlan_snapshot((NET_B, 1001)), CFG)
+    br_a = names.bridge(NET_A)
+    expected = [DeleteVlan(br_a, "eth1.1000", "eth1", 1000), DeleteLink(br_a, br_a)]
+    assert l2.diff(want, seen, keys=[br_a]) == expected  # the network's own pass
+    assert l2.diff(want, seen) == expected  # a full pass: the same, nothing twice
+
+
+def test_vlan_sweep_takes_only_our_strays() -> None:
+    want = l2.desired(_vlan_snapshot((NET_B, 1001)), CFG)
+    seen = _converged(want, ("eth1",))
+    links = dict(seen.links)
+    # a pair out of any bridge (a crash between two steps), a filter whose pair is gone
+    links["eth1.1000"] = _link("eth1.1000", "veth", None, 1500, peer="vw-eth1.1000")
+    links["vw-eth1.1000"] = _link("vw-eth1.1000", "veth", None, 1500, peer="eth1.1000")
+    vlans = {d: dict(f) for d, f in seen.vlans.items()}
+    vlans["eth1"][1000] = "nt-vlan1000-pop-00000000"
+    vlans["eth1"][1002] = "nt-vlan1002-pop-00000000"
+    # somebody else's devices named like ours but not a pair of ours
+    links["eth2.7"] = _link("eth2.7", "veth", None, 1500, peer="eth2.8")
+    links["eth2.8"] = _link("eth2.8", "veth", None, 1500, peer="eth2.7")
+    plan = l2.diff(want, L2Observed(links, seen.flood, vlans))
+    assert plan == [DeleteVlan("vw-eth1.1000", "vw-eth1.1000", "eth1", 1000),
+                    DeleteVlanFilter("eth1", "eth1", 1002)]
+    assert l2.diff(want, L2Observed(links, seen.flood, vlans), keys=[names.bridge(NET_B)]) == []
+
+
+def test_vlan_moving_to_a_new_network_is_not_deleted_by_the_old_one() -> None:
+    """Network A deleted and network B made on the same VLAN in one pass: whichever
+    bridge's steps run first, the pair ends in B's bridge."""
+    seen = _converged(l2.desired(_vlan_snapshot((NET_A, 1000)), CFG), ("eth1",))
+    want = l2.desired(_vlan_snapshot((NET_B, 1000)), CFG)
+    br_a, br_b = names.bridge(NET_A), names.bridge(NET_B)
+    plan = l2.diff(want, seen)
+    assert plan == [DeleteLink(br_a, br_a), EnsureBridge(br_b, 1500),
+                    EnsureVlan(br_b, "eth1.1000", "vw-eth1.1000", "eth1", 1000, 1500)]
+    assert not any(isinstance(op, DeleteVlan | DeleteVlanFilter) for op in plan)
+    # the other way round: the new bridge's steps first, then the old one goes without it
+    seen = _converged(l2.desired(_vlan_snapshot((NET_B, 1000)), CFG), ("eth1",))
+    want = l2.desired(_vlan_snapshot((NET_A, 1000)), CFG)
+    assert l2.diff(want, seen) == [
+        EnsureBridge(br_a, 1500), EnsureVlan(br_a, "eth1.1000", "vw-eth1.1000", "eth1", 1000,
+                                             1500),
+        DeleteLink(br_b, br_b)]
+
+
+def test_native_vlan_device_of_an_older_agent_is_replaced() -> None:
+    want = l2.desired(_vlan_snapshot((NET_A, 1000)), CFG)
+    br = names.bridge(NET_A)
+    seen = L2Observed({"eth1": _link("eth1", None, mtu=1500), br: _link(br, "bridge", mtu=1500),
+                       "eth1.1000": _link("eth1.1000", "vlan", br, 1500)}, vlans={"eth1": {}})
+    assert l2.diff(want, seen) == [EnsureVlan(br, "eth1.1000", "vw-eth1.1000", "eth1", 1000,
+                                              1500)]
+    gone = l2.diff({}, seen)
+    assert gone == [DeleteLink(br, "eth1.1000"), DeleteLink(br, br)]
 
 
 def test_admin_down_ports_are_not_plugged() -> None:
