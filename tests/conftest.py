@@ -14,13 +14,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import sqlalchemy as sa
 import uvicorn
+from starlette.types import ASGIApp
 
 from neutrino import config
 from neutrino.server import build
@@ -88,9 +89,12 @@ def database_factory(tmp_path_factory: pytest.TempPathFactory):
 class Server:
     """A real Neutrino HTTP server on a free loopback port, in a thread."""
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: config.Settings,
+                 wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> None:
         self.settings = settings
         app, self.db = build(settings)
+        if wrap is not None:  # e.g. a middleware that counts what clients asked
+            app = wrap(app)
         cfg = uvicorn.Config(app, host=settings.host, port=settings.port, loop="asyncio",
                              http="h11", log_level="warning", access_log=False)
         self._server = uvicorn.Server(cfg)
@@ -109,12 +113,14 @@ class Server:
         self.db.dispose()
 
 
-def start_server(tmp: Path, database_url: str, **overrides: object) -> Server:
+def start_server(tmp: Path, database_url: str, *,
+                 wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+                 **overrides: object) -> Server:
     # API tests speak noauth (identity headers) unless they ask for more
     overrides.setdefault("auth", "noauth")
     settings = config.load(None, host="127.0.0.1", port=free_port(), data_dir=tmp,
                            database_url=database_url, **overrides)
-    return Server(settings)
+    return Server(settings, wrap)
 
 
 class Client:
