@@ -62,8 +62,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from api_bench import Client, free_port, machine, percentile, unlimited_quotas, wait_healthy
+from l3_bench import namespaces, new_ns, remove_ns
 
-from neutrino.linux import names, netlink, process
+from neutrino.linux import names
 
 REPO = Path(__file__).resolve().parent.parent
 ACTIVE_P99_MS = 500.0
@@ -234,29 +235,6 @@ def child(data: Path, env: dict[str, str], logfile: IO[bytes]) -> Iterator[Child
 
 # -- namespaces and instances -----------------------------------------------------------------
 
-@contextmanager
-def namespaces() -> Iterator[list[str]]:
-    made: list[str] = []
-    try:
-        yield made
-    finally:
-        for ns in reversed(made):
-            remove_ns(ns)
-
-
-def remove_ns(ns: str) -> None:
-    for pid in process.namespace_pids(ns):
-        process.terminate(pid, timeout=2)
-    netlink.delete_namespace(ns)
-
-
-def new_ns(made: list[str]) -> str:
-    ns = f"nt-bench-{uuid.uuid4().hex[:8]}"
-    made.append(ns)  # before creating: a half-made one is removed too
-    netlink.ensure_namespace(ns)
-    return ns
-
-
 def ns_run(ns: str, *argv: str, timeout: float = 60, check: bool = True,
            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
@@ -373,9 +351,12 @@ def lease(cloud: Cloud, vm: Vm, data: Path) -> tuple[str, float]:
 # -- kernel state ------------------------------------------------------------------------------
 
 def _stable(obj: Any) -> Any:
-    """``ip -d -j`` output without the bridge timers, which tick on their own."""
+    """``ip -d -j`` output without what the kernel changes on its own: the bridge
+    timers, and an IPv6 address's ``tentative`` flag, which DAD clears a second or two
+    after the address appears (a short run can snapshot a new DHCP port inside that)."""
     if isinstance(obj, dict):
-        return {k: _stable(v) for k, v in obj.items() if not k.endswith("_timer")}
+        return {k: _stable(v) for k, v in obj.items()
+                if not k.endswith("_timer") and k != "tentative"}
     if isinstance(obj, list):
         return [_stable(v) for v in obj]
     return obj

@@ -94,14 +94,19 @@ def namespaces() -> Iterator[list[str]]:
         yield made
     finally:
         for ns in reversed(made):
-            for pid in process.namespace_pids(ns):
-                process.terminate(pid, timeout=2)
-            netlink.delete_namespace(ns)
+            remove_ns(ns)
+
+
+def remove_ns(ns: str) -> None:
+    """A namespace and every process still in it."""
+    for pid in process.namespace_pids(ns):
+        process.terminate(pid, timeout=2)
+    netlink.delete_namespace(ns)
 
 
 def new_ns(made: list[str]) -> str:
     ns = f"nt-bench-{uuid.uuid4().hex[:8]}"
-    made.append(ns)
+    made.append(ns)  # before creating: a half-made one is removed too
     netlink.ensure_namespace(ns)
     return ns
 
