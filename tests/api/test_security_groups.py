@@ -413,6 +413,27 @@ def test_rule_description_tags_and_revisions(member: Client) -> None:
     assert after_delete["revision_number"] == after_add["revision_number"] + 1
 
 
+@pytest.mark.parametrize("collection", ["security-groups", "security-group-rules"])
+def test_if_match_on_groups_and_rules(member: Client, collection: str) -> None:
+    # test_tags_revisions covers If-Match on networks/subnets/ports only; groups and
+    # rules check the revision in their own update paths, so they need their own test
+    web = make_group(member)
+    item = web if collection == "security-groups" else make_rule(
+        member, web["id"], protocol="tcp", port_range_min=22, port_range_max=22)
+    kind = collection[:-1].replace("-", "_")
+    url = f"/{collection}/{item['id']}"
+    rev = member.get(url).json()[kind]["revision_number"]
+    assert_error(member.put(url, {kind: {"description": "stale"}},
+                            headers={"If-Match": "revision_number=999"}),
+                 412, "RevisionNumberConstraintFailed",
+                 f"Constrained to 999, but current revision is {rev}")
+    assert member.get(url).json()[kind]["description"] == item["description"]  # not changed
+    r = member.put(url, {kind: {"description": "fresh"}},
+                   headers={"If-Match": f"revision_number={rev}"})
+    assert r.status_code == 200, r.text
+    assert r.json()[kind]["revision_number"] == rev + 1
+
+
 def test_remote_group_rules_are_one_row_each(server: Server, member: Client) -> None:
     net, _ = member.network_with_subnet("10.63.0.0/24")
     web, db = make_group(member, "web"), make_group(member, "db")

@@ -316,6 +316,33 @@ def test_nothing_touched_before_first_sync_then_only_ours_swept(cloud: Cloud) ->
     assert left["foreign0"].master is None, "a foreign device is unplugged, not deleted"
 
 
+def test_sweep_spares_unbridged_vxlan_devices_named_otherwise(cloud: Cloud) -> None:
+    # the test above has only a stray named like ours; a VXLAN device of someone
+    # else's (any other name), in no bridge, must survive the same sweep
+    ns = cloud.hostns
+    netlink.ensure_vxlan("vxlan-4000", vni=4000, netns=ns)  # ours: proves the sweep ran
+    netlink.ensure_vxlan("vx-foreign", vni=4001, netns=ns)
+    agent = cloud.start_agent()
+    wait_for(lambda: agent.synced, what="the first sync")
+    wait_for(lambda: netlink.get_link("vxlan-4000", ns) is None, what="our stray swept")
+    foreign = netlink.get_link("vx-foreign", ns)
+    assert foreign is not None and foreign.kind == "vxlan", "never delete what is not ours"
+
+
+def test_vxlan_device_carries_the_networks_vni(cloud: Cloud) -> None:
+    # the device's name alone is checked elsewhere; the VNI on the wire is what
+    # separates networks, so read it back from the kernel (an admin-chosen VNI)
+    cloud.start_agent()
+    net, _ = cloud.network("10.0.0.0/24", **{"provider:network_type": "vxlan",
+                                              "provider:segmentation_id": 4242})
+    cloud.boot(net["id"])
+    dev = names.vxlan(4242)
+    wait_for(lambda: netlink.get_link(dev, cloud.hostns), what="the VXLAN device")
+    link = netlink.get_link(dev, cloud.hostns)
+    assert link is not None and link.master == names.bridge(net["id"])
+    assert link.vxlan is not None and link.vxlan.vni == 4242, link.vxlan
+
+
 def test_flat_network_reaches_the_physical_interface(cloud: Cloud) -> None:
     outside = cloud.make_ns()
     netlink.ensure_veth("phys0", "wire", netns=cloud.hostns, peer_netns=outside)

@@ -151,6 +151,32 @@ def test_forged_source_ip_or_mac_gets_nothing_through(cloud: Cloud) -> None:  # 
     assert not ping(vm2.ns, vm1.ip, expect=False), "forged MAC dropped"
 
 
+def _know(vm: Vm, ip: str, mac: str) -> None:
+    """A static neighbour entry: the exchange then needs no ARP."""
+    run(["ip", "neigh", "replace", ip, "lladdr", mac, "dev", "eth0", "nud", "permanent"],
+        netns=vm.ns)
+
+
+def test_forged_ip_or_mac_dropped_without_arp(cloud: Cloud) -> None:  # noqa: F811
+    # The test above also passes on the ARP rules alone (a forged sender cannot answer
+    # or send ARP), so a missing IPv4 source or Ethernet source check went unnoticed.
+    # Static neighbour entries take ARP out: only those checks can drop these frames.
+    net = start(cloud)
+    open_ = group(cloud, OPEN_PING)
+    vm1 = boot(cloud, net, security_groups=[open_])
+    vm2 = boot(cloud, net, security_groups=[open_])
+    assert ping(vm1.ns, vm2.ip)
+    forged_ip, forged_mac = "10.0.0.210", "fa:16:3e:de:ad:02"
+    _forge(vm1, forged_ip)
+    _know(vm2, forged_ip, vm1.port["mac_address"])  # the peer would answer the forged IP
+    assert not _ping_from(vm1, forged_ip, vm2.ip), "forged IP dropped (no ARP needed)"
+    assert _ping_from(vm1, vm1.ip, vm2.ip), "the real address still works"
+    run(["ip", "link", "set", "eth0", "address", forged_mac], netns=vm2.ns)
+    _know(vm2, vm1.ip, vm1.port["mac_address"])
+    _know(vm1, vm2.ip, forged_mac)  # the peer would answer the forged MAC
+    assert not ping(vm2.ns, vm1.ip, expect=False), "forged MAC dropped (no ARP needed)"
+
+
 def test_the_two_halves_of_port_security(cloud: Cloud) -> None:  # noqa: F811
     net = start(cloud)
     open_ = group(cloud, OPEN_PING)
