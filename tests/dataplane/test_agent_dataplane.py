@@ -151,10 +151,9 @@ def cloud(make_ns: Callable[[], str]) -> Iterator[Cloud]:
     finally:
         c.stop_agents()
         server.stop()
-        # the DHCP namespaces the agent made, whatever state the test left
-        dhcp_dir = state / "agent" / "dhcp"
-        made = set(c.networks) | ({p.name for p in dhcp_dir.iterdir()} if dhcp_dir.exists()
-                                  else set())
+        # the DHCP namespaces the agents made (every host's), whatever state the test left
+        made = set(c.networks) | {p.name for dhcp_dir in state.glob("agent*/dhcp")
+                                  for p in dhcp_dir.iterdir()}
         for net in made:
             ns = names.dhcp_namespace(net)
             for pid in process.namespace_pids(ns):

@@ -67,8 +67,9 @@ def start(c: Cloud) -> str:
     return net["id"]
 
 
-def web_server(vm: Vm) -> None:
-    root = Path(tempfile.mkdtemp(prefix="nt-test-www-"))
+def web_server(c: Cloud, vm: Vm) -> None:
+    # in the cloud's state directory, removed with it at teardown
+    root = Path(tempfile.mkdtemp(prefix="www-", dir=c.state))
     (root / "index.html").write_text("hello\n")
     root.chmod(0o755)
     # ended with the namespace's other processes at teardown
@@ -117,7 +118,7 @@ def test_tcp_80_only_from_members_of_a_remote_group(cloud: Cloud) -> None:  # no
              port_range_min=80, port_range_max=80, remote_group_id=clients)
     server = boot(cloud, net, security_groups=[web])
     vm = boot(cloud, net)
-    web_server(server)
+    web_server(cloud, server)
     assert not fetch(vm, server), "not a member yet"
     default = vm.port["security_groups"]
     update_port(cloud, vm, security_groups=[*default, clients])
