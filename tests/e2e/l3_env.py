@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,9 +23,8 @@ import pytest
 
 from neutrino.linux import names, netlink
 from tests import netns_helpers
-from tests.conftest import free_port
 
-from .test_up_instances import BIN, Up
+from .test_up_instances import BIN, Up, sandboxed_up
 
 
 def need_l3_e2e() -> None:
@@ -86,26 +84,11 @@ class L3Up:
 @pytest.fixture(name="l3up")
 def l3up_fixture() -> Iterator[L3Up]:
     need_l3_e2e()
-    base = Path(tempfile.mkdtemp(prefix="nt-test-"))
-    base.chmod(0o755)  # dnsmasq (no longer root) reads its files under here
-    hostns = f"nt-test-{uuid.uuid4().hex[:10]}"
-    netlink.ensure_namespace(hostns)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "NEUTRINO_"))}
-    env.update(NEUTRINO_AGENT_NETNS=hostns, NEUTRINO_AGENT_HOST=f"e2e-{hostns}",
-               NEUTRINO_AGENT_STATE_DIR=str(base / "agent"), NEUTRINO_DATA_DIR=str(base / "data"),
-               NEUTRINO_AGENT_REPORT_INTERVAL="1", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
-    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
-    env_up = Up(env, free_port(), base / "data", hostns)
-    made = L3Up(env_up, base, uuid.uuid4().hex[:6])
-    try:
-        yield made
-    finally:
-        print(env_up.stop()[-20000:])  # shown when the test failed
-        agent = base / "agent"
-        ours = {hostns, *made.outside,
-                *(names.router_namespace(r) for r in netns_helpers.names_in(agent / "l3")),
-                *(names.dhcp_namespace(n) for n in netns_helpers.names_in(agent / "dhcp"))}
-        for ns in netlink.list_namespaces():
-            if ns in ours or ns.startswith(names.INSTANCE_PREFIX + f"e2e{made.tag}"):
+    tag = uuid.uuid4().hex[:6]
+    with sandboxed_up(f"e2e{tag}") as (env_up, base):
+        made = L3Up(env_up, base, tag)
+        try:
+            yield made
+        finally:
+            for ns in made.outside:
                 netns_helpers.remove_namespace(ns)
-        shutil.rmtree(base, ignore_errors=True)

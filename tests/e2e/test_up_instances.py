@@ -17,13 +17,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
-from neutrino.linux import names, netlink, process
+from neutrino.linux import names, netlink
+from tests import netns_helpers
 from tests.conftest import free_port
 
 BIN = Path(sys.executable).parent
@@ -78,9 +80,13 @@ class Up:
         return done
 
 
-@pytest.fixture
-def up() -> Iterator[Up]:
-    _need()
+@contextmanager
+def sandboxed_up(instances: str) -> Iterator[tuple[Up, Path]]:
+    """`neutrino up` (not started yet) whose agent's "hypervisor" is a fresh test
+    namespace, and its base directory.  On the way out, pass or fail: it is stopped
+    (its output printed, shown when the test failed), and the hypervisor, the instances
+    (namespaces named ``nt-inst-<instances>…``) and every ``qdhcp-``/``qrouter-``
+    namespace the agent kept state for are removed with their processes."""
     base = Path(tempfile.mkdtemp(prefix="nt-test-"))
     base.chmod(0o755)  # dnsmasq (no longer root) reads its files under here
     hostns = f"nt-test-{uuid.uuid4().hex[:10]}"
@@ -89,22 +95,27 @@ def up() -> Iterator[Up]:
     env.update(NEUTRINO_AGENT_NETNS=hostns, NEUTRINO_AGENT_HOST=f"e2e-{hostns}",
                NEUTRINO_AGENT_STATE_DIR=str(base / "agent"), NEUTRINO_DATA_DIR=str(base / "data"),
                NEUTRINO_AGENT_REPORT_INTERVAL="1", NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
     u = Up(env, free_port(), base / "data", hostns)
     try:
-        yield u
+        yield u, base
     finally:
-        u.stop()
-        # instances, DHCP namespaces and the "hypervisor", pass or fail
+        print(u.stop()[-20000:])
+        agent = base / "agent"
+        ours = {hostns,
+                *(names.router_namespace(r) for r in netns_helpers.names_in(agent / "l3")),
+                *(names.dhcp_namespace(n) for n in netns_helpers.names_in(agent / "dhcp"))}
         for ns in netlink.list_namespaces():
-            ours = ns == hostns or ns.startswith(names.INSTANCE_PREFIX + "e2e")
-            dhcp = base / "agent" / "dhcp"
-            if ns.startswith("qdhcp-") and dhcp.exists():
-                ours = ns.removeprefix("qdhcp-") in {p.name for p in dhcp.iterdir()}
-            if ours:
-                for pid in process.namespace_pids(ns):
-                    process.terminate(pid, timeout=2)
-                netlink.delete_namespace(ns)
+            if ns in ours or ns.startswith(names.INSTANCE_PREFIX + instances):
+                netns_helpers.remove_namespace(ns)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def up() -> Iterator[Up]:
+    _need()
+    with sandboxed_up("e2e") as (u, _):
+        yield u
 
 
 def _pinging(up: Up, vm: str, ip: str, count: int) -> subprocess.Popen:
