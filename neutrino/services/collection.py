@@ -260,10 +260,15 @@ class Collection:
             stmt = stmt.where(scope)
         return conn.execute(stmt, {"ident": ident}).first()
 
+    def not_found(self, ident: str) -> errors.NotFound:
+        """The 404 for an object that does not exist or is not the caller's to see
+        (collections override it where upstream words it its own way)."""
+        return errors.ResourceNotFound(self.resource.name, ident)
+
     def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
         row = self.find_row(conn, ctx, ident)
         if row is None:
-            raise errors.ResourceNotFound(self.resource.name, ident)
+            raise self.not_found(ident)
         return row
 
     def get(self, conn: Connection, ctx: Context, ident: str, fields: Fields = None) -> dict:

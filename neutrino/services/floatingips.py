@@ -63,12 +63,10 @@ class FloatingIps(c.Collection):
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.floatingip_scope(ctx)
 
-    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
-        row = self.find_row(conn, ctx, ident)
-        if row is None:  # upstream's words (no full stop)
-            raise errors.NotFound(f"Floating IP {ident} could not be found",
-                                  type="FloatingIPNotFound")
-        return row
+    def not_found(self, ident: str) -> errors.NotFound:
+        # upstream's words (no full stop)
+        return errors.NotFound(f"Floating IP {ident} could not be found",
+                               type="FloatingIPNotFound")
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
         ids = [r.id for r in rows]

@@ -97,12 +97,9 @@ class RbacPolicies(c.Collection):
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.rbac_policy_scope(ctx, POLICIES.c.project_id)
 
-    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
-        row = self.find_row(conn, ctx, ident)
-        if row is None:
-            raise errors.NotFound(f"RBAC policy of type unknown with ID {ident} not found",
-                                  type="RbacPolicyNotFound")
-        return row
+    def not_found(self, ident: str) -> errors.NotFound:
+        return errors.NotFound(f"RBAC policy of type unknown with ID {ident} not found",
+                               type="RbacPolicyNotFound")
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
         return [{"id": r.id, "project_id": r.project_id, "tenant_id": r.project_id,

@@ -133,11 +133,9 @@ class Routers(c.Collection):
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.router_scope(ctx)
 
-    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
-        row = self.find_row(conn, ctx, ident)
-        if row is None:  # upstream's words (no full stop)
-            raise errors.NotFound(f"Router {ident} could not be found", type="RouterNotFound")
-        return row
+    def not_found(self, ident: str) -> errors.NotFound:
+        # upstream's words (no full stop)
+        return errors.NotFound(f"Router {ident} could not be found", type="RouterNotFound")
 
     def actions(self) -> dict[str, c.Action]:
         return {"add_router_interface": self.add_interface,

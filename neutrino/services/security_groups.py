@@ -173,12 +173,9 @@ class DefaultRules(c.Collection):
     def find_row(self, conn: Connection, ctx: Context, ident: str) -> Row | None:
         return conn.execute(c.by_id(self.table), {"ident": ident}).first()
 
-    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
-        row = self.find_row(conn, ctx, ident)
-        if row is None:
-            raise errors.NotFound(f"Default Security Group rule {ident} does not exist",
-                                  type="DefaultSecurityGroupRuleNotFound")
-        return row
+    def not_found(self, ident: str) -> errors.NotFound:
+        return errors.NotFound(f"Default Security Group rule {ident} does not exist",
+                               type="DefaultSecurityGroupRuleNotFound")
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
         return [{"id": r.id, **_rule_attrs(r), "description": r.description,
@@ -259,11 +256,8 @@ class SecurityGroups(c.Collection):
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.security_group_scope(ctx)
 
-    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
-        row = self.find_row(conn, ctx, ident)
-        if row is None:
-            raise group_not_found(ident)
-        return row
+    def not_found(self, ident: str) -> errors.NotFound:
+        return group_not_found(ident)
 
     def usable_rows(self, conn: Connection, ctx: Context, project_id: str,
                     ids: Iterable[str]) -> dict[str, Row]:
@@ -519,12 +513,9 @@ class SecurityGroupRules(c.Collection):
     def scope(self, ctx: Context) -> ColumnElement[bool] | None:
         return policy.security_group_rule_scope(ctx)
 
-    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
-        row = self.find_row(conn, ctx, ident)
-        if row is None:
-            raise errors.NotFound(f"Security group rule {ident} does not exist",
-                                  type="SecurityGroupRuleNotFound")
-        return row
+    def not_found(self, ident: str) -> errors.NotFound:
+        return errors.NotFound(f"Security group rule {ident} does not exist",
+                               type="SecurityGroupRuleNotFound")
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
         return render_rules(conn, rows)

@@ -151,11 +151,9 @@ class SubnetPools(c.Collection):
         return sa.or_(t.subnetpools.c.project_id == ctx.project_id,
                       t.subnetpools.c.shared.is_(True))
 
-    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
-        row = self.find_row(conn, ctx, ident)
-        if row is None:  # upstream's spelling: "Subnet pool <id> ...", SubnetPoolNotFound
-            raise errors.ResourceNotFound("subnet_pool", ident)
-        return row
+    def not_found(self, ident: str) -> errors.NotFound:
+        # upstream's spelling: "Subnet pool <id> ...", SubnetPoolNotFound
+        return errors.ResourceNotFound("subnet_pool", ident)
 
     @staticmethod
     def prefixes(conn: Connection, ids: Sequence[str]) -> dict[str, list[IPNetwork]]:
