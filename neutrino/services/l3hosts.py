@@ -26,6 +26,7 @@ from neutrino.db import tables as t
 from neutrino.services import collection as c
 from neutrino.services.agents import Agents
 from neutrino.services.ports import Ports
+from neutrino.services.routers import load_routes
 
 L3_AGENT = "L3 agent"
 ROUTER_GATEWAY = "network:router_gateway"
@@ -140,13 +141,7 @@ class L3Hosts:
                     .order_by(t.ip_allocations.c.subnet_id)):
                 addresses.setdefault(pid, []).append(
                     {"subnet_id": sid, "ip_address": ip, "cidr": cidr, "gateway_ip": gateway})
-        routes: dict[str, list[dict]] = {}
-        for rid, dest, hop in conn.execute(
-                sa.select(t.router_routes.c.router_id, t.router_routes.c.destination,
-                          t.router_routes.c.nexthop)
-                .where(t.router_routes.c.router_id.in_(mine))
-                .order_by(t.router_routes.c.destination, t.router_routes.c.nexthop)):
-            routes.setdefault(rid, []).append({"destination": dest, "nexthop": hop})
+        routes = load_routes(conn, mine)
         fips: dict[str, list[dict]] = {}
         for f in conn.execute(
                 sa.select(t.floatingips.c.id, t.floatingips.c.router_id,

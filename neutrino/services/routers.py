@@ -117,6 +117,19 @@ def _check_routes(routes: list[dict], cidrs: Sequence[str], router_ips: set[str]
                                     type="InvalidRoutes")
 
 
+def load_routes(conn: Connection, router_ids: Sequence[str]) -> dict[str, list[dict]]:
+    """The extra routes of each of ``router_ids`` (by destination, then next hop)."""
+    routes: dict[str, list[dict]] = {}
+    for part in c.chunks(router_ids):
+        for rid, dest, hop in conn.execute(
+                sa.select(t.router_routes.c.router_id, t.router_routes.c.destination,
+                          t.router_routes.c.nexthop)
+                .where(t.router_routes.c.router_id.in_(part))
+                .order_by(t.router_routes.c.destination, t.router_routes.c.nexthop)):
+            routes.setdefault(rid, []).append({"destination": dest, "nexthop": hop})
+    return routes
+
+
 class Routers(c.Collection):
     resource = ROUTER
     table = t.routers
@@ -148,17 +161,11 @@ class Routers(c.Collection):
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
         ids = [r.id for r in rows]
         tags: dict[str, list[str]] = {}
-        routes: dict[str, list[dict]] = {}
+        routes = load_routes(conn, ids)
         gateways: dict[str, dict] = {}
         gw_ports = [r.gw_port_id for r in rows if r.gw_port_id]
         for part in c.chunks(ids):
             tags.update(c.load_tags(conn, part))
-            for rid, dest, hop in conn.execute(
-                    sa.select(t.router_routes.c.router_id, t.router_routes.c.destination,
-                              t.router_routes.c.nexthop)
-                    .where(t.router_routes.c.router_id.in_(part))
-                    .order_by(t.router_routes.c.destination, t.router_routes.c.nexthop)):
-                routes.setdefault(rid, []).append({"destination": dest, "nexthop": hop})
         for part in c.chunks(gw_ports):
             for pid, net in conn.execute(sa.select(t.ports.c.id, t.ports.c.network_id)
                                          .where(t.ports.c.id.in_(part))):
