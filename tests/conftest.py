@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -84,6 +85,18 @@ def database_factory(tmp_path_factory: pytest.TempPathFactory):
             else:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         engine.dispose()
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 15.0, what: str = "",
+             interval: float = 0.05) -> Any:
+    """Poll ``cond`` until it returns something true, and return that; AssertionError
+    (naming ``what``) once ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while not (value := cond()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        time.sleep(interval)
+    return value
 
 
 class Server:

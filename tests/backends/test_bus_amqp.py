@@ -23,6 +23,7 @@ from neutrino.bus import messages as m
 from neutrino.bus.amqp import AmqpBus
 from neutrino.bus.core import CHANGES
 from neutrino.cli.main import main
+from tests import conftest
 from tests.conftest import Client, free_port, start_server
 from tests.rabbit import AMQP_URL, Proxy, delete_topology, need_broker, new_prefix
 
@@ -30,12 +31,7 @@ NEUTRINO = str(Path(sys.executable).with_name("neutrino"))
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 10.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := cond()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        time.sleep(0.02)
-    return value
+    return conftest.wait_for(cond, timeout, what, interval=0.02)
 
 
 class Buses:

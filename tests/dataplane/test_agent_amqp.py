@@ -28,6 +28,7 @@ import requests
 from neutrino import config
 from neutrino.cli import instance as inst
 from neutrino.linux import names, netlink, process
+from tests import conftest
 from tests.conftest import Client, free_port
 from tests.rabbit import AMQP_URL, Proxy, delete_topology, need_broker, new_prefix
 
@@ -38,12 +39,7 @@ HOST = "hv-amqp"
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := cond()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        time.sleep(0.1)
-    return value
+    return conftest.wait_for(cond, timeout, what, interval=0.1)
 
 
 @dataclass

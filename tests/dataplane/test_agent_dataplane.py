@@ -24,23 +24,12 @@ from neutrino.bus import InProcessBus
 from neutrino.cli import instance as inst
 from neutrino.linux import names, netlink, process
 from neutrino.linux.run import run
-from tests.conftest import Client, Server, start_server
+from tests.conftest import Client, Server, start_server, wait_for
 
 from .conftest import need, ping
 from .packets import Tap
 
 HOST = "hv1"
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 15.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        time.sleep(0.05)
 
 
 @dataclass

@@ -11,19 +11,13 @@ import time
 from collections.abc import Callable
 
 from neutrino.linux import names, netlink
+from tests.conftest import wait_for
 
 from .l3_env import L3Up, l3up_fixture  # noqa: F401
 
 
 def _wait(cond: Callable[[], object], timeout: float = 20.0, what: str = "") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+    return wait_for(cond, timeout, what, interval=0.1)
 
 
 def test_router_snat_floating_ip_restart_and_teardown(l3up: L3Up) -> None:
