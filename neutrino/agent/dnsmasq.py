@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from neutrino.agent.model import Network, Port, Subnet
+from neutrino.agent.model import DhcpOption, Network, Port, Subnet
 from neutrino.linux import files, process
+from neutrino.schema.kinds import config_value_problem, dhcp_option_name_problem
+
+log = logging.getLogger(__name__)
 
 CONF = "dnsmasq.conf"
 #: the files a SIGHUP re-reads
@@ -55,11 +60,93 @@ def _hostname(ip: str) -> str:
     return "host-" + ip.replace(".", "-").replace(":", "-")
 
 
+class Unsafe(ValueError):
+    """A value that cannot go into dnsmasq's files as it is (it would not stay one
+    item of one line).  The API refuses such values; this is the second line, for a
+    value that reached the database some other way."""
+
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+#: ids name dnsmasq tags: letters, digits and '-' only (a UUID is one)
+_IDENT = re.compile(r"[A-Za-z0-9-]{1,64}")
+_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?")
+#: what a rendered line may hold at all: printable ASCII, and tabs (addn_hosts); dnsmasq
+#: reads lines into a fixed buffer (about 1 KiB): a longer one would go on as another line
+_LINE = re.compile(r"[\t -~]{0,1000}")
+#: the longest extra_dhcp_opt value (the API's limit)
+MAX_VALUE = 255
+
+
+def _mac(value: str) -> str:
+    if not _MAC.fullmatch(value):
+        raise Unsafe(f"not a MAC address: {value!r}")
+    return value
+
+
+def _ident(value: str) -> str:
+    """A port's or subnet's id, which names dnsmasq tags."""
+    if not _IDENT.fullmatch(value):
+        raise Unsafe(f"not an id: {value!r}")
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise Unsafe(f"not an IP address: {value!r}") from None
+
+
+def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value)
+    except ValueError:
+        raise Unsafe(f"not a CIDR: {value!r}") from None
+
+
 def _option(name: str, version: int) -> str:
-    """An extra_dhcp_opt's name as dnsmasq spells it: a number, or option[6]:name."""
-    if name.isdigit():
-        return name if version == 4 else f"option6:{name}"
-    return ("option6:" if version == 6 else "option:") + name
+    """An extra_dhcp_opt's name as dnsmasq spells it: a number, or option[6]:name, after
+    the match tag it may carry (``tag:!ipxe,bootfile-name``)."""
+    problem = dhcp_option_name_problem(name)
+    if problem:
+        raise Unsafe(f"DHCP option name {name!r}: {problem}")
+    tag, _, base = name.rpartition(",")
+    if version == 4 and base.isdigit():
+        spelled = base
+    else:
+        spelled = ("option6:" if version == 6 else "option:") + base
+    return f"{tag},{spelled}" if tag else spelled
+
+
+def _value(value: str) -> str:
+    problem = (config_value_problem(value) if len(value) <= MAX_VALUE
+               else f"longer than {MAX_VALUE} characters")
+    if problem:
+        raise Unsafe(f"DHCP option value {value!r}: {problem}")
+    return value
+
+
+def _extra_options(port_id: str, opts: Iterable[DhcpOption]) -> list[str]:
+    """The port's own options; one that could not stay one line is left out (and said)."""
+    out = []
+    for o in opts:
+        try:
+            out.append(f"tag:port-{port_id},{_option(o.name, o.ip_version)},{_value(o.value)}")
+        except Unsafe as exc:
+            log.warning("port %s: extra_dhcp_opt left out of dnsmasq's files: %s", port_id, exc)
+    return out
+
+
+def _lines(lines: Iterable[str], what: str) -> str:
+    """The file's text; a line that is not one line of printable text never gets in
+    (every piece was checked already: this is the last guard)."""
+    out = []
+    for line in lines:
+        if _LINE.fullmatch(line):
+            out.append(f"{line}\n")
+        else:
+            log.error("dnsmasq %s: line left out, it is not one printable line: %r", what, line)
+    return "".join(out)
 
 
 class Dnsmasq:
@@ -68,8 +155,10 @@ class Dnsmasq:
     def __init__(self, state_dir: Path, *, lease_duration: int = 86400,
                  domain: str = "openstacklocal", omit_dns_when_none: bool = False) -> None:
         self.root = Path(state_dir) / "dhcp"
-        self.lease_duration = lease_duration
-        self.domain = domain
+        self.lease_duration = int(lease_duration)
+        if not _DOMAIN.fullmatch(domain):
+            raise ValueError(f"dns_domain {domain!r} is not a domain name")
+        self.domain = domain.rstrip(".")
         self.omit_dns_when_none = omit_dns_when_none
 
     def dir(self, network_id: str) -> Path:
@@ -78,9 +167,18 @@ class Dnsmasq:
     # -- render (pure) ----------------------------------------------------------------
 
     def render(self, net: Network, ports: list[Port], interface: str) -> DhcpFiles:
+        """The files for ``net``.  Every value is checked for what dnsmasq's syntax makes
+        of it: a subnet, port or option that could not stay one item of one line is left
+        out whole (and said), never written half or as something else."""
         d = self.dir(net.id)
-        subnets = dhcp_subnets(net)
+        subnets = []
+        for s in dhcp_subnets(net):
+            try:
+                subnets.append((s, _ident(s.id), _network(s.cidr), self._subnet_options(s)))
+            except Unsafe as exc:
+                log.warning("subnet %s left out of dnsmasq's files: %s", s.id, exc)
         lease = f"{self.lease_duration}s"
+        mtu = int(net.mtu)
         conf = ["# written by the neutrino agent; changes are overwritten",
                 "no-hosts", "no-resolv", "bind-dynamic", f"interface={interface}",
                 "except-interface=lo", f"dhcp-hostsfile={d / 'host'}",
@@ -88,14 +186,13 @@ class Dnsmasq:
                 f"dhcp-leasefile={d / 'leases'}", f"domain={self.domain}",
                 f"dhcp-lease-max={max(256, 2 * len(ports))}", f"log-facility={d / 'log'}"]
         ra = False
-        for s in subnets:
-            net_ = ipaddress.ip_network(s.cidr)
-            tag = f"set:subnet-{s.id}"
+        for s, sid, net_, _ in subnets:
+            tag = f"set:subnet-{sid}"
             if s.ip_version == 4:
                 conf.append(f"dhcp-range={tag},{net_.network_address},static,{net_.netmask},"
                             f"{lease}")
                 # option 26, sent even to clients that do not ask (as upstream forces it)
-                conf.append(f"dhcp-option-force=tag:subnet-{s.id},option:mtu,{net.mtu}")
+                conf.append(f"dhcp-option-force=tag:subnet-{sid},option:mtu,{mtu}")
                 continue
             mode = _v6_mode(s)
             keyword = {"dhcpv6-stateful": "static", "dhcpv6-stateless": "ra-stateless",
@@ -107,52 +204,67 @@ class Dnsmasq:
             ra = ra or bool(s.ipv6_ra_mode)
         if ra:
             # not a router: advertise prefixes and the MTU, with a router lifetime of 0
-            conf += ["enable-ra", f"ra-param={interface},mtu:{net.mtu},30,0"]
+            conf += ["enable-ra", f"ra-param={interface},mtu:{mtu},30,0"]
         hosts, addn, opts = [], [], []
-        by_id = {s.id: s for s in subnets}
+        by_id = {s.id: s for s, _, _, _ in subnets}
         for p in sorted(ports, key=lambda p: p.id):
             if p.is_dhcp:
                 continue
-            for sid, ip in p.fixed_ips:
-                s = by_id.get(sid)
-                if s is None:
-                    continue
-                addn.append(f"{ip}\t{_hostname(ip)}.{self.domain} {_hostname(ip)}")
-                if leases_from_us(s):
-                    address = f"[{ip}]" if s.ip_version == 6 else ip
-                    # a port's tag only where it has options of its own, as upstream: dnsmasq
-                    # 2.90 can crash re-reading tagged hosts that hold a lease (see Dhcp.check)
-                    tag = f"set:port-{p.id}," if p.extra_dhcp_opts else ""
-                    hosts.append(f"{p.mac_address},{tag}{_hostname(ip)},{address}")
-            for o in p.extra_dhcp_opts:
-                opts.append(f"tag:port-{p.id},{_option(o.name, o.ip_version)},{o.value}")
-        for s in subnets:
-            opts.extend(self._subnet_options(s))
-        return DhcpFiles("\n".join(conf) + "\n", {
-            "host": "".join(f"{h}\n" for h in hosts),
-            "opts": "".join(f"{o}\n" for o in opts),
-            "addn_hosts": "".join(f"{a}\n" for a in addn)})
+            try:
+                own = self._port_lines(p, by_id)
+            except Unsafe as exc:
+                log.warning("port %s left out of dnsmasq's files: %s", p.id, exc)
+                continue
+            hosts += own[0]
+            addn += own[1]
+            opts += own[2]
+        for _, _, _, options in subnets:
+            opts += options
+        return DhcpFiles(_lines(conf, CONF), {
+            "host": _lines(hosts, "host"), "opts": _lines(opts, "opts"),
+            "addn_hosts": _lines(addn, "addn_hosts")})
+
+    def _port_lines(self, p: Port, subnets: Mapping[str, Subnet]) \
+            -> tuple[list[str], list[str], list[str]]:
+        """A port's lines in the host, addn_hosts and opts files."""
+        pid, mac = _ident(p.id), _mac(p.mac_address)
+        hosts, addn = [], []
+        opts = _extra_options(pid, p.extra_dhcp_opts)
+        for sid, raw in p.fixed_ips:
+            s = subnets.get(sid)
+            if s is None:
+                continue
+            ip = _ip(raw)
+            addn.append(f"{ip}\t{_hostname(ip)}.{self.domain} {_hostname(ip)}")
+            if leases_from_us(s):
+                address = f"[{ip}]" if s.ip_version == 6 else ip
+                # a port's tag only where it has options of its own, as upstream: dnsmasq
+                # 2.90 can crash re-reading tagged hosts that hold a lease (see Dhcp.check)
+                tag = f"set:port-{pid}," if opts else ""
+                hosts.append(f"{mac},{tag}{_hostname(ip)},{address}")
+        return hosts, addn, opts
 
     def _subnet_options(self, s: Subnet) -> list[str]:
-        tag = f"tag:subnet-{s.id}"
+        tag = f"tag:subnet-{_ident(s.id)}"
+        servers = [_ip(a) for a in s.dns_nameservers]
         if s.ip_version == 6:
-            if s.dns_nameservers:
-                return [f"{tag},option6:dns-server,"
-                        + ",".join(f"[{a}]" for a in s.dns_nameservers)]
+            if servers:
+                return [f"{tag},option6:dns-server," + ",".join(f"[{a}]" for a in servers)]
             return [f"{tag},option6:dns-server"] if self.omit_dns_when_none else []
+        gateway = _ip(s.gateway_ip) if s.gateway_ip else None
         out = []
         # no value: dnsmasq sends no such option (a subnet without a gateway has no router)
-        out.append(f"{tag},option:router,{s.gateway_ip}" if s.gateway_ip
-                   else f"{tag},option:router")
-        if s.dns_nameservers:
-            out.append(f"{tag},option:dns-server,{','.join(s.dns_nameservers)}")
+        out.append(f"{tag},option:router,{gateway}" if gateway else f"{tag},option:router")
+        if servers:
+            out.append(f"{tag},option:dns-server,{','.join(servers)}")
         elif self.omit_dns_when_none:
             out.append(f"{tag},option:dns-server")
         if s.host_routes:
             # clients that take option 121 ignore option 3: the default route goes in too
-            routes = [f"{dst},{hop}" for dst, hop in s.host_routes]
-            if s.gateway_ip and not any(dst == "0.0.0.0/0" for dst, _ in s.host_routes):
-                routes.append(f"0.0.0.0/0,{s.gateway_ip}")
+            pairs = [(str(_network(dst)), _ip(hop)) for dst, hop in s.host_routes]
+            routes = [f"{dst},{hop}" for dst, hop in pairs]
+            if gateway and not any(dst == "0.0.0.0/0" for dst, _ in pairs):
+                routes.append(f"0.0.0.0/0,{gateway}")
             out.append(f"{tag},option:classless-static-route,{','.join(routes)}")
             out.append(f"{tag},249,{','.join(routes)}")
         return out

@@ -384,6 +384,76 @@ class Tag(String):
         return tag
 
 
+#: What may reach a daemon's configuration file (dnsmasq's opts file): printable ASCII
+#: without whitespace, quotes, backslashes or ``#``.  dnsmasq reads its files a line at a
+#: time, takes ``#`` after whitespace as a comment and unquotes ``"..."`` with backslash
+#: escapes, so any of these could end a value early or start a directive of its own
+#: (upstream's CVE-2021-40085: a newline in an extra_dhcp_opt became an option for the
+#: whole network).  Real values (addresses and lists of them, ``[v6]``, paths, URLs with
+#: queries, host names, hex strings) need none of them.
+_CONFIG_VALUE = re.compile(r"[!$%&()*+,\-./0-9:;<=>?@A-Z\[\]^_a-z{|}~]+")
+#: a DHCP option as dnsmasq names it: a number or a name, after at most one match tag
+#: (``tag:!ipxe,bootfile-name``, as Ironic sends)
+_DHCP_OPTION_NAME = re.compile(r"(tag:!?[A-Za-z0-9_.-]{1,64},)?"
+                               r"([0-9]{1,5}|[A-Za-z][A-Za-z0-9_.-]*)")
+
+
+def config_value_problem(value: str) -> str | None:
+    """Why ``value`` may not go into a daemon's configuration file (None: it may)."""
+    if not value:
+        return "it is empty"
+    bad = sorted({c for c in value if not _CONFIG_VALUE.fullmatch(c)})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad[:5])
+        return (f"it contains {shown}: only printable ASCII without whitespace, quotes, "
+                "backslashes or '#' is allowed")
+    return None
+
+
+def dhcp_option_name_problem(name: str) -> str | None:
+    """Why ``name`` is no DHCP option name dnsmasq takes (None: it is one)."""
+    m = _DHCP_OPTION_NAME.fullmatch(name)
+    if m is None:
+        return ("it must be an option number or name (letters, digits, '-', '_', '.'), "
+                "optionally after one 'tag:<name>,'")
+    if m.group(2).isdigit() and int(m.group(2)) > 65535:
+        return "an option number is at most 65535"
+    return None
+
+
+class ConfigText(String):
+    """Text that reaches a daemon's configuration file (see :func:`config_value_problem`)."""
+
+    def convert(self, value: Any) -> str:
+        text = super().convert(value)
+        problem = config_value_problem(text)
+        if problem:
+            raise BadValue(f"'{text.encode('unicode_escape').decode()}' is not allowed: "
+                           f"{problem}")
+        return text
+
+    def json_schema(self) -> dict:
+        s = super().json_schema()
+        target = s["anyOf"][0] if "anyOf" in s else s
+        target["pattern"] = f"^{_CONFIG_VALUE.pattern}$"
+        return s
+
+
+class DhcpOptionName(String):
+    """A DHCP option's name as dnsmasq takes it."""
+
+    def convert(self, value: Any) -> str:
+        text = super().convert(value)
+        problem = dhcp_option_name_problem(text)
+        if problem:
+            raise BadValue(f"'{text.encode('unicode_escape').decode()}' is not a valid DHCP "
+                           f"option name: {problem}")
+        return text
+
+    def json_schema(self) -> dict:
+        return {**super().json_schema(), "pattern": f"^{_DHCP_OPTION_NAME.pattern}$"}
+
+
 class IpOrCidr(Kind):
     """An address or a network (allowed address pairs accept both)."""
 

@@ -13,6 +13,8 @@ from neutrino.schema.core import REQUIRED, Field, Resource
 from neutrino.schema.kinds import (
     Boolean,
     Cidr,
+    ConfigText,
+    DhcpOptionName,
     Dict,
     Integer,
     IpAddress,
@@ -133,7 +135,9 @@ SUBNET = Resource(
 FIXED_IP = Record({"subnet_id": Uuid(), "ip_address": IpAddress()})
 ADDRESS_PAIR = Record({"ip_address": IpOrCidr(), "mac_address": MacAddress()},
                       required=("ip_address",))
-DHCP_OPTION = Record({"opt_name": String(255), "opt_value": String(255, nullable=True),
+# both reach dnsmasq's options file: its syntax decides what they may hold
+DHCP_OPTION = Record({"opt_name": DhcpOptionName(255),
+                      "opt_value": ConfigText(255, nullable=True),
                       "ip_version": OneOf(4, 6, nullable=True)},
                      required=("opt_name", "opt_value"))
 
