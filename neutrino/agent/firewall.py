@@ -32,6 +32,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from neutrino.agent.model import Port, SgRule, Snapshot
 from neutrino.agent.reconciler import apply_plan
@@ -148,7 +149,7 @@ def _masked_mark(mask: int) -> nft.Expr:
     return {"&": [nft.meta("mark"), mask]}
 
 
-def _link_local(mac: str) -> str:
+def link_local(mac: str) -> str:
     octets = [int(x, 16) for x in mac.split(":")]
     octets[0] ^= 0x02
     eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
@@ -156,13 +157,82 @@ def _link_local(mac: str) -> str:
     return str(ipaddress.ip_address("fe80::" + ":".join(groups)))
 
 
+#: ICMPv6 types of neighbour discovery (RS, RA, NS, NA, redirect): never behind an
+#: extension header, so their fields sit at fixed offsets of the transport header
+ND_MESSAGES = (133, 134, 135, 136, 137)
+RS, NS, NA, REDIRECT = 133, 135, 136, 137
+#: the one link-layer address option an ND message may carry, as its first two bytes
+#: (type, length in 8-byte units): source (1) in RS and NS, target (2) in NA
+SLLA, TLLA, NONCE = 0x0101, 0x0201, 0x0E01
+
+
+def _raw(offset_bits: int, bits: int) -> nft.Expr:
+    """Bits of the transport header (nft 1.0.6 names no ND target field)."""
+    return {"payload": {"base": "th", "offset": offset_bits, "len": bits}}
+
+
+def _v6_element(address: str) -> Any:
+    """An IPv6 address or network as a 128-bit number (for a raw payload match)."""
+    net = ipaddress.ip_network(address, strict=False)
+    low, high = int(net.network_address), int(net.broadcast_address)
+    return f"0x{low:032x}" if low == high else {"range": [f"0x{low:032x}", f"0x{high:032x}"]}
+
+
+def _mac_number(mac: str) -> int:
+    return int(mac.replace(":", ""), 16)
+
+
+def _neighbour_discovery(port: Port, macs: Sequence[str], v6: Sequence[str],
+                         note: str) -> list[nft.Rule]:
+    """What the port may say in neighbour discovery (CVE-2021-20267's class): a
+    neighbour advertisement only for its own addresses and with its own MAC as target
+    link-layer address, solicitations only with its own MAC as source link-layer
+    address, no router advertisement (dropped before) and no redirect.  A message
+    longer than its one expected option is dropped, so no second option can carry
+    another MAC past these checks."""
+    icmp_type = nft.payload("icmpv6", "type")
+    length = nft.payload("ip6", "length")
+    own_macs = {"set": [_mac_number(m) for m in macs]}
+
+    def rule(*exprs: nft.Expr) -> nft.Rule:
+        return nft.Rule([*exprs, nft.DROP], note)
+
+    def option(kind: int, header_bits: int, allowed: Sequence[int], total: int) \
+            -> list[nft.Rule]:
+        """The message ``kind`` (``header_bits`` long) is bare, or carries one option
+        (of ``allowed``), and a link-layer address in it is the port's."""
+        at = _raw(header_bits, 16)
+        return [
+            rule(nft.match(icmp_type, kind),
+                 nft.match(length, [total - 8, total], "!=")),
+            rule(nft.match(icmp_type, kind), nft.match(length, total),
+                 nft.match(at, {"set": list(allowed)}, "!=")),
+            rule(nft.match(icmp_type, kind), nft.match(length, total),
+                 nft.match(at, allowed[0]),
+                 nft.match(_raw(header_bits + 16, 48), own_macs, "!="))]
+
+    return [
+        # an extension header would move the fields these rules read
+        rule(nft.match(nft.meta("l4proto"), 58), nft.match(icmp_type, list(ND_MESSAGES)),
+             nft.match(nft.payload("ip6", "nexthdr"), 58, "!=")),
+        rule(nft.match(icmp_type, REDIRECT)),
+        rule(nft.match(icmp_type, NA),
+             nft.match(_raw(64, 128), {"set": [_v6_element(a) for a in v6]}, "!=")),
+        *option(NA, 192, (TLLA,), 32),
+        # a DAD probe (from ::) may carry a nonce instead (RFC 7527)
+        *option(NS, 192, (SLLA, NONCE), 32),
+        *option(RS, 64, (SLLA,), 16),
+    ]
+
+
 def _anti_spoofing(port: Port, tap: str) -> nft.Chain:
     """Only the port's own MAC and addresses (and its pairs') go out of it; no DHCP
-    or DHCPv6 server, no router advertisements."""
+    or DHCPv6 server, no router advertisements or redirects, and neighbour discovery
+    only about itself."""
     macs = sorted({port.mac_address, *(m for _, m in port.allowed_address_pairs)})
     ips = [*_addresses(port), *(ip for ip, _ in port.allowed_address_pairs)]
     v4 = sorted({ip for ip in ips if _family(ip) == 4})
-    v6 = sorted({ip for ip in ips if _family(ip) == 6} | {_link_local(port.mac_address)})
+    v6 = sorted({ip for ip in ips if _family(ip) == 6} | {link_local(port.mac_address)})
     note = f"anti-spoofing port {port.id}"
     rules = [
         nft.Rule([nft.match(nft.payload("ether", "saddr"), macs, "!="), nft.DROP], note),
@@ -181,6 +251,8 @@ def _anti_spoofing(port: Port, tap: str) -> nft.Chain:
                  f"no DHCP server port {port.id}"),
         nft.Rule([nft.match(nft.payload("icmpv6", "type"), 134), nft.DROP],
                  f"no router advertisement port {port.id}"),
+        # before the DAD rule: whatever the source, ND speaks only of the port itself
+        *_neighbour_discovery(port, macs, v6, f"neighbour discovery port {port.id}"),
         # DAD probes come from ::
         nft.Rule([nft.match(nft.payload("ip6", "saddr"), "::"),
                   nft.match(nft.payload("icmpv6", "type"), list(ND_TYPES)), nft.ACCEPT], note),

@@ -141,6 +141,9 @@ def _plug(settings: Settings, name: str, ns: str, port_id: str, mac: str) -> Non
     tap = names.tap(port_id)
     # the inside keeps the kernel's default MTU: the network's comes by DHCP (option 26)
     netlink.ensure_veth(tap, "eth0", netns=settings.agent_netns or None, peer_netns=ns)
+    # down first: the link-local address made when it came up is of the veth's random MAC,
+    # which anti-spoofing drops; up again with the port's MAC, the kernel makes the right one
+    netlink.set_link("eth0", netns=ns, up=False)
     netlink.set_link("eth0", netns=ns, mac=mac, up=True)
 
 
