@@ -222,15 +222,31 @@ class Agent:
         ]
         try:
             for (agent_type, binary, topic), config in states:
-                self._call(m.REPORT_STATE, m.AgentState(
+                reply = self._call(m.REPORT_STATE, m.AgentState(
                     self.host, agent_type, binary, topic, config,
                     start_flag=not self._started[agent_type]))
                 self._started[agent_type] = True
+                if isinstance(reply, m.AgentRegistered) and reply.dhcp_networks is not None:
+                    self._dhcp_served(reply.dhcp_networks)
         except BusError as exc:
             log.debug("heartbeat not delivered: %s", exc)
             return False
         self._registered = True
         return True
+
+    def _dhcp_served(self, network_ids: Iterable[str]) -> None:
+        """The server says which networks' DHCP this host serves now: one that became or
+        stopped being ours without a change mark (a DHCP agent enabled, counted alive or
+        dead again: no write on the network) is marked dirty, so none waits for its next
+        event or the periodic resync."""
+        if not self.synced:
+            return  # the first pass is a full one anyway
+        served = set(network_ids)
+        known = {n.id for n in self._snapshot.networks.values() if n.dhcp}
+        if served != known:
+            log.info("DHCP of network(s) %s changed hands: reconciling them",
+                     ", ".join(sorted(served ^ known)))
+            self.mark_dirty(served ^ known)
 
     def _request_port(self, network_id: str, release: bool) -> None:
         self._call(m.DHCP_PORT, m.DhcpPortRequest(self.host, network_id, release))

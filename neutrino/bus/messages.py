@@ -109,6 +109,10 @@ class AgentRegistered(Message):
     agent_id: str
     #: the server's agent_down_time: heartbeats must come more often than this
     down_time: int = 75
+    #: to a DHCP agent: the networks whose DHCP its host serves now (None: not said).
+    #: Which host serves a network follows the DHCP agents' liveness and admin state,
+    #: which change without any write on the network, so without a change mark
+    dhcp_networks: list[str] | None = None
 
 
 @_message

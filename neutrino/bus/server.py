@@ -15,7 +15,7 @@ from neutrino.bus import messages as m
 from neutrino.bus.core import CHANGES, Bus
 from neutrino.db.engine import Database
 from neutrino.services import Services
-from neutrino.services.agents import L2_AGENT
+from neutrino.services.agents import DHCP_AGENT, L2_AGENT
 from neutrino.services.l3hosts import L3_AGENT
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,12 @@ class AgentServer:
 
         ident, changes = self.db.write(op)
         self.publish(changes)
-        return m.AgentRegistered(ident, self.services.settings.agent_down_time)
+        served = None
+        if msg.agent_type == DHCP_AGENT:
+            # read after the heartbeat committed: this agent counts as alive in it
+            served = self.db.run_read(
+                lambda conn: self.services.hosts.dhcp_networks(conn, msg.host))
+        return m.AgentRegistered(ident, self.services.settings.agent_down_time, served)
 
     def _sync(self, msg: m.Message) -> m.Message:
         assert isinstance(msg, m.SyncRequest)

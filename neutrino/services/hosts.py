@@ -107,6 +107,12 @@ class Hosts:
                 out[net] = live[0]
         return out
 
+    def dhcp_networks(self, conn: Connection, host: str) -> list[str]:
+        """The networks whose DHCP ``host`` serves now (as ``host_state`` decides it)."""
+        candidates = sorted(set(conn.scalars(
+            sa.select(t.subnets.c.network_id).where(t.subnets.c.enable_dhcp).distinct())))
+        return sorted(n for n, h in self._dhcp_host_of(conn, candidates).items() if h == host)
+
     def host_state(self, conn: Connection, host: str, network_ids: list[str] | None = None,
                    router_ids: list[str] | None = None) -> HostState:
         generation = self.generation  # before reading: a later change has a higher one
