@@ -165,7 +165,7 @@ def desired(snapshot: Snapshot, backend: DhcpBackend) -> dict[str, DhcpSpec]:
         if not net.dhcp or not subnets:
             continue
         ports = snapshot.ports_on(net.id)
-        mine = next((p for p in ports if p.is_dhcp and p.local), None)
+        mine = snapshot.dhcp_port(net.id)
         ns = names.dhcp_namespace(net.id)
         have = {sid for sid, _ in mine.fixed_ips} if mine else set()
         # SLAAC subnets give the port its address by themselves

@@ -135,9 +135,10 @@ def _family(address: str) -> int:
 # --- desired --------------------------------------------------------------------------
 
 def filtered_ports(snap: Snapshot) -> list[Port]:
-    """This host's instance ports (not the cloud's own network:* ports), by id."""
-    return sorted((p for p in snap.ports.values()
-                   if p.local and not p.device_owner.startswith("network:")),
+    """This host's ports but those whose devices the agent makes itself (its DHCP and
+    router ports), by id: what its device_owner says decides nothing."""
+    ours = snap.cloud_ports()
+    return sorted((p for p in snap.ports.values() if p.local and p.id not in ours),
                   key=lambda p: p.id)
 
 

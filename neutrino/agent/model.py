@@ -151,6 +151,22 @@ class Snapshot:
     #: every group this host's ports use or their rules name (always whole, never scoped)
     security_groups: Mapping[str, SecurityGroup] = field(default_factory=dict)
 
+    def dhcp_port(self, network_id: str) -> Port | None:
+        """This host's DHCP port on the network (the one its DHCP namespace plugs)."""
+        return next((p for p in self.ports_on(network_id) if p.is_dhcp and p.local), None)
+
+    def cloud_ports(self) -> set[str]:
+        """The ports whose devices this host's agent makes itself: its DHCP ports on the
+        networks it serves and the ports of the routers it realises.  Only these may go
+        unfiltered: a port merely *called* ``network:…`` (device_owner is the port
+        owner's to write) is an instance's, filtered like any (CVE-2015-5240)."""
+        ours = {p.id for r in self.routers.values()
+                for p in (*r.interfaces, *((r.gateway,) if r.gateway else ()))}
+        for net in self.networks.values():
+            if net.dhcp and (mine := self.dhcp_port(net.id)) is not None:
+                ours.add(mine.id)
+        return ours
+
     def ports_on(self, network_id: str) -> list[Port]:
         return sorted((p for p in self.ports.values() if p.network_id == network_id),
                       key=lambda p: p.id)
