@@ -22,9 +22,11 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from neutrino import errors
 from neutrino.db.engine import Database
@@ -43,7 +45,6 @@ _NS = uuid.UUID("0a7c41a4-5d36-4bd1-9a5e-6a8a37c2c6f1")
 #: Keystone's [DEFAULT] max_request_body_size
 MAX_BODY = 114688
 ENTITIES = ("domains", "projects", "users", "roles")
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 def _json(body: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -93,6 +94,16 @@ def token_body(info: TokenInfo, base: str, *, with_catalog: bool = True) -> dict
 
 def is_admin(info: TokenInfo) -> bool:
     return any(r["name"] == "admin" for r in info.roles)
+
+
+class _App:
+    """An ASGI callable as a class instance, which Starlette routes every method to."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -424,7 +435,8 @@ class IdentityApi:
                 Op("GET", f"/{kind}", h["list"], f"List {kind}", "admin", 200, kind,
                   query=s.FILTERS[kind], tag=kind),
                 Op("POST", f"/{kind}", h["create"], f"Create a {one}", "admin", 201, one,
-                  body=s.entity_create(kind, pw), errors=(409,), tag=kind),
+                  body=s.entity_create(kind, pw),  # 404: no such domain
+                  errors=(404, 409) if kind in ("projects", "users") else (409,), tag=kind),
                 Op("GET", f"/{kind}/{{id}}", h["show"], f"Show a {one}",
                   "owner" if kind == "users" else "admin", 200, one, tag=kind),
                 Op("PATCH", f"/{kind}/{{id}}", h["update"], f"Update a {one}", "admin", 200,
@@ -457,38 +469,57 @@ class IdentityApi:
                 return _error(IdentityError(err.status, err.message), base_url(request))
         return endpoint
 
-    def _fallback(self, ops: list[Operation]) -> Callable[[Request], Awaitable[Response]]:
-        """Keystone's 404 and 405 for what no operation answers."""
-        routes = [Route(f"/v3{op.path}", op.handler, methods=[op.method]) for op in ops]
+    def _fallback(self, ops: list[Operation]) -> ASGIApp:
+        """Keystone's 404 and 405 for what no operation answers (any method at all)."""
+        known = [("/identity", "GET"), ("/identity/", "GET"), ("/identity/openapi.json", "GET")]
+        known += [(f"{prefix}/v3{op.path}", op.method) for op in ops
+                  for prefix in ("", "/identity")]
+        routes = [Route(path, self.root, methods=[method]) for path, method in known]
 
-        async def endpoint(request: Request) -> Response:
-            path = request.url.path.removeprefix("/identity")
-            allowed = sorted({m for r in routes if r.path_regex.match(path)
+        async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+            # an ASGI app, not a function: Starlette routes every method to it
+            request = Request(scope, receive)
+            allowed = sorted({m for r in routes if r.path_regex.match(request.url.path)
                               for m in (r.methods or ())})
             if allowed:
                 err = IdentityError(405, f"The method {request.method} is not allowed for "
                                          f"this resource.", {"Allow": ", ".join(allowed)})
             else:
                 err = IdentityError(404, "The resource could not be found.")
-            return _error(err, base_url(request))
-        return endpoint
-
-    def v3_routes(self) -> list[Route]:
-        ops = self.operations()
-        routes = [Route(f"/v3{op.path}", self._endpoint(op), methods=[op.method])
-                  for op in ops]
-        routes.append(Route("/v3/{rest:path}", self._fallback(ops), methods=ALL_METHODS))
-        return routes
+            await _error(err, base_url(request))(scope, receive, send)
+        return _App(endpoint)
 
     def routes(self) -> list[BaseRoute]:
-        """``/identity`` (root, v3, its OpenAPI document) and the bare ``/v3`` alias."""
-        v3 = self.v3_routes()
+        """``/identity`` (root, v3, its OpenAPI document) and the bare ``/v3`` alias; every
+        other method or path under them is Keystone's 405 or 404."""
+        ops = self.operations()
+        fallback = self._fallback(ops)
         root = self._endpoint(Operation("GET", "", self.root, "", "none", 300))
-        return [
+        routes: list[BaseRoute] = [
             Route("/identity", root, methods=["GET"]),
+            Route("/identity/", root, methods=["GET"]),
             Route("/identity/openapi.json", self.openapi, methods=["GET"]),
-            Mount("/identity", routes=[Route("/", root, methods=["GET"]), *v3,
-                                       Route("/{rest:path}", self._fallback(self.operations()),
-                                             methods=ALL_METHODS)]),
-            *v3,
         ]
+        for prefix in ("/identity/v3", "/v3"):
+            routes += [Route(f"{prefix}{op.path}", self._endpoint(op), methods=[op.method])
+                       for op in ops]
+        # last, for any method: a Mount or a {path} parameter would miss a path with a
+        # newline in it, which then got the Networking API's 404
+        routes += [Route(path, fallback) for path in (
+            "/identity", "/identity/{rest:anything}", "/v3/{rest:anything}")]
+        return routes
+
+
+class _Anything(Convertor[str]):
+    """The rest of a path, newlines included (``{x:path}`` stops at one)."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anything", _Anything())
