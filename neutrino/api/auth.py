@@ -108,10 +108,10 @@ class EmbeddedKeystone:
 
     def _validate(self, token: str) -> Context | None:
         hit = self.cache.get(token)
+        if hit is not None and hit[0] == self.identity.current_revision(self.db):
+            return hit[1]
         with self.db.read() as conn:
-            revision = self.identity.revision(conn)
-            if hit is not None and hit[0] == revision:
-                return hit[1]
+            revision = self.identity.revision(conn)  # before the validation it stands for
             info = self.identity.validate(conn, token)
         if info is None or info.project is None:
             return None  # unknown, expired, revoked, or not scoped to a project

@@ -124,6 +124,39 @@ class Database:
         #: hop only costs time and per-thread connections; PostgreSQL and MariaDB wait on
         #: the network and keep the threadpool
         self.inline = self.is_sqlite
+        #: for :meth:`read_scalar`: autocommit, no ping, no reset on return (it connects
+        #: only when first used); SQLite connections are in autocommit mode already
+        self._single = self.engine if self.is_sqlite else sa.create_engine(
+            self.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+            pool_reset_on_return=None, pool_size=2, max_overflow=8)
+        self._compiled: dict[int, str] = {}
+
+    def read_scalar(self, stmt: sa.Select) -> object:
+        """The first column of the first row of ``stmt`` (a module-level constant, with
+        its values bound in), read outside any transaction straight through the driver.
+
+        For a lookup made on every request: it costs a tenth of a :meth:`run_read`
+        on SQLite, and one round trip instead of four (ping, BEGIN, the statement,
+        COMMIT) on PostgreSQL and MariaDB."""
+        sql = self._compiled.get(id(stmt))
+        if sql is None:
+            sql = self._compiled[id(stmt)] = str(stmt.compile(
+                self.engine, compile_kwargs={"literal_binds": True}))
+        for attempt in (1, 2):
+            raw = self._single.raw_connection()
+            try:
+                cur = raw.cursor()
+                cur.execute(sql)
+                row = cur.fetchone()
+                cur.close()
+                return row[0] if row else None
+            except self._single.dialect.loaded_dbapi.Error:
+                raw.invalidate()  # maybe a connection the server dropped: once more, anew
+                if attempt == 2:
+                    raise
+            finally:
+                raw.close()
+        raise AssertionError("unreachable")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -174,6 +207,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._single.dispose()
 
 
 _TRANSIENT = ("deadlock", "lock wait timeout", "could not serialize", "database is locked",

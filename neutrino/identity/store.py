@@ -58,6 +58,7 @@ IMPLIED = {"admin": ("member", "reader"), "member": ("reader",)}
 # tens of milliseconds, not the default 64 MiB that would spike server memory.
 _HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+REVISION = sa.select(t.identity_state.c.revision).where(t.identity_state.c.id == 1)
 
 
 class Hashed(str):
@@ -186,8 +187,12 @@ class Identity:
 
     @staticmethod
     def revision(conn: Connection) -> int:
-        s = t.identity_state
-        return conn.scalar(sa.select(s.c.revision).where(s.c.id == 1)) or 0
+        return conn.scalar(REVISION) or 0
+
+    @staticmethod
+    def current_revision(db: Database) -> int:
+        """The revision, read on every request: as cheaply as the driver can."""
+        return int(db.read_scalar(REVISION) or 0)
 
     @staticmethod
     def _bump(conn: Connection) -> None:
