@@ -26,6 +26,7 @@ BOOLEAN: dict = {"type": ["boolean", "string"],
                  "enum": [True, "True", "TRUE", "true", False, "False", "FALSE", "false"]}
 #: a string a query filter may compare with (the columns' longest is 255)
 FILTER: dict = {"type": "string", "maxLength": 255}
+QUERY_BOOLEAN: dict = {"type": "string", "maxLength": 16}
 #: an id as a lookup key: anything longer than a column's 64 characters is simply not found
 LOOKUP_ID: dict = {"type": "string", "maxLength": 255}
 
@@ -39,6 +40,12 @@ def password(max_length: int, *, nullable: bool) -> dict:
 def to_bool(value: Any) -> bool:
     """A :data:`BOOLEAN` value (already checked) as a bool."""
     return value if isinstance(value, bool) else value.lower() == "true"
+
+
+def query_bool(value: str) -> bool:
+    """A boolean filter as Keystone reads one: ``?enabled`` alone is true, ``0`` and
+    ``false`` (any case) are false."""
+    return value.lower() not in ("0", "false")
 
 
 def obj(properties: dict, required: tuple[str, ...] = (), *, extra: bool = True,
@@ -85,9 +92,9 @@ def _id_rules() -> dict:
 
 #: the filters each listing takes (Keystone's, for what this subset stores)
 FILTERS: dict[str, dict[str, dict]] = {
-    "domains": {"name": FILTER, "enabled": BOOLEAN},
-    "projects": {"name": FILTER, "domain_id": FILTER, "enabled": BOOLEAN},
-    "users": {"name": FILTER, "domain_id": FILTER, "enabled": BOOLEAN},
+    "domains": {"name": FILTER, "enabled": QUERY_BOOLEAN},
+    "projects": {"name": FILTER, "domain_id": FILTER, "enabled": QUERY_BOOLEAN},
+    "users": {"name": FILTER, "domain_id": FILTER, "enabled": QUERY_BOOLEAN},
     "roles": {"name": FILTER},
 }
 ASSIGNMENT_FILTERS: dict[str, dict] = {

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection, Row
 
 from neutrino.db import tables as t
 from neutrino.identity.errors import AUTH_FAILED, IdentityError, unauthorized
-from neutrino.identity.schema import to_bool
+from neutrino.identity.schema import query_bool, to_bool
 
 if TYPE_CHECKING:
     from neutrino.config import Settings
@@ -242,7 +242,7 @@ class Identity:
             if key in table.c and key not in self.PRIVATE:
                 column = table.c[key]
                 if isinstance(column.type, sa.Boolean):
-                    stmt = stmt.where(column.is_(to_bool(value)))
+                    stmt = stmt.where(column.is_(query_bool(value)))
                 else:
                     stmt = stmt.where(column == value)
         return [self.render(kind, r) for r in conn.execute(stmt)]

@@ -68,6 +68,16 @@ def test_enabled_false_as_a_string_means_false(ks: Keystone) -> None:
     assert ks.issue(password_auth({"id": user["id"]}, "pw")).status_code == 401
 
 
+def test_the_enabled_filter_reads_as_keystone_reads_it(ks: Keystone) -> None:
+    """``?enabled`` alone means true (it meant false); ``0`` and ``false`` mean false."""
+    on = ks.make("users", name=f"on-{uuid.uuid4().hex[:8]}")
+    off = ks.make("users", name=f"off-{uuid.uuid4().hex[:8]}", enabled=False)
+    for query, shown, hidden in (("enabled", on, off), ("enabled=True", on, off),
+                                 ("enabled=0", off, on), ("enabled=FALSE", off, on)):
+        ids = {u["id"] for u in ks.admin("GET", f"/users?{query}").json()["users"]}
+        assert shown["id"] in ids and hidden["id"] not in ids, query
+
+
 @pytest.mark.parametrize("path", ["/users/a%00b", "/projects/a%00b", "/domains/a%00b",
                                   "/roles/a%00b", "/users/a%00b/projects",
                                   "/projects/a%00/users/b/roles"])

@@ -4,9 +4,13 @@ second caches validations for minutes, so only a check against the database help
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import requests
@@ -141,3 +145,25 @@ def test_a_new_role_shows_at_once_in_every_process(pair: Pair) -> None:
     made = requests.post(f"{pair.other.url}/v2.0/networks", json={"network": {"name": "n"}},
                          headers={"X-Auth-Token": who["token"]}, timeout=30)
     assert made.status_code == 201, made.text
+
+
+@pytest.mark.cli
+def test_the_openstack_cli_changes_its_own_password(pair: Pair) -> None:
+    """``openstack user password set``, as a user (not an admin) runs it."""
+    if pair.other.db.dialect != "sqlite":
+        pytest.skip("the CLI's side is the same on every backend")
+    who = pair.ks.person()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(OS_AUTH_URL=pair.ks.server.url + "/identity", OS_USERNAME=who["name"],
+               OS_PASSWORD=who["password"], OS_USER_DOMAIN_NAME="Default",
+               OS_PROJECT_ID=who["project"], OS_IDENTITY_API_VERSION="3",
+               NO_PROXY="127.0.0.1", no_proxy="127.0.0.1")
+    done = subprocess.run([str(Path(sys.executable).with_name("openstack")), "user",
+                           "password", "set", "--original-password", who["password"],
+                           "--password", "changed-by-cli"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert pair.net(who["token"]) == 401
+    user = {"id": who["user"]}
+    assert pair.ks.issue(password_auth(user, who["password"])).status_code == 401
+    assert pair.ks.issue(password_auth(user, "changed-by-cli")).status_code == 201
