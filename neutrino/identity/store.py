@@ -643,6 +643,9 @@ class Identity:
             self._count_failures(conn, keys, now)
         counted = False
         if user is not None and sec.lockout_failure_attempts > 0:
+            # locked: concurrent attempts must each see the others' counts
+            user = conn.execute(sa.select(t.identity_users).where(
+                t.identity_users.c.id == user.id).with_for_update()).one()
             count = user.failed_auth_count
             if count >= sec.lockout_failure_attempts:
                 if not sec.lockout_duration or user.failed_auth_at is None or \

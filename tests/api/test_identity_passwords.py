@@ -10,6 +10,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,21 @@ def test_consecutive_failures_lock_the_user_in_every_process(
     assert r.status_code == 401 and "locked" in r.json()["error"]["message"]
     time.sleep(3.2)  # lockout_duration
     assert second.issue(password_auth(user, who["password"])).status_code == 201
+
+
+def test_concurrent_guesses_cannot_slip_past_the_lockout(
+        lockout: tuple[Keystone, Keystone]) -> None:
+    """Attempts are counted before their password is checked: of 12 at once, on two
+    processes, exactly 3 get a password checked; the rest find the user locked."""
+    first, second = lockout
+    who = first.person()
+    auth = password_auth({"id": who["user"]}, "wrong")
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda n: (first, second)[n % 2].issue(auth).json(),
+                                range(12)))
+    messages = [a["error"]["message"] for a in answers]
+    locked = f"The account is locked for user: {who['user']}."
+    assert (messages.count(FAILED), messages.count(locked)) == (3, 9), messages
 
 
 def test_a_success_starts_the_count_again(lockout: tuple[Keystone, Keystone]) -> None:
