@@ -467,6 +467,11 @@ class IdentityApi:
                 return _error(err, base_url(request))
             except errors.NeutronError as err:  # from the database layer: a lost race
                 return _error(IdentityError(err.status, err.message), base_url(request))
+            except Exception:  # a bug: still in Keystone's envelope
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return _error(IdentityError(500, "An unexpected error prevented the server "
+                                                 "from fulfilling your request."),
+                              base_url(request))
         return endpoint
 
     def _fallback(self, ops: list[Operation]) -> ASGIApp:

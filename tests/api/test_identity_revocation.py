@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -167,3 +168,17 @@ def test_the_openstack_cli_changes_its_own_password(pair: Pair) -> None:
     user = {"id": who["user"]}
     assert pair.ks.issue(password_auth(user, who["password"])).status_code == 401
     assert pair.ks.issue(password_auth(user, "changed-by-cli")).status_code == 201
+
+
+def test_a_cached_validation_ends_with_its_token(tmp_path: Path, database_factory) -> None:
+    """However long validations are cached, none outlives its token's expiry."""
+    server = start_server(tmp_path, database_factory("sqlite"), auth="embedded", token_ttl=2,
+                          token_cache_seconds=600)
+    try:
+        server.db.write(lambda conn: Identity().bootstrap(conn, ADMIN_PASSWORD))
+        ks = Keystone(server)
+        assert ks.net(ks.admin_token, "GET", "/networks").status_code == 200  # cached
+        time.sleep(2.5)
+        assert ks.net(ks.admin_token, "GET", "/networks").status_code == 401
+    finally:
+        server.stop()
