@@ -37,8 +37,22 @@ class Settings:
     auth: str = "embedded"
     #: lifetime of tokens issued by the embedded identity service, in seconds
     token_ttl: int = 3600
-    #: how long a validated token is trusted before it is checked again
+    #: how long a validated token is kept in memory; each use still checks the identity
+    #: revision in the database, so a revocation anywhere takes effect at once
     token_cache_seconds: int = 5
+    # -- limits on the embedded identity's password authentication --
+    #: Keystone's [security_compliance] lockout_failure_attempts: consecutive failed
+    #: password authentications after which a user is locked out; 0 is off (as Keystone)
+    lockout_failure_attempts: int = 0
+    #: Keystone's [security_compliance] lockout_duration: seconds a user stays locked
+    #: (0: until an admin enables it or sets its password)
+    lockout_duration: int = 1800
+    #: Keystone's [identity] max_password_length: longer passwords are refused (400)
+    max_password_length: int = 4096
+    #: not in Keystone: failed password authentications allowed per source address, and
+    #: per user name, in a window of auth_failure_rate_window seconds (then 429); 0 is off
+    auth_failure_rate_limit: int = 20
+    auth_failure_rate_window: int = 60
     #: the external Keystone (auth = "keystone") and Neutrino's service user in it
     keystone_url: str = ""
     keystone_username: str = "neutron"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
@@ -19,6 +20,8 @@ from neutrino.db import migrate
 from neutrino.db.engine import Database
 from neutrino.services import Services
 
+log = logging.getLogger(__name__)
+
 
 def build(settings: Settings, *, upgrade: bool = True, migrate_in_child: bool = False,
           bus: Bus | None = None) -> tuple[Starlette, Database]:
@@ -28,7 +31,7 @@ def build(settings: Settings, *, upgrade: bool = True, migrate_in_child: bool = 
     :mod:`neutrino.db.migrate`.
     """
     if not settings.database_url:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(settings)
     db = Database(settings.db_url)
     if upgrade:
         migrate.upgrade(db.engine, in_child=migrate_in_child)
@@ -46,6 +49,18 @@ def build(settings: Settings, *, upgrade: bool = True, migrate_in_child: bool = 
     return app, db
 
 
+def prepare_data_dir(settings: Settings) -> Path:
+    """The data directory, made (or, made by an older version, tightened) to 0700: it
+    holds the SQLite database and the admin's credentials."""
+    path = settings.data_dir
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.chmod(path, 0o700)
+    except PermissionError as err:
+        log.warning("cannot make the data directory %s private: %s", path, err)
+    return path
+
+
 def authentication(settings: Settings, db: Database) -> tuple[Authenticator, list[BaseRoute]]:
     """The authenticator for ``settings.auth``, and the identity API it brings (if any)."""
     if settings.auth == "noauth":
@@ -53,9 +68,9 @@ def authentication(settings: Settings, db: Database) -> tuple[Authenticator, lis
     if settings.auth == "embedded":
         # imported here: a noauth or external-Keystone server never carries them
         from neutrino.identity.api import IdentityApi
-        from neutrino.identity.store import Identity
+        from neutrino.identity.store import Identity, Security
 
-        identity = Identity(settings.token_ttl)
+        identity = Identity(settings.token_ttl, Security.from_settings(settings))
         auth = EmbeddedKeystone(identity, db, settings.token_cache_seconds)
         return auth, IdentityApi(identity, db, on_change=auth.cache.clear).routes()
     if settings.auth == "keystone":

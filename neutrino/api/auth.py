@@ -13,7 +13,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from neutrino.identity.store import Identity
 
 NOAUTH_PROJECT = "fake_project_id"
+V = TypeVar("V")
 
 
 class Authenticator(Protocol):
@@ -58,31 +60,27 @@ def _context(project_id: str, user_id: str, role_names: list[str]) -> Context:
                    is_admin="admin" in roles)
 
 
-class TokenCache:
-    """Validated tokens for a few seconds, so a burst of calls validates once.
-
-    Local revocations and identity changes clear it at once (``clear``);
-    another worker's revocation is seen within ``ttl`` seconds.
-    """
+class TokenCache(Generic[V]):
+    """Validated tokens for a few seconds, so a burst of calls validates once."""
 
     def __init__(self, ttl: float, size: int = 4096) -> None:
         self.ttl = ttl
         self.size = size
-        self._items: dict[str, tuple[float, Context]] = {}
+        self._items: dict[str, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
-    def get(self, token: str) -> Context | None:
+    def get(self, token: str) -> V | None:
         hit = self._items.get(token)
         if hit is None or hit[0] < time.monotonic():
             return None
         return hit[1]
 
-    def put(self, token: str, ctx: Context, expires_in: float | None = None) -> None:
+    def put(self, token: str, value: V, expires_in: float | None = None) -> None:
         ttl = self.ttl if expires_in is None else min(self.ttl, expires_in)
         with self._lock:
             if len(self._items) >= self.size:
                 self._items.clear()
-            self._items[token] = (time.monotonic() + ttl, ctx)
+            self._items[token] = (time.monotonic() + ttl, value)
 
     def clear(self) -> None:
         with self._lock:
@@ -94,30 +92,44 @@ def _unauthorized() -> errors.Unauthorized:
 
 
 class EmbeddedKeystone:
-    """Tokens from Neutrino's own identity service (same database)."""
+    """Tokens from Neutrino's own identity service (same database).
+
+    A validation is kept for up to ``cache_seconds`` (never past the token's expiry),
+    together with the identity revision it was made at; each use reads the revision
+    (one primary-key lookup) and validates again if it moved.  Every identity change
+    that alters what a token means bumps it, so a revocation made by any server
+    process on this database takes effect at once in all of them.
+    """
 
     def __init__(self, identity: Identity, db: Database, cache_seconds: float = 5.0) -> None:
         self.identity = identity
         self.db = db
-        self.cache = TokenCache(cache_seconds)
+        self.cache: TokenCache[tuple[int, Context]] = TokenCache(cache_seconds)
 
     def _validate(self, token: str) -> Context | None:
+        hit = self.cache.get(token)
+        if hit is not None and hit[0] == self.identity.current_revision(self.db):
+            return hit[1]
         with self.db.read() as conn:
+            revision = self.identity.revision(conn)  # before the validation it stands for
             info = self.identity.validate(conn, token)
         if info is None or info.project is None:
             return None  # unknown, expired, revoked, or not scoped to a project
-        return _context(info.project["id"], info.user["id"], [r["name"] for r in info.roles])
+        ctx = _context(info.project["id"], info.user["id"], [r["name"] for r in info.roles])
+        expires = datetime.strptime(info.expires_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        self.cache.put(token, (revision, ctx),
+                       max(0.0, (expires - datetime.now(UTC)).total_seconds()))
+        return ctx
 
     async def authenticate(self, headers: Headers) -> Context:
         token = headers.get("x-auth-token")
         if not token:
             raise _unauthorized()
-        ctx = self.cache.get(token)
+        # SQLite: on the event loop, as the API's own reads (see Database.inline)
+        ctx = self._validate(token) if self.db.inline \
+            else await run_in_threadpool(self._validate, token)
         if ctx is None:
-            ctx = await run_in_threadpool(self._validate, token)
-            if ctx is None:
-                raise _unauthorized()
-            self.cache.put(token, ctx)
+            raise _unauthorized()
         return ctx
 
 
@@ -136,7 +148,7 @@ class ExternalKeystone:
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": username, "domain": {"name": user_domain}, "password": password}}},
             "scope": {"project": {"name": project, "domain": {"name": project_domain}}}}}
-        self.cache = TokenCache(cache_seconds)
+        self.cache: TokenCache[Context] = TokenCache(cache_seconds)
         self.timeout = timeout
         self._service_token: str | None = None
         self._lock = threading.Lock()

@@ -35,23 +35,27 @@ def _run(app: object, settings: Settings) -> None:
 
 def write_clouds_yaml(settings: Settings) -> Path:
     """A noauth clouds.yaml for the stock ``openstack`` CLI (cloud name ``neutrino``)."""
+    from neutrino.linux.files import write_atomic
+
     url = f"http://{settings.host}:{settings.port}"
     path = settings.data_dir / "clouds.yaml"
-    path.write_text(
+    # private like the embedded identity's, which it replaces when auth changes
+    write_atomic(path, mode=0o600, data=(
         "clouds:\n"
         "  neutrino:\n"
         "    auth_type: none\n"
         "    auth:\n"
         f"      endpoint: {url}\n"
-        f"    network_endpoint_override: {url}\n")
+        f"    network_endpoint_override: {url}\n"))
     return path
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     settings = config.load(args.config, host=args.host, port=args.port,
                            data_dir=args.data_dir, auth=args.auth)
-    from neutrino.server import build
+    from neutrino.server import build, prepare_data_dir
 
+    prepare_data_dir(settings)  # clouds.yaml lives there whatever the database
     app, db = build(settings, migrate_in_child=True)
     url = f"http://{settings.host}:{settings.port}"
     if settings.auth == "embedded":
@@ -179,6 +183,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = config.load(args.config, host=args.host, port=args.port,
                            database_url=args.database_url, workers=args.workers)
+    if not settings.database_url:  # SQLite in the data directory
+        from neutrino.server import prepare_data_dir
+
+        prepare_data_dir(settings)
     db = Database(settings.db_url)
     migrate.upgrade(db.engine, in_child=True)  # the server processes never import Alembic
     db.dispose()

@@ -15,7 +15,9 @@ sections with ``SELECT ... FOR UPDATE`` (see :func:`lock_rows`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,7 +47,7 @@ def create_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         engine = sa.create_engine(url, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_file(url))
         return engine
     if url.startswith("postgresql") and "+" not in url.split("://", 1)[0]:
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
@@ -57,7 +59,36 @@ def create_engine(url: str) -> Engine:
                             pool_size=10, max_overflow=20, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None: in memory)."""
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def secure_sqlite_file(path: Path) -> None:
+    """The database and its -wal, -shm and -journal readable by their owner only: they
+    hold every project's data and the password hashes.  SQLite makes the side files
+    with the database's own mode, so they stay so once the database is."""
+    if not path.parent.is_dir():
+        return  # SQLite will say so
+    # made 0600 before SQLite opens it, so it is never readable by others, even briefly
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    for name in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.chmod(path.with_name(path.name + name), 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError as err:  # not ours: say so, the owner must fix it
+            log.warning("cannot make %s private: %s", path.name + name, err)
+
+
+def _configure_sqlite(engine: Engine, path: Path | None) -> None:
+    if path is not None:
+        secure_sqlite_file(path)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is deferred).
@@ -68,6 +99,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
+        if path is not None:
+            secure_sqlite_file(path)  # side files an older version left readable
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -91,6 +124,39 @@ class Database:
         #: hop only costs time and per-thread connections; PostgreSQL and MariaDB wait on
         #: the network and keep the threadpool
         self.inline = self.is_sqlite
+        #: for :meth:`read_scalar`: autocommit, no ping, no reset on return (it connects
+        #: only when first used); SQLite connections are in autocommit mode already
+        self._single = self.engine if self.is_sqlite else sa.create_engine(
+            self.engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+            pool_reset_on_return=None, pool_size=2, max_overflow=8)
+        self._compiled: dict[int, str] = {}
+
+    def read_scalar(self, stmt: sa.Select) -> object:
+        """The first column of the first row of ``stmt`` (a module-level constant, with
+        its values bound in), read outside any transaction straight through the driver.
+
+        For a lookup made on every request: it costs a tenth of a :meth:`run_read`
+        on SQLite, and one round trip instead of four (ping, BEGIN, the statement,
+        COMMIT) on PostgreSQL and MariaDB."""
+        sql = self._compiled.get(id(stmt))
+        if sql is None:
+            sql = self._compiled[id(stmt)] = str(stmt.compile(
+                self.engine, compile_kwargs={"literal_binds": True}))
+        for attempt in (1, 2):
+            raw = self._single.raw_connection()
+            try:
+                cur = raw.cursor()
+                cur.execute(sql)
+                row = cur.fetchone()
+                cur.close()
+                return row[0] if row else None
+            except self._single.dialect.loaded_dbapi.Error:
+                raw.invalidate()  # maybe a connection the server dropped: once more, anew
+                if attempt == 2:
+                    raise
+            finally:
+                raw.close()
+        raise AssertionError("unreachable")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -141,6 +207,7 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._single.dispose()
 
 
 _TRANSIENT = ("deadlock", "lock wait timeout", "could not serialize", "database is locked",

@@ -201,6 +201,10 @@ identity_users = sa.Table(
     sa.Column("default_project_id", sa.String(64), nullable=True),
     sa.Column("email", sa.String(255), nullable=True),
     sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    # consecutive failed password authentications, and when the last one was
+    # (Keystone's lockout: [security_compliance] lockout_failure_attempts)
+    sa.Column("failed_auth_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed_auth_at", sa.String(32), nullable=True),
     sa.UniqueConstraint("domain_id", "name", name="uq_identity_users_name"),
 )
 
@@ -237,6 +241,23 @@ identity_tokens = sa.Table(
     sa.Column("issued_at", sa.String(32), nullable=False),
     sa.Column("expires_at", sa.String(32), nullable=False, index=True),
     sa.Column("revoked", sa.Boolean, nullable=False),
+)
+
+identity_auth_failures = sa.Table(
+    "identity_auth_failures", metadata,
+    # failed password authentications per source address and per user name, in a
+    # fixed window; the key is a SHA-256 of "address:..." or "user:...", so any name fits
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("window_start", sa.String(32), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+)
+
+identity_state = sa.Table(
+    "identity_state", metadata,
+    # one row: bumped by every identity change that can alter what a token means, so a
+    # process trusts its cached validations only while this is unchanged
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
 )
 
 # -- routers and floating IPs ---------------------------------------------------

@@ -8,7 +8,6 @@ works with nothing else set up.
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 
@@ -17,14 +16,11 @@ import sqlalchemy as sa
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.identity.store import DEFAULT_DOMAIN, Identity, hash_password
+from neutrino.linux.files import write_atomic
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    tmp.replace(path)
+    write_atomic(path, text, mode=0o600)  # never readable by others, not even briefly
 
 
 def client_files(data_dir: Path, url: str, password: str) -> tuple[Path, Path]:
@@ -67,18 +63,22 @@ def ensure_admin(db: Database, identity: Identity, data_dir: Path, url: str) -> 
     have_files = clouds.exists() and "auth_url" in clouds.read_text() \
         and f"auth_url: {url}/identity\n" in clouds.read_text()
     password = secrets.token_urlsafe(18)
+    hashed = hash_password(password)
 
     def op(conn: sa.Connection) -> bool:
-        if identity.bootstrap(conn, password):
+        if identity.bootstrap(conn, hashed):
             return True
         if have_files:
             return False
-        conn.execute(t.identity_users.update().where(
-            t.identity_users.c.name == "admin",
-            t.identity_users.c.domain_id == DEFAULT_DOMAIN).values(
-            password_hash=hash_password(password)))
+        admin = conn.scalar(sa.select(t.identity_users.c.id).where(
+            t.identity_users.c.name == "admin", t.identity_users.c.domain_id == DEFAULT_DOMAIN))
+        if admin is not None:
+            identity.set_password(conn, admin, hashed)  # the old admin tokens go too
         return True
 
     if db.write(op) or not have_files:
         client_files(data_dir, url, password)
+    for path in (clouds, data_dir / "admin-openrc"):
+        if path.exists():  # an older version may have left them readable by others
+            path.chmod(0o600)
     return clouds

@@ -61,6 +61,42 @@ class Keystone:
         return requests.request(method, f"{self.server.url}/v2.0{path}", json=body, timeout=30,
                                 headers={"X-Auth-Token": token})
 
+    def role_id(self, name: str) -> str:
+        return self.admin("GET", f"/roles?name={name}").json()["roles"][0]["id"]
+
+    def make(self, kind: str, **attrs: object) -> dict:
+        """POST /v3/{kind} as admin; the new entity."""
+        r = self.admin("POST", f"/{kind}", {kind[:-1]: attrs})
+        assert r.status_code == 201, r.text
+        return r.json()[kind[:-1]]
+
+    def person(self, *roles: str, domain: str = "default", password: str = "pw") -> dict:
+        """A new project and user (in ``domain``) holding ``roles`` there:
+        ``{"project", "user", "name", "password", "token"}``."""
+        tag = uuid.uuid4().hex[:8]
+        project = self.make("projects", name=f"p-{tag}", domain_id=domain)
+        user = self.make("users", name=f"u-{tag}", password=password, domain_id=domain,
+                         default_project_id=project["id"])
+        for role in roles or ("member",):
+            r = self.admin("PUT", f"/projects/{project['id']}/users/{user['id']}/roles/"
+                                  f"{self.role_id(role)}")
+            assert r.status_code == 204, r.text
+        r = self.issue(password_auth({"id": user["id"]}, password,
+                                     {"project": {"id": project["id"]}}))
+        assert r.status_code == 201, r.text
+        return {"project": project["id"], "user": user["id"], "name": user["name"],
+                "password": password, "token": r.headers["X-Subject-Token"]}
+
+
+def password_auth(user: dict, password: str, scope: object = None) -> dict:
+    """The ``auth`` of a password authentication; ``user`` is ``{"id"}`` or
+    ``{"name", "domain"}``."""
+    auth: dict = {"identity": {"methods": ["password"],
+                               "password": {"user": {**user, "password": password}}}}
+    if scope is not None:
+        auth["scope"] = scope
+    return auth
+
 
 @pytest.fixture(scope="module")
 def keystone(tmp_path_factory: pytest.TempPathFactory, database_factory) -> Iterator[Keystone]:

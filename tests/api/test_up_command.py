@@ -110,3 +110,95 @@ def test_first_start_writes_credentials_the_openstack_cli_uses(tmp_path: Path) -
         assert "cli-net" not in theirs.stdout.split()  # the admin project's network
     finally:
         _stop(proc, signal.SIGINT)
+
+
+def _modes(data_dir: Path, *names: str) -> dict[str, str]:
+    return {name: oct((data_dir / name).stat().st_mode & 0o777) for name in names}
+
+
+SQLITE = ("neutrino.sqlite", "neutrino.sqlite-wal", "neutrino.sqlite-shm")
+
+
+def _admin_token(data_dir: Path, port: int) -> str:
+    clouds = (data_dir / "clouds.yaml").read_text()
+    password = clouds.split("password: ")[1].split()[0]
+    r = requests.post(f"http://127.0.0.1:{port}/identity/v3/auth/tokens", timeout=30,
+                      json={"auth": {"identity": {"methods": ["password"], "password": {
+                          "user": {"name": "admin", "domain": {"name": "Default"},
+                                   "password": password}}}}})
+    assert r.status_code == 201, r.text
+    return r.headers["X-Subject-Token"]
+
+
+def test_up_keeps_the_data_directory_private(tmp_path: Path) -> None:
+    """The database (every project's data, the password hashes), its -wal and -shm and
+    the admin's credentials are the owner's only; so is the directory."""
+    data = tmp_path / "data"
+    port = free_port()
+    proc = _start(data, port)
+    try:
+        token = _admin_token(data, port)
+        r = requests.post(f"http://127.0.0.1:{port}/v2.0/networks", timeout=10,
+                          headers={"X-Auth-Token": token}, json={"network": {"name": "n"}})
+        assert r.status_code == 201
+        assert _modes(data, ".") == {".": "0o700"}
+        assert _modes(data, *SQLITE, "clouds.yaml", "admin-openrc") == dict.fromkeys(
+            (*SQLITE, "clouds.yaml", "admin-openrc"), "0o600")
+    finally:
+        _stop(proc, signal.SIGTERM)
+
+
+def test_up_tightens_a_data_directory_an_older_version_made(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    _stop(_start(data, port), signal.SIGTERM)
+    # as an older version left it: all readable by everyone
+    data.chmod(0o755)
+    for name in ("neutrino.sqlite", "clouds.yaml", "admin-openrc"):
+        (data / name).chmod(0o644)
+    for name in SQLITE[1:]:  # and side files left over from a crash
+        (data / name).touch(mode=0o644)
+        (data / name).chmod(0o644)
+    proc = _start(data, port)
+    try:
+        token = _admin_token(data, port)
+        assert requests.get(f"http://127.0.0.1:{port}/v2.0/networks", timeout=10,
+                            headers={"X-Auth-Token": token}).status_code == 200
+        assert _modes(data, ".") == {".": "0o700"}
+        assert set(_modes(data, *SQLITE).values()) == {"0o600"}
+        assert set(_modes(data, "clouds.yaml", "admin-openrc").values()) == {"0o600"}
+    finally:
+        _stop(proc, signal.SIGTERM)
+
+
+def test_serve_keeps_a_sqlite_database_private(tmp_path: Path) -> None:
+    """`neutrino serve` with a SQLite URL outside any data directory: the files are the
+    owner's only, including the -wal and -shm that appear once it writes."""
+    port = free_port()
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    db = shared / "cloud.sqlite"
+    proc = subprocess.Popen([NEUTRINO, "serve", "--database-url", f"sqlite:///{db}",
+                             "--port", str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "NEUTRINO_AUTH": "noauth"})
+    try:
+        base = f"http://127.0.0.1:{port}/v2.0"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(base + "/networks", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None, proc.stdout.read()
+            assert time.monotonic() < deadline, "serve did not answer"
+            time.sleep(0.1)
+        assert requests.post(base + "/networks", json={"network": {"name": "n"}},
+                             timeout=10).status_code == 201
+        names = ("cloud.sqlite", "cloud.sqlite-wal", "cloud.sqlite-shm")
+        assert _modes(shared, *names) == dict.fromkeys(names, "0o600")
+        assert _modes(shared, ".") == {".": "0o755"}  # not ours to change
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
