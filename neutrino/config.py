@@ -65,9 +65,14 @@ class Settings:
     #: ``l3_ha_network_type``)
     l3_ha_network_type: str = ""
     quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    # -- caps on the lists one object holds (upstream's options and defaults): a list
+    #    has a cost in every agent and daemon file it reaches (CVE-2014-3555)
     max_dns_nameservers: int = 5
-    max_host_routes: int = 20
+    max_subnet_host_routes: int = 20
     max_fixed_ips_per_port: int = 5
+    max_allowed_address_pair: int = 10
+    #: extra routes per router (upstream 2026.2 turned it into the router_route quota)
+    max_routes: int = 30
     # -- agents and the data plane --
     #: seconds without a heartbeat after which an agent is shown dead (upstream: 75)
     agent_down_time: int = 75
@@ -157,6 +162,10 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
     return value
 
 
+#: old spellings still read, by the setting that replaced them
+RENAMED = {"max_host_routes": "max_subnet_host_routes"}
+
+
 def load(config_file: Path | None = None, **overrides: Any) -> Settings:
     settings = Settings()
     values: dict[str, Any] = {}
@@ -168,6 +177,9 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
         if env is not None:
             values[f.name] = env
     values.update({k: v for k, v in overrides.items() if v is not None})
+    for old, new in RENAMED.items():
+        if old in values:
+            values.setdefault(new, values.pop(old))
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(values) - known)
     if unknown:

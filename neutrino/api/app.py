@@ -28,7 +28,7 @@ from neutrino.context import Context
 from neutrino.db.engine import Database
 from neutrino.schema.core import Resource
 from neutrino.schema.extensions import BY_ALIAS, EXTENSIONS
-from neutrino.schema.kinds import BadValue, ListOf, Tag
+from neutrino.schema.kinds import MAX_TAGS, BadValue, ListOf, Tag
 from neutrino.schema.openapi import openapi_document
 from neutrino.schema.resources import RESOURCES
 from neutrino.services import Services
@@ -301,8 +301,12 @@ class Api:
         """Store ``new`` tags; only a real change is a new revision (as upstream)."""
         if set(new) == set(current):
             return
+        service, resource = self._collection(request)
+        if len(set(new)) > MAX_TAGS:  # upstream's words
+            raise errors.BadRequest(f"Bad {resource.collection} request: The number of tags "
+                                    f"exceed the per-resource limit of {MAX_TAGS}.",
+                                    type="BadRequest")
         coll.set_tags(conn, ident, new)
-        service, _ = self._collection(request)
         coll.bump(conn, service.table, ident)
 
     @staticmethod

@@ -322,7 +322,8 @@ class ListOf(Kind):
         if not isinstance(value, list):
             raise BadValue(f"'{value}' is not a list")
         if self.max_items is not None and len(value) > self.max_items:
-            raise BadValue(f"'{value}' exceeds maximum number of items {self.max_items}")
+            # not the list itself in the message: it may be huge
+            raise BadValue(f"{len(value)} items exceed the maximum of {self.max_items}")
         out = [self.item(v) for v in value]
         if self.unique:
             seen: list = []
@@ -370,6 +371,10 @@ class Record(Kind):
                  for k, v in self.fields.items()}
         return {"type": "object", "properties": props, "required": list(self.required),
                 "additionalProperties": False}
+
+
+#: tags one resource may carry (upstream's fixed per-resource limit)
+MAX_TAGS = 50
 
 
 class Tag(String):

@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 
 from neutrino.schema.core import REQUIRED, Field, Resource, json_kind
-from neutrino.schema.kinds import Boolean, Integer, ListOf, OneOf
+from neutrino.schema.kinds import MAX_TAGS, Boolean, Integer, ListOf, OneOf
 from neutrino.schema.resources import RESOURCES
 
 ERROR_REF = {"$ref": "#/components/schemas/NeutronError"}
@@ -128,7 +128,8 @@ def _body_schema(resource: Resource, op: str) -> dict:
             continue
         schema = json_kind(f.kind)
         if f.name == "tags":
-            schema = {"type": "array", "items": TAG, "uniqueItems": True}
+            schema = {"type": "array", "items": TAG, "uniqueItems": True,
+                      "maxItems": MAX_TAGS}
         if f.admin_only or f.admin_write:
             schema = {**schema, "description": "Only admins may set it."}
         props[f.name] = schema
@@ -233,7 +234,8 @@ def _resource_paths(resource: Resource) -> dict:
             "put": {"operationId": f"replace_{name}_tags",
                     "requestBody": {"required": True, **_json({
                         "type": "object", "required": ["tags"], "additionalProperties": False,
-                        "properties": {"tags": {"type": "array", "items": TAG}}})},
+                        "properties": {"tags": {"type": "array", "items": TAG,
+                                                "maxItems": MAX_TAGS}}})},
                     "responses": {**_ok(200, "the new tags", tags),
                                   **_errors(400, 401, 403, 404)}},
             "delete": {"operationId": f"delete_{name}_tags",

@@ -11,6 +11,7 @@ from dataclasses import replace
 from neutrino.schema import rules
 from neutrino.schema.core import REQUIRED, Field, Resource
 from neutrino.schema.kinds import (
+    MAX_TAGS,
     Boolean,
     Cidr,
     Dict,
@@ -50,8 +51,8 @@ def standard_fields() -> tuple[Field, ...]:
               extension="standard-attr-timestamp"),
         Field("revision_number", Integer(), create=False, update=False,
               extension="standard-attr-revisions"),
-        Field("tags", ListOf(Tag(), unique=True), update=False, filter=False, sort=False,
-              extension="standard-attr-tag"),
+        Field("tags", ListOf(Tag(), unique=True, max_items=MAX_TAGS), update=False,
+              filter=False, sort=False, extension="standard-attr-tag"),
     )
 
 

@@ -409,8 +409,13 @@ class Ports(c.Collection):
 
     # address pairs and DHCP options
 
-    @staticmethod
-    def _address_pairs(pairs: list[dict], mac: str, port_security: bool) -> list[dict]:
+    def _address_pairs(self, pairs: list[dict], mac: str, port_security: bool) -> list[dict]:
+        # every pair is rules in the port's firewall: a cap, before anything else
+        # looks at them (upstream's validator; CVE-2014-3555)
+        cap = self.settings.max_allowed_address_pair
+        if len(pairs) > cap:
+            raise errors.BadRequest(f"The number of allowed address pair exceeds the "
+                                    f"maximum {cap}.", type="AllowedAddressPairExhausted")
         if pairs and not port_security:
             raise pairs_need_port_security()
         out: list[dict] = []
