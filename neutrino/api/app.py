@@ -30,7 +30,7 @@ from neutrino.schema.core import Resource
 from neutrino.schema.extensions import BY_ALIAS, EXTENSIONS
 from neutrino.schema.kinds import MAX_TAGS, BadValue, ListOf, Tag
 from neutrino.schema.openapi import openapi_document
-from neutrino.schema.resources import RESOURCES
+from neutrino.schema.resources import PROJECT_ID, RESOURCES
 from neutrino.services import Services
 from neutrino.services import collection as coll
 
@@ -87,6 +87,15 @@ def _if_match(request: Request) -> int | None:
                                     "format of revision_number=<int>.",
                                     type="BadRequest") from None
     return revision
+
+
+def _project_param(request: Request) -> str:
+    """The ``{project}`` of a quotas path: an id that fits where projects are stored."""
+    project = request.path_params["project"]
+    try:
+        return PROJECT_ID(project)
+    except BadValue as exc:
+        raise errors.InvalidInput(f"project_id {exc.message}.") from None
 
 
 class Api:
@@ -400,30 +409,30 @@ class Api:
         return json_response({"quotas": await self._read(quotas.list_projects)})
 
     async def quota_show(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         quotas = self.services.quotas
         return json_response({"quota": await self._read(
             lambda conn: quotas.show(conn, ctx, project))})
 
     async def quota_default(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         return json_response({"quota": self.services.quotas.default(ctx, project)})
 
     async def quota_details(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         quotas = self.services.quotas
         return json_response({"quota": await self._read(
             lambda conn: quotas.details(conn, ctx, project))})
 
     async def quota_update(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         body = await self._body(request)
         quotas = self.services.quotas
         return json_response({"quota": await self._write(
             lambda conn: quotas.update(conn, ctx, project, body))})
 
     async def quota_reset(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         quotas = self.services.quotas
         await self._write(lambda conn: quotas.reset(conn, ctx, project))
         return Response(status_code=204)

@@ -21,6 +21,8 @@ from starlette.datastructures import Headers
 from neutrino import errors
 from neutrino.context import Context
 from neutrino.db.engine import Database
+from neutrino.schema.kinds import BadValue
+from neutrino.schema.resources import PROJECT_ID
 
 if TYPE_CHECKING:
     from neutrino.identity.store import Identity
@@ -46,6 +48,10 @@ class NoAuth:
         if not project:
             return Context(project_id=NOAUTH_PROJECT, user_id=headers.get("x-user-id"),
                            roles=frozenset({"admin"}), is_admin=True, request_id=request_id)
+        try:  # it is stored as the owner of what the request makes
+            PROJECT_ID(project)
+        except BadValue as exc:
+            raise errors.BadRequest(f"Invalid X-Project-Id header: {exc.message}.") from None
         roles = frozenset(r.strip().lower() for r in headers.get("x-roles", "").split(",")
                           if r.strip())
         return Context(project_id=project, user_id=headers.get("x-user-id"), roles=roles,

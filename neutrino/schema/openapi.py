@@ -15,7 +15,7 @@ from typing import Any
 
 from neutrino.schema.core import REQUIRED, Field, Resource, json_kind
 from neutrino.schema.kinds import MAX_TAGS, Boolean, Integer, ListOf, OneOf
-from neutrino.schema.resources import RESOURCES
+from neutrino.schema.resources import PROJECT_ID, RESOURCES
 
 ERROR_REF = {"$ref": "#/components/schemas/NeutronError"}
 ERROR = {
@@ -273,7 +273,8 @@ def _quota_paths() -> dict:
     body = {"type": "object", "required": ["quota"], "additionalProperties": False,
             "properties": {"quota": {"type": "object", "additionalProperties": False,
                                      "properties": {n: limit for n in names}}}}
-    project = _path("project_id")
+    # a project id longer than any stored one is a 400
+    project = _path("project_id", json_kind(PROJECT_ID))
     return {
         "/v2.0/quotas": {"get": {
             "operationId": "list_quotas", "summary": "Projects with non-default quotas",
@@ -281,25 +282,26 @@ def _quota_paths() -> dict:
         "/v2.0/quotas/{project_id}": {
             "parameters": [project],
             "get": {"operationId": "show_quota",
-                    "responses": {**_ok(200, "the limits", quota), **_errors(401, 403)}},
+                    "responses": {**_ok(200, "the limits", quota),
+                                  **_errors(400, 401, 403)}},
             "put": {"operationId": "update_quota",
                     "requestBody": {"required": True, **_json(body)},
                     "responses": {**_ok(200, "the new limits", quota),
                                   **_errors(400, 401, 403)}},
             "delete": {"operationId": "reset_quota",
                        "responses": {**_ok(204, "back to the defaults"),
-                                     **_errors(401, 403, 404)}},
+                                     **_errors(400, 401, 403, 404)}},
         },
         "/v2.0/quotas/{project_id}/default": {
             "parameters": [project],
             "get": {"operationId": "show_quota_default",
                     "responses": {**_ok(200, "the default limits", quota),
-                                  **_errors(401)}}},
+                                  **_errors(400, 401, 403)}}},
         "/v2.0/quotas/{project_id}/details": {
             "parameters": [project],
             "get": {"operationId": "show_quota_details",
                     "responses": {**_ok(200, "limits and usage", details),
-                                  **_errors(401, 403)}}},
+                                  **_errors(400, 401, 403)}}},
     }
 
 
