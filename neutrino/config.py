@@ -49,6 +49,13 @@ class Settings:
     #: uvicorn worker processes for ``serve`` (SQLite wants exactly one)
     workers: int = 1
     log_level: str = "info"
+    # -- what one HTTP request may be (each refusal is a 4xx in the error envelope) --
+    #: bytes of a request's line and headers (414 for a longer URL, 431 for headers)
+    max_header_size: int = 65536
+    #: bytes of a request body (413; oslo.middleware's option name)
+    max_request_body_size: int = 1048576
+    #: parameters in a query string (400)
+    max_query_params: int = 1000
     # -- segments (type drivers) --
     tenant_network_type: str = "vxlan"
     #: inclusive VNI range for vxlan/geneve tenant networks

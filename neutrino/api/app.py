@@ -17,13 +17,15 @@ from sqlalchemy.engine import Connection
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from neutrino import errors, policy
 from neutrino.api import query as q
 from neutrino.api.auth import Authenticator, NoAuth
+from neutrino.api.http import RequestLimits
 from neutrino.context import Context
 from neutrino.db.engine import Database
 from neutrino.schema.core import Resource
@@ -49,7 +51,9 @@ def json_response(body: Any, status: int = 200, request_id: str = "",
 
 
 def error_response(err: errors.NeutronError, request_id: str = "") -> Response:
-    return json_response(err.body(), err.status, request_id)
+    # the rest of a body too large is never read: the connection cannot carry on
+    headers = {"Connection": "close"} if err.status == 413 else None
+    return json_response(err.body(), err.status, request_id, headers)
 
 
 def _strip_fields(item: dict, fields: list[str]) -> dict:
@@ -108,7 +112,11 @@ class Api:
     # -- plumbing -------------------------------------------------------------
 
     async def _body(self, request: Request) -> Any:
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # e.g. the parser refused its body and closed
+            raise errors.BadRequest("Body contains invalid data: the client went away "
+                                    "before the body arrived") from None
         if not raw:
             raise errors.BadRequest("Body contains invalid data: the request has no body")
         try:
@@ -507,6 +515,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(errors.NeutronError(str(exc.detail), type="HTTPError"))
 
 
+async def _neutron_error(request: Request, exc: Exception) -> Response:
+    """A NeutronError no handler caught (the identity API's, a body over the limit)."""
+    assert isinstance(exc, errors.NeutronError)
+    return error_response(exc)
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(errors.NeutronError(
@@ -517,5 +531,10 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(services: Services, db: Database, auth: Authenticator | None = None,
                extra_routes: list[BaseRoute] | None = None) -> Starlette:
     api = Api(services, db, auth)
-    return Starlette(routes=[*(extra_routes or []), *api.routes()], exception_handlers={
-        HTTPException: _http_error, Exception: _server_error})
+    settings = services.settings
+    limits = Middleware(RequestLimits, max_body=settings.max_request_body_size,
+                        max_params=settings.max_query_params)
+    return Starlette(routes=[*(extra_routes or []), *api.routes()], middleware=[limits],
+                     exception_handlers={HTTPException: _http_error,
+                                         errors.NeutronError: _neutron_error,
+                                         Exception: _server_error})

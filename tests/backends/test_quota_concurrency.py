@@ -12,21 +12,17 @@ after the insert at READ COMMITTED does not see a concurrent uncommitted insert)
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.backends.test_serve_command import NEUTRINO
-from tests.conftest import Client, Server, free_port, start_server
+from tests.backends.serving import serve
+from tests.conftest import Client, Server, start_server
 
 CLIENTS = 16
 #: requests per client: 4x the limit in all, so most of them race for the last slots
@@ -166,28 +162,9 @@ def test_quota_is_exact_across_two_servers_on_mariadb(two_servers: list[Server],
 @pytest.fixture(scope="module")
 def serve_workers(database_factory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``neutrino serve --workers 2`` on PostgreSQL, as the report ran it."""
-    url = database_factory("postgresql")
-    port = free_port()
-    cfg: Path = tmp_path_factory.mktemp("serve") / "neutrino.toml"
-    cfg.write_text(f'database_url = "{url}"\nport = {port}\nworkers = 2\nauth = "noauth"\n')
-    proc = subprocess.Popen([NEUTRINO, "serve", "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(base + "/v2.0/networks", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "serve did not answer"
-            time.sleep(0.2)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+    with serve(tmp_path_factory.mktemp("serve"), database_factory("postgresql"),
+               workers=2) as served:
+        yield served.url
 
 
 @pytest.mark.parametrize("what", ["networks", "routers", "ports", "bulk_ports"])
