@@ -268,7 +268,9 @@ def test_stateful_sequences(fuzz_server: Server, member: dict[str, str]) -> None
     subnet["required"].append("cidr")
     for name in ("subnetpool_id", "prefixlen", "use_default_subnetpool"):
         subnet["properties"].pop(name)
-    linked = schemathesis.openapi.from_dict(document)
+    # agents register over the bus: their create is always refused, and a root that
+    # always fails would take every sequence's first step
+    linked = schemathesis.openapi.from_dict(document).exclude(operation_id="create_agent")
     if not FUZZ_ALL:
         linked = linked.include(path_regex=STATEFUL_PATHS)
     # the document's links only (no guessed ones), and valid bodies to make things with
