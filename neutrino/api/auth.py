@@ -44,10 +44,11 @@ class NoAuth:
 
     async def authenticate(self, headers: Headers) -> Context:
         project = headers.get("x-project-id") or headers.get("x-tenant-id")
-        request_id = headers.get("x-openstack-request-id", "")
+        # no X-Openstack-Request-Id is taken from the client: the server names its requests
+        # (as upstream), and never echoes what a client put in a header
         if not project:
             return Context(project_id=NOAUTH_PROJECT, user_id=headers.get("x-user-id"),
-                           roles=frozenset({"admin"}), is_admin=True, request_id=request_id)
+                           roles=frozenset({"admin"}), is_admin=True)
         try:  # it is stored as the owner of what the request makes
             PROJECT_ID(project)
         except BadValue as exc:
@@ -55,7 +56,7 @@ class NoAuth:
         roles = frozenset(r.strip().lower() for r in headers.get("x-roles", "").split(",")
                           if r.strip())
         return Context(project_id=project, user_id=headers.get("x-user-id"), roles=roles,
-                       is_admin="admin" in roles, request_id=request_id)
+                       is_admin="admin" in roles)
 
 
 def _context(project_id: str, user_id: str, role_names: list[str]) -> Context:

@@ -9,6 +9,8 @@ path id, a filter on ``project_id``) match nothing: a 404 or an empty list.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 
@@ -88,3 +90,14 @@ def test_long_filter_values_match_nothing(admin: Client, query: str) -> None:
 
 def test_long_marker_is_not_found(admin: Client) -> None:
     assert_error(admin.get(f"/networks?limit=1&marker={LONG}"), 404, "NetworkNotFound")
+
+
+def test_request_ids_are_the_servers_own(server: Server) -> None:
+    # a client's X-Openstack-Request-Id was echoed back as given, whatever it held
+    # (upstream names each request itself and never echoes one)
+    sent = "req-not-a-uuid<script>" + "x" * 2000
+    r = requests.get(f"{server.url}/v2.0/networks", timeout=30,
+                     headers={"X-Openstack-Request-Id": sent})
+    assert r.status_code == 200
+    got = r.headers["X-Openstack-Request-Id"]
+    assert got != sent and re.fullmatch(r"req-[0-9a-f-]{36}", got), got
