@@ -63,6 +63,13 @@ class Settings:
     #: uvicorn worker processes for ``serve`` (SQLite wants exactly one)
     workers: int = 1
     log_level: str = "info"
+    # -- what one HTTP request may be (each refusal is a 4xx in the error envelope) --
+    #: bytes of a request's line and headers (414 for a longer URL, 431 for headers)
+    max_header_size: int = 65536
+    #: bytes of a request body (413; oslo.middleware's option name)
+    max_request_body_size: int = 1048576
+    #: parameters in a query string (400)
+    max_query_params: int = 1000
     # -- segments (type drivers) --
     tenant_network_type: str = "vxlan"
     #: inclusive VNI range for vxlan/geneve tenant networks
@@ -79,9 +86,14 @@ class Settings:
     #: ``l3_ha_network_type``)
     l3_ha_network_type: str = ""
     quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    # -- caps on the lists one object holds (upstream's options and defaults): a list
+    #    has a cost in every agent and daemon file it reaches (CVE-2014-3555)
     max_dns_nameservers: int = 5
-    max_host_routes: int = 20
+    max_subnet_host_routes: int = 20
     max_fixed_ips_per_port: int = 5
+    max_allowed_address_pair: int = 10
+    #: extra routes per router (upstream 2026.2 turned it into the router_route quota)
+    max_routes: int = 30
     # -- agents and the data plane --
     #: seconds without a heartbeat after which an agent is shown dead (upstream: 75)
     agent_down_time: int = 75
@@ -171,6 +183,10 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
     return value
 
 
+#: old spellings still read, by the setting that replaced them
+RENAMED = {"max_host_routes": "max_subnet_host_routes"}
+
+
 def load(config_file: Path | None = None, **overrides: Any) -> Settings:
     settings = Settings()
     values: dict[str, Any] = {}
@@ -182,6 +198,9 @@ def load(config_file: Path | None = None, **overrides: Any) -> Settings:
         if env is not None:
             values[f.name] = env
     values.update({k: v for k, v in overrides.items() if v is not None})
+    for old, new in RENAMED.items():
+        if old in values:
+            values.setdefault(new, values.pop(old))
     known = {f.name for f in fields(Settings)}
     unknown = sorted(set(values) - known)
     if unknown:

@@ -73,6 +73,23 @@ class MethodNotAllowed(NeutronError):
     type = "HTTPMethodNotAllowed"
 
 
+class PayloadTooLarge(NeutronError):
+    """A request body over ``max_request_body_size`` (webob's exception name)."""
+
+    status = 413
+    type = "HTTPRequestEntityTooLarge"
+
+
+class UriTooLong(NeutronError):
+    status = 414
+    type = "HTTPRequestURITooLong"
+
+
+class HeadersTooLarge(NeutronError):
+    status = 431
+    type = "HTTPRequestHeaderFieldsTooLarge"
+
+
 class Conflict(NeutronError):
     status = 409
     type = "Conflict"

@@ -108,8 +108,11 @@ class Server:
         app, self.db = build(settings)
         if wrap is not None:  # e.g. a middleware that counts what clients asked
             app = wrap(app)
+        # h11 here (``serve`` runs httptools), with the HTTP layer's refusals in the envelope
         cfg = uvicorn.Config(app, host=settings.host, port=settings.port, loop="asyncio",
-                             http="h11", log_level="warning", access_log=False)
+                             http="neutrino.api.http:H11Envelope",
+                             h11_max_incomplete_event_size=settings.max_header_size,
+                             log_level="warning", access_log=False)
         self._server = uvicorn.Server(cfg)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

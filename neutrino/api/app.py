@@ -17,20 +17,22 @@ from sqlalchemy.engine import Connection
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from neutrino import errors, policy
 from neutrino.api import query as q
 from neutrino.api.auth import Authenticator, NoAuth
+from neutrino.api.http import RequestLimits
 from neutrino.context import Context
 from neutrino.db.engine import Database
 from neutrino.schema.core import Resource
 from neutrino.schema.extensions import BY_ALIAS, EXTENSIONS
-from neutrino.schema.kinds import BadValue, ListOf, Tag
+from neutrino.schema.kinds import MAX_TAGS, BadValue, ListOf, Tag
 from neutrino.schema.openapi import openapi_document
-from neutrino.schema.resources import RESOURCES
+from neutrino.schema.resources import PROJECT_ID, RESOURCES
 from neutrino.services import Services
 from neutrino.services import collection as coll
 
@@ -49,7 +51,9 @@ def json_response(body: Any, status: int = 200, request_id: str = "",
 
 
 def error_response(err: errors.NeutronError, request_id: str = "") -> Response:
-    return json_response(err.body(), err.status, request_id)
+    # the rest of a body too large is never read: the connection cannot carry on
+    headers = {"Connection": "close"} if err.status == 413 else None
+    return json_response(err.body(), err.status, request_id, headers)
 
 
 def _strip_fields(item: dict, fields: list[str]) -> dict:
@@ -89,6 +93,15 @@ def _if_match(request: Request) -> int | None:
     return revision
 
 
+def _project_param(request: Request) -> str:
+    """The ``{project}`` of a quotas path: an id that fits where projects are stored."""
+    project = request.path_params["project"]
+    try:
+        return PROJECT_ID(project)
+    except BadValue as exc:
+        raise errors.InvalidInput(f"project_id {exc.message}.") from None
+
+
 class Api:
     def __init__(self, services: Services, db: Database,
                  auth: Authenticator | None = None) -> None:
@@ -99,7 +112,11 @@ class Api:
     # -- plumbing -------------------------------------------------------------
 
     async def _body(self, request: Request) -> Any:
-        raw = await request.body()
+        try:
+            raw = await request.body()
+        except ClientDisconnect:  # e.g. the parser refused its body and closed
+            raise errors.BadRequest("Body contains invalid data: the client went away "
+                                    "before the body arrived") from None
         if not raw:
             raise errors.BadRequest("Body contains invalid data: the request has no body")
         try:
@@ -301,8 +318,12 @@ class Api:
         """Store ``new`` tags; only a real change is a new revision (as upstream)."""
         if set(new) == set(current):
             return
+        service, resource = self._collection(request)
+        if len(set(new)) > MAX_TAGS:  # upstream's words
+            raise errors.BadRequest(f"Bad {resource.collection} request: The number of tags "
+                                    f"exceed the per-resource limit of {MAX_TAGS}.",
+                                    type="BadRequest")
         coll.set_tags(conn, ident, new)
-        service, _ = self._collection(request)
         coll.bump(conn, service.table, ident)
 
     @staticmethod
@@ -396,30 +417,30 @@ class Api:
         return json_response({"quotas": await self._read(quotas.list_projects)})
 
     async def quota_show(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         quotas = self.services.quotas
         return json_response({"quota": await self._read(
             lambda conn: quotas.show(conn, ctx, project))})
 
     async def quota_default(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         return json_response({"quota": self.services.quotas.default(ctx, project)})
 
     async def quota_details(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         quotas = self.services.quotas
         return json_response({"quota": await self._read(
             lambda conn: quotas.details(conn, ctx, project))})
 
     async def quota_update(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         body = await self._body(request)
         quotas = self.services.quotas
         return json_response({"quota": await self._write(
             lambda conn: quotas.update(conn, ctx, project, body))})
 
     async def quota_reset(self, request: Request, ctx: Context) -> Response:
-        project = request.path_params["project"]
+        project = _project_param(request)
         quotas = self.services.quotas
         await self._write(lambda conn: quotas.reset(conn, ctx, project))
         return Response(status_code=204)
@@ -494,6 +515,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(errors.NeutronError(str(exc.detail), type="HTTPError"))
 
 
+async def _neutron_error(request: Request, exc: Exception) -> Response:
+    """A NeutronError no handler caught (the identity API's, a body over the limit)."""
+    assert isinstance(exc, errors.NeutronError)
+    return error_response(exc)
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
     return error_response(errors.NeutronError(
@@ -504,5 +531,10 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(services: Services, db: Database, auth: Authenticator | None = None,
                extra_routes: list[BaseRoute] | None = None) -> Starlette:
     api = Api(services, db, auth)
-    return Starlette(routes=[*(extra_routes or []), *api.routes()], exception_handlers={
-        HTTPException: _http_error, Exception: _server_error})
+    settings = services.settings
+    limits = Middleware(RequestLimits, max_body=settings.max_request_body_size,
+                        max_params=settings.max_query_params)
+    return Starlette(routes=[*(extra_routes or []), *api.routes()], middleware=[limits],
+                     exception_handlers={HTTPException: _http_error,
+                                         errors.NeutronError: _neutron_error,
+                                         Exception: _server_error})

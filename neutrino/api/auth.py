@@ -22,6 +22,8 @@ from starlette.datastructures import Headers
 from neutrino import errors
 from neutrino.context import Context
 from neutrino.db.engine import Database
+from neutrino.schema.kinds import BadValue
+from neutrino.schema.resources import PROJECT_ID
 
 if TYPE_CHECKING:
     from neutrino.identity.store import Identity
@@ -44,14 +46,19 @@ class NoAuth:
 
     async def authenticate(self, headers: Headers) -> Context:
         project = headers.get("x-project-id") or headers.get("x-tenant-id")
-        request_id = headers.get("x-openstack-request-id", "")
+        # no X-Openstack-Request-Id is taken from the client: the server names its requests
+        # (as upstream), and never echoes what a client put in a header
         if not project:
             return Context(project_id=NOAUTH_PROJECT, user_id=headers.get("x-user-id"),
-                           roles=frozenset({"admin"}), is_admin=True, request_id=request_id)
+                           roles=frozenset({"admin"}), is_admin=True)
+        try:  # it is stored as the owner of what the request makes
+            PROJECT_ID(project)
+        except BadValue as exc:
+            raise errors.BadRequest(f"Invalid X-Project-Id header: {exc.message}.") from None
         roles = frozenset(r.strip().lower() for r in headers.get("x-roles", "").split(",")
                           if r.strip())
         return Context(project_id=project, user_id=headers.get("x-user-id"), roles=roles,
-                       is_admin="admin" in roles, request_id=request_id)
+                       is_admin="admin" in roles)
 
 
 def _context(project_id: str, user_id: str, role_names: list[str]) -> Context:

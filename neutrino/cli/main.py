@@ -20,8 +20,12 @@ log = logging.getLogger("neutrino")
 
 
 def _uvicorn_kwargs(settings: Settings) -> dict:
+    # httptools, with the parser's refusals in the error envelope (neutrino/api/http.py);
+    # the head limit travels in uvicorn's setting for it
     return {"host": settings.host, "port": settings.port, "loop": "uvloop",
-            "http": "httptools", "access_log": False, "log_level": settings.log_level,
+            "http": "neutrino.api.http:HttpToolsEnvelope",
+            "h11_max_incomplete_event_size": settings.max_header_size,
+            "access_log": False, "log_level": settings.log_level,
             "timeout_graceful_shutdown": 5}
 
 

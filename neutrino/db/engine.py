@@ -16,6 +16,7 @@ sections with ``SELECT ... FOR UPDATE`` (see :func:`lock_rows`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -28,6 +29,7 @@ from typing import TypeVar
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event, exc
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from neutrino import errors
@@ -224,3 +226,34 @@ def lock_rows(conn: Connection, table: sa.Table, ids: list[str]) -> None:
     if conn.dialect.name == "sqlite" or not ids:
         return
     conn.execute(sa.select(table.c.id).where(table.c.id.in_(ids)).with_for_update())
+
+
+@functools.cache
+def _select_key_for_update(table: sa.Table) -> sa.Select:
+    (key,) = table.primary_key.columns
+    return sa.select(key).where(key == sa.bindparam("key")).with_for_update()
+
+
+def lock_key(conn: Connection, table: sa.Table, key: str) -> None:
+    """Lock the row of ``table`` (one-column primary key) whose key is ``key``, making
+    the row first if there is none; held until the transaction ends.
+
+    The row, not a range: at READ COMMITTED neither backend locks gaps, so locking a
+    key that is not there yet would lock nothing.  A missing row is made by an upsert
+    that locks the row it meets (PostgreSQL ``ON CONFLICT DO UPDATE``, MariaDB ``ON
+    DUPLICATE KEY UPDATE``): a plain ``INSERT IGNORE`` would take a shared lock there,
+    and two transactions upgrading shared locks deadlock.  No-op on SQLite, whose
+    writers are serial.
+    """
+    if conn.dialect.name == "sqlite":
+        return
+    if conn.execute(_select_key_for_update(table), {"key": key}).first() is not None:
+        return
+    (column,) = table.primary_key.columns
+    if conn.dialect.name == "postgresql":
+        stmt = postgresql.insert(table).values({column.name: key}).on_conflict_do_update(
+            index_elements=[column], set_={column.name: key})
+    else:
+        stmt = mysql.insert(table).values({column.name: key}).on_duplicate_key_update(
+            {column.name: key})
+    conn.execute(stmt)

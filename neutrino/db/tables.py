@@ -169,6 +169,14 @@ quotas = sa.Table(
     sa.Column("limit", sa.Integer, nullable=False),
 )
 
+# one row per project that has made something under a quota: a create locks its
+# project's row (SELECT ... FOR UPDATE) before counting, so two transactions of one
+# project never both see the last free slot (services/quotas.py)
+project_locks = sa.Table(
+    "project_locks", metadata,
+    sa.Column("project_id", sa.String(255), primary_key=True),
+)
+
 # -- identity (the embedded Keystone v3 subset) --------------------------------
 
 identity_domains = sa.Table(

@@ -108,6 +108,20 @@ class Boolean(Kind):
         return _or_null({"type": "boolean"}, self.nullable)
 
 
+def whole_number(value: Any) -> int | None:
+    """The integer a wire value spells, or None: an int, decimal text, or a float with no
+    fraction (JSON Schema's integers include ``2.0``, and upstream converts them too)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return None
+
+
 class Integer(Kind):
     def __init__(self, minimum: int | None = None, maximum: int | None = None,
                  *, nullable: bool = False) -> None:
@@ -118,11 +132,8 @@ class Integer(Kind):
     def convert(self, value: Any) -> int:
         if isinstance(value, bool):
             raise BadValue(f"'{value}' is not an integer", converting=True)
-        if isinstance(value, int):
-            number = value
-        elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            number = int(value)
-        else:
+        number = whole_number(value)
+        if number is None:
             raise BadValue(f"'{value}' is not an integer", converting=True)
         if self.minimum is not None and number < self.minimum:
             raise BadValue(f"'{number}' should be greater than or equal to {self.minimum}")
@@ -167,6 +178,8 @@ class OneOf(Kind):
             return value
         if isinstance(value, str) and value.isdigit() and int(value) in self.choices:
             return int(value)
+        if isinstance(value, float) and value.is_integer() and int(value) in self.choices:
+            return int(value)  # 4.0 is JSON Schema's integer 4 too
         listed = ", ".join(repr(c) for c in self.choices)
         raise BadValue(f"'{value}' is not in [{listed}]")
 
@@ -322,7 +335,8 @@ class ListOf(Kind):
         if not isinstance(value, list):
             raise BadValue(f"'{value}' is not a list")
         if self.max_items is not None and len(value) > self.max_items:
-            raise BadValue(f"'{value}' exceeds maximum number of items {self.max_items}")
+            # not the list itself in the message: it may be huge
+            raise BadValue(f"{len(value)} items exceed the maximum of {self.max_items}")
         out = [self.item(v) for v in value]
         if self.unique:
             seen: list = []
@@ -370,6 +384,10 @@ class Record(Kind):
                  for k, v in self.fields.items()}
         return {"type": "object", "properties": props, "required": list(self.required),
                 "additionalProperties": False}
+
+
+#: tags one resource may carry (upstream's fixed per-resource limit)
+MAX_TAGS = 50
 
 
 class Tag(String):

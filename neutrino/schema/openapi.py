@@ -14,9 +14,11 @@ from functools import cache
 from typing import Any
 
 from neutrino.schema.core import REQUIRED, Field, Resource, json_kind
-from neutrino.schema.kinds import Boolean, Integer, ListOf, OneOf
-from neutrino.schema.resources import RESOURCES
+from neutrino.schema.kinds import MAX_TAGS, Boolean, Integer, ListOf, OneOf
+from neutrino.schema.resources import PROJECT_ID, RESOURCES
 
+#: marks a request attribute only admins may set (a member's request with it is a 403)
+ADMIN_ONLY = "x-neutrino-admin-only"
 ERROR_REF = {"$ref": "#/components/schemas/NeutronError"}
 ERROR = {
     "type": "object",
@@ -37,7 +39,8 @@ REASONS = {400: "the request is malformed or a value is invalid",
            401: "authentication is required", 403: "the policy forbids it",
            404: "no such resource (or not visible to the caller)",
            409: "conflicts with the current state (in use, no free address, over quota)",
-           412: "the If-Match revision_number is not the current one"}
+           412: "the If-Match revision_number is not the current one",
+           413: "the body is larger than max_request_body_size"}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
             "description": "``revision_number=<n>``: only if the resource is at revision n",
             "schema": {"type": "string", "pattern": r"^revision_number=\d+$"}}
@@ -49,6 +52,11 @@ def _json(schema: dict) -> dict:
 
 def _ok(status: int, description: str, schema: dict | None = None) -> dict:
     return {str(status): {"description": description, **(_json(schema) if schema else {})}}
+
+
+def _linked(response: dict, links: dict) -> dict:
+    (status, body), = response.items()
+    return {status: {**body, **links}}
 
 
 def _errors(*codes: int) -> dict:
@@ -128,9 +136,10 @@ def _body_schema(resource: Resource, op: str) -> dict:
             continue
         schema = json_kind(f.kind)
         if f.name == "tags":
-            schema = {"type": "array", "items": TAG, "uniqueItems": True}
+            schema = {"type": "array", "items": TAG, "uniqueItems": True,
+                      "maxItems": MAX_TAGS}
         if f.admin_only or f.admin_write:
-            schema = {**schema, "description": "Only admins may set it."}
+            schema = {**schema, "description": "Only admins may set it.", ADMIN_ONLY: True}
         props[f.name] = schema
         if op == "create" and f.default is REQUIRED:
             required.append(f.name)
@@ -184,6 +193,50 @@ def _list_parameters(resource: Resource) -> list[dict]:
     ]
 
 
+#: what a resource, once made, feeds into another's create (its OpenAPI links): the
+#: target's operationId and the body the link merges into the generated one
+FEEDS: dict[str, tuple[tuple[str, dict], ...]] = {
+    "network": (
+        ("create_subnet", {"subnet": {"network_id": "$response.body#/network/id"}}),
+        ("create_port", {"port": {"network_id": "$response.body#/network/id"}}),
+        ("create_rbac_policy", {"rbac_policy": {"object_type": "network",
+                                                "object_id": "$response.body#/network/id"}}),
+    ),
+    "subnet": (
+        ("create_port", {"port": {"network_id": "$response.body#/subnet/network_id",
+                                  "fixed_ips": [{"subnet_id": "$response.body#/subnet/id"}]}}),
+    ),
+    "security_group": (
+        ("create_security_group_rule", {"security_group_rule": {
+            "security_group_id": "$response.body#/security_group/id"}}),
+        ("create_rbac_policy", {"rbac_policy": {
+            "object_type": "security_group",
+            "object_id": "$response.body#/security_group/id"}}),
+    ),
+}
+
+
+def _camel(operation_id: str) -> str:
+    return "".join(part.capitalize() for part in operation_id.split("_"))
+
+
+def _links(resource: Resource) -> dict:
+    """Links from a create of ``resource``: to its own operations by id and to what it
+    feeds.  Schemathesis follows them in its stateful runs: what a create made is
+    shown, updated, tagged and deleted (in any order), and a network carries a subnet,
+    the subnet a port.  Only creates link: a link from a show or an update would make
+    schemathesis start sequences there, with ids that name nothing."""
+    name = resource.name
+    ident = {"id": f"$response.body#/{name}/id"}
+    own = [f"show_{name}", f"update_{name}", f"delete_{name}"]
+    if "tags" in resource.by_name:
+        own += [f"replace_{name}_tags", f"list_{name}_tags"]
+    links = {_camel(op): {"operationId": op, "parameters": ident} for op in own}
+    for op, body in FEEDS.get(name, ()):
+        links[_camel(f"{op}_from_{name}")] = {"operationId": op, "requestBody": body}
+    return {"links": links}
+
+
 def _resource_paths(resource: Resource) -> dict:
     name, coll = resource.name, resource.collection
     ref = {"$ref": f"#/components/schemas/{name}"}
@@ -204,8 +257,9 @@ def _resource_paths(resource: Resource) -> dict:
                      "summary": f"Create a {name} (or several: a bulk body)",
                      "requestBody": {"required": True,
                                      **_json(_body_schema(resource, "create"))},
-                     "responses": {**_ok(201, "created", {"oneOf": [one, many]}),
-                                   **_errors(400, 401, 403, 404, 409)}},
+                     "responses": {**_linked(_ok(201, "created", {"oneOf": [one, many]}),
+                                             _links(resource)),
+                                   **_errors(400, 401, 403, 404, 409, 413)}},
         },
         base + "/{id}": {
             "parameters": [_path("id")],
@@ -216,7 +270,7 @@ def _resource_paths(resource: Resource) -> dict:
                     "requestBody": {"required": True,
                                     **_json(_body_schema(resource, "update"))},
                     "responses": {**_ok(200, "updated", one),
-                                  **_errors(400, 401, 403, 404, 409, 412)}},
+                                  **_errors(400, 401, 403, 404, 409, 412, 413)}},
             "delete": {"operationId": f"delete_{name}", "parameters": [IF_MATCH],
                        "responses": {**_ok(204, "deleted"),
                                      **_errors(400, 401, 403, 404, 409, 412)}},
@@ -233,9 +287,11 @@ def _resource_paths(resource: Resource) -> dict:
             "put": {"operationId": f"replace_{name}_tags",
                     "requestBody": {"required": True, **_json({
                         "type": "object", "required": ["tags"], "additionalProperties": False,
-                        "properties": {"tags": {"type": "array", "items": TAG}}})},
+                        "properties": {"tags": {"type": "array", "items": TAG,
+                                                "uniqueItems": True,
+                                                "maxItems": MAX_TAGS}}})},
                     "responses": {**_ok(200, "the new tags", tags),
-                                  **_errors(400, 401, 403, 404)}},
+                                  **_errors(400, 401, 403, 404, 413)}},
             "delete": {"operationId": f"delete_{name}_tags",
                        "responses": {**_ok(204, "all tags removed"),
                                      **_errors(401, 403, 404)}},
@@ -271,7 +327,8 @@ def _quota_paths() -> dict:
     body = {"type": "object", "required": ["quota"], "additionalProperties": False,
             "properties": {"quota": {"type": "object", "additionalProperties": False,
                                      "properties": {n: limit for n in names}}}}
-    project = _path("project_id")
+    # a project id longer than any stored one is a 400
+    project = _path("project_id", json_kind(PROJECT_ID))
     return {
         "/v2.0/quotas": {"get": {
             "operationId": "list_quotas", "summary": "Projects with non-default quotas",
@@ -279,25 +336,26 @@ def _quota_paths() -> dict:
         "/v2.0/quotas/{project_id}": {
             "parameters": [project],
             "get": {"operationId": "show_quota",
-                    "responses": {**_ok(200, "the limits", quota), **_errors(401, 403)}},
+                    "responses": {**_ok(200, "the limits", quota),
+                                  **_errors(400, 401, 403)}},
             "put": {"operationId": "update_quota",
                     "requestBody": {"required": True, **_json(body)},
                     "responses": {**_ok(200, "the new limits", quota),
-                                  **_errors(400, 401, 403)}},
+                                  **_errors(400, 401, 403, 413)}},
             "delete": {"operationId": "reset_quota",
                        "responses": {**_ok(204, "back to the defaults"),
-                                     **_errors(401, 403, 404)}},
+                                     **_errors(400, 401, 403, 404)}},
         },
         "/v2.0/quotas/{project_id}/default": {
             "parameters": [project],
             "get": {"operationId": "show_quota_default",
                     "responses": {**_ok(200, "the default limits", quota),
-                                  **_errors(401)}}},
+                                  **_errors(400, 401, 403)}}},
         "/v2.0/quotas/{project_id}/details": {
             "parameters": [project],
             "get": {"operationId": "show_quota_details",
                     "responses": {**_ok(200, "limits and usage", details),
-                                  **_errors(401, 403)}}},
+                                  **_errors(400, 401, 403)}}},
     }
 
 

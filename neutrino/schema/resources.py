@@ -11,6 +11,7 @@ from dataclasses import replace
 from neutrino.schema import rules
 from neutrino.schema.core import REQUIRED, Field, Resource
 from neutrino.schema.kinds import (
+    MAX_TAGS,
     Boolean,
     Cidr,
     ConfigText,
@@ -37,14 +38,19 @@ VNIC_TYPES = ("normal", "direct", "macvtap", "baremetal", "direct-physical",
               "accelerator-direct-physical")
 
 
+#: a project's id as every ``project_id`` column stores it; ids from headers and paths
+#: (noauth's ``X-Project-Id``, ``/quotas/{project_id}``) are checked by it too
+PROJECT_ID = String(255)
+
+
 def standard_fields() -> tuple[Field, ...]:
     """Attributes every resource carries (id, ownership, timestamps, revision, tags)."""
     return (
         Field("id", Uuid(), create=False, update=False),
         Field("name", String(255), default=""),
         Field("description", String(255), default="", extension="standard-attr-description"),
-        Field("project_id", String(255), update=False, extension="project-id"),
-        Field("tenant_id", String(255), update=False),
+        Field("project_id", PROJECT_ID, update=False, extension="project-id"),
+        Field("tenant_id", PROJECT_ID, update=False),
         # not filterable upstream either (only sortable)
         Field("created_at", String(), create=False, update=False, filter=False,
               extension="standard-attr-timestamp"),
@@ -52,8 +58,8 @@ def standard_fields() -> tuple[Field, ...]:
               extension="standard-attr-timestamp"),
         Field("revision_number", Integer(), create=False, update=False,
               extension="standard-attr-revisions"),
-        Field("tags", ListOf(Tag(), unique=True), update=False, filter=False, sort=False,
-              extension="standard-attr-tag"),
+        Field("tags", ListOf(Tag(), unique=True, max_items=MAX_TAGS), update=False,
+              filter=False, sort=False, extension="standard-attr-tag"),
     )
 
 
@@ -368,8 +374,8 @@ RBAC_POLICY = Resource(
     path="rbac-policies",
     fields=(
         Field("id", Uuid(), create=False, update=False),
-        Field("project_id", String(255), update=False, extension="project-id"),
-        Field("tenant_id", String(255), update=False),
+        Field("project_id", PROJECT_ID, update=False, extension="project-id"),
+        Field("tenant_id", PROJECT_ID, update=False),
         Field("object_type", rules.ObjectType("network", "security_group"), default=REQUIRED,
               update=False),
         Field("object_id", Uuid(), default=REQUIRED, update=False),

@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 from neutrino import errors
-from neutrino.schema.kinds import Kind
+from neutrino.schema.kinds import CIDR_SCHEMA, Kind, whole_number
 
 #: every protocol name upstream accepts, with its IANA number
 PROTOCOL_NUMBERS: dict[str, int] = {
@@ -57,10 +57,8 @@ def canonical_protocol(value: Any) -> str | None:
     """The stored spelling of a protocol given as a name or number; raises on others."""
     if value is None or (isinstance(value, str) and value.lower() == ANY):
         return None
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and _NUMBER.fullmatch(value):
+    number = whole_number(value) if not isinstance(value, str) else None
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
         number = int(value)
     elif isinstance(value, str) and value.lower() in PROTOCOL_NUMBERS:
         return value.lower()
@@ -92,7 +90,9 @@ class Protocol(Kind):
             return text  # matches nothing
 
     def json_schema(self) -> dict:
-        return {"anyOf": [{"type": "string", "examples": ["tcp", "icmp", "vrrp", "47"]},
+        # the names in lower case (any case is taken), decimal text, numbers and null
+        return {"anyOf": [{"enum": [ANY, *sorted(PROTOCOL_NUMBERS)]},
+                          {"type": "string", "pattern": r"^(25[0-5]|2[0-4]\d|1?\d?\d)$"},
                           {"type": "integer", "minimum": 0, "maximum": 255},
                           {"type": "null"}]}
 
@@ -103,11 +103,9 @@ class PortNumber(Kind):
     nullable = True
 
     def convert(self, value: Any) -> int:
-        number: int | None = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        elif isinstance(value, str) and _NUMBER.fullmatch(value):
-            number = int(value)
+        number = whole_number(value)
+        if number is None and isinstance(value, str) and _NUMBER.fullmatch(value):
+            number = int(value)  # "+22" too
         if number is None or not 0 <= number <= 65535:
             raise errors.BadRequest(f"Invalid value for port {value}",
                                     type="SecurityGroupInvalidPortValue")
@@ -180,8 +178,11 @@ class RemoteIpPrefix(Kind):
             return text
 
     def json_schema(self) -> dict:
-        return {"anyOf": [{"type": "string", "examples": ["192.0.2.0/24", "2001:db8::/64"]},
-                          {"type": "null"}]}
+        # an address or a CIDR (host bits allowed), empty for none, or null
+        return {"anyOf": [{"type": "string", "format": "ipv4"},
+                          {"type": "string", "format": "ipv6"},
+                          *({"type": "string", **cidr} for cidr in CIDR_SCHEMA["anyOf"]),
+                          {"const": ""}, {"type": "null"}]}
 
 
 def normalized_cidr(prefix: str | None) -> str | None:

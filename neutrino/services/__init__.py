@@ -51,7 +51,8 @@ class Services:
         """Routers and floating IPs, and the guards they keep on ports, subnets and
         networks (nothing may change under a router through those APIs)."""
         self.routers = Routers(self.networks, self.subnets, self.ports, self.quotas,
-                               HaNetworks(self.settings, self.networks))
+                               HaNetworks(self.settings, self.networks),
+                               self.settings.max_routes)
         self.floatingips = FloatingIps(self.networks, self.subnets, self.ports, self.quotas)
         self.collections.update(routers=self.routers, floatingips=self.floatingips)
         self.ports.before_delete += [self.routers.guard_port_delete,

@@ -39,6 +39,10 @@ RELATED = frozenset(("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts",
                      "security_groups"))
 
 
+#: a router's port too, though not named ``network:router*``
+ROUTER_HA_INTERFACE = "network:ha_router_replicated_interface"
+
+
 def random_mac() -> str:
     tail = secrets.token_bytes(3)
     return MAC_PREFIX + "".join(f":{b:02x}" for b in tail)
@@ -223,6 +227,8 @@ class Ports(c.Collection):
             secured = self.security.for_create(conn, ctx, body, owner, port_security)
             port_security, anti_spoofing = secured.port_security, secured.anti_spoofing
         pairs = self._address_pairs(body.get("allowed_address_pairs", []), mac, anti_spoofing)
+        _check_device_id(conn, ctx, owner, body.get("device_owner", ""),
+                         body.get("device_id", ""))
         # 1, not 0: upstream's port is changed once more (its binding) as it is made
         row = c.standard_row(owner, body, revision=1)
         host = body.get("binding:host_id") or ""
@@ -409,8 +415,13 @@ class Ports(c.Collection):
 
     # address pairs and DHCP options
 
-    @staticmethod
-    def _address_pairs(pairs: list[dict], mac: str, port_security: bool) -> list[dict]:
+    def _address_pairs(self, pairs: list[dict], mac: str, port_security: bool) -> list[dict]:
+        # every pair is rules in the port's firewall: a cap, before anything else
+        # looks at them (upstream's validator; CVE-2014-3555)
+        cap = self.settings.max_allowed_address_pair
+        if len(pairs) > cap:
+            raise errors.BadRequest(f"The number of allowed address pair exceeds the "
+                                    f"maximum {cap}.", type="AllowedAddressPairExhausted")
         if pairs and not port_security:
             raise pairs_need_port_security()
         out: list[dict] = []
@@ -452,6 +463,10 @@ class Ports(c.Collection):
         if not ctx.is_admin and "mac_address" in body:  # even unchanged, as upstream
             raise errors.PolicyNotAuthorized("update_port:mac_address")
         c.check_revision(row, if_match)
+        if "device_id" in body or "device_owner" in body:
+            _check_device_id(conn, ctx, row.project_id,
+                             body.get("device_owner", row.device_owner),
+                             body.get("device_id", row.device_id))
         lock_rows(conn, t.networks, [row.network_id])
         for hook in self.before_update:
             hook(conn, ctx, row, body)
@@ -615,6 +630,26 @@ def _check_net_owner_attrs(body: dict, action: str) -> None:
 
 def _is_router(device_owner: str) -> bool:
     return device_owner.startswith("network:router")
+
+
+_ROUTER_OWNER = sa.select(t.routers.c.project_id).where(t.routers.c.id == sa.bindparam("id"))
+
+
+def _check_device_id(conn: Connection, ctx: Context, port_owner: str, device_owner: str,
+                     device_id: str) -> None:
+    """A project's router port may not name another project's router as its device: it
+    would pass for that router's port (upstream's rule, CVE-2014-0056, which checks the
+    interface owners; Neutrino checks the gateway and SNAT owners too).  An id that is
+    no router is any device's."""
+    if ctx.is_admin or not device_id:
+        return
+    if not (_is_router(device_owner) or device_owner == ROUTER_HA_INTERFACE):
+        return
+    router_owner = conn.scalar(_ROUTER_OWNER, {"id": device_id})
+    if router_owner is not None and router_owner != port_owner:
+        raise errors.Conflict(f"The following device_id {device_id} is not owned by your "
+                              f"project or matches another project router.",
+                              type="DeviceIDNotOwnedByTenant")
 
 
 def _valid_on(subnet: SubnetInfo, ip: str) -> bool:

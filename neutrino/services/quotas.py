@@ -1,7 +1,12 @@
 """Quotas: per-project limits over the defaults, and their enforcement.
 
 Enforcement counts inside the creating transaction, after the new rows are
-written, so a bulk request is all-or-nothing against the limit.
+written, so a bulk request is all-or-nothing against the limit.  Before it counts,
+a create locks its project's row in ``project_locks``: at READ COMMITTED a count
+does not see another transaction's uncommitted insert, so without the lock two
+creates racing for the last free slot would both pass (they did, on PostgreSQL and
+MariaDB).  With it, one project's checks run one after another and each counts
+every row the one before it committed; a quota update takes the same lock.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from sqlalchemy.engine import Connection
 from neutrino import errors
 from neutrino.context import Context
 from neutrino.db import tables as t
+from neutrino.db.engine import lock_key
 from neutrino.schema.kinds import BadValue, Integer
 from neutrino.services.rbac import POLICIES
 
@@ -45,11 +51,11 @@ class Quotas:
 
     def check(self, conn: Connection, project_id: str, adding: dict[str, int]) -> None:
         """Refuse the transaction if it takes ``project_id`` over any limit."""
+        # even when unlimited: a quota update counting the usage waits for this create
+        lock_key(conn, t.project_locks, project_id)
         over = []
-        limits = None
+        limits = self.limits(conn, project_id)  # read under the lock: the current ones
         for name in adding:
-            if limits is None:
-                limits = self.limits(conn, project_id)
             limit = limits[name]
             if limit < 0:
                 continue
@@ -111,6 +117,7 @@ class Quotas:
                 reason = f"'{raw}' is too small - must be at least '-1'" \
                     if int(raw) < -1 else exc.message
                 raise errors.BadRequest(f"Invalid input for {name}. Reason: {reason}.") from None
+        lock_key(conn, t.project_locks, project_id)  # no create of the project meanwhile
         used = self.usage(conn, project_id) if not force else {}
         for name, limit in limits.items():
             if limit >= 0 and used.get(name, 0) > limit:

@@ -37,8 +37,6 @@ from neutrino.services.subnets import Subnets
 
 ROUTER_INTERFACE = "network:router_interface"
 ROUTER_GATEWAY = "network:router_gateway"
-#: extra routes one router may hold (upstream's ``max_routes`` default)
-MAX_ROUTES = 30
 _UUID = Uuid()
 
 
@@ -135,8 +133,10 @@ class Routers(c.Collection):
     table = t.routers
 
     def __init__(self, networks: Networks, subnets: Subnets, ports: Ports,
-                 quotas: Quotas, ha: HaNetworks) -> None:
+                 quotas: Quotas, ha: HaNetworks, max_routes: int = 30) -> None:
         super().__init__()
+        #: extra routes one router may hold (the ``max_routes`` setting)
+        self.max_routes = max_routes
         self.networks = networks
         self.subnets = subnets
         self.ports = ports
@@ -385,9 +385,9 @@ class Routers(c.Collection):
 
     def _set_routes(self, conn: Connection, router_id: str, routes: list[dict]) -> bool:
         """Replace the router's extra routes; whether anything changed."""
-        if len(routes) > MAX_ROUTES:
+        if len(routes) > self.max_routes:
             raise errors.BadRequest(f"Unable to complete operation for {router_id}. The number "
-                                    f"of routes exceeds the maximum {MAX_ROUTES}.",
+                                    f"of routes exceeds the maximum {self.max_routes}.",
                                     type="RoutesExhausted")
         addresses = _addresses(conn, t.router_ports.c.router_id == router_id)
         _check_routes(routes, [a.cidr for a in addresses], {a.ip_address for a in addresses})

@@ -301,10 +301,10 @@ class Subnets(c.Collection):
         for server in servers:
             ipam.check_version(net, server, "dns_nameserver")
         routes = body.get("host_routes") or []
-        if len(routes) > self.settings.max_host_routes:
+        if len(routes) > self.settings.max_subnet_host_routes:
             raise errors.BadRequest(
                 f"Unable to complete operation for {what}. The number of host routes "
-                f"exceeds the limit {self.settings.max_host_routes}.",
+                f"exceeds the limit {self.settings.max_subnet_host_routes}.",
                 type="HostRoutesExhausted")
         for route in routes:
             ipam.check_version(net, route["destination"], "destination")

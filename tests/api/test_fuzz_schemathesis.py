@@ -17,31 +17,51 @@ at a 404.  To reach the deep code (IPAM, pools, address pairs, tags,
 revisions), a case is "deepened" before it is sent: a stable share of the path
 ids, markers and body ``network_id``/``subnet_id`` values are replaced with
 real resources made for the run (and a DELETE gets a fresh throwaway one).
+
+The stateful run follows the document's OpenAPI links instead: a create's response
+feeds the show, update, tag and delete of what it made, and a network feeds a
+subnet's and a port's create (a subnet a port's fixed IP, a security group a rule);
+schemathesis chains them into sequences (create -> update -> delete, network ->
+subnet -> port -> ...).  The threat model is any caller with a token: no sequence
+may bring a 5xx, and every refusal is the envelope.  By default it covers the core
+and L3/security collections in a bounded run; ``NEUTRINO_FUZZ_ALL=1`` takes every
+resource and runs longer.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import hypothesis
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
 
-from neutrino.schema.openapi import openapi_document
+from neutrino.schema.openapi import ADMIN_ONLY, openapi_document
 from tests.conftest import Client, Server, start_server
 
+FUZZ_ALL = bool(os.environ.get("NEUTRINO_FUZZ_ALL"))
 #: examples per operation; with ~45 operations the module runs in well under a minute
 MAX_EXAMPLES = 40
 CORE_PATHS = r"^/($|v2\.0/($|extensions|quotas|(networks|subnets|subnetpools|ports)(/|$)))"
+#: what the default stateful run chains (NEUTRINO_FUZZ_ALL=1: everything)
+STATEFUL_PATHS = (r"^/v2\.0/(networks|subnets|ports|routers|security-groups"
+                  r"|security-group-rules)(/|$)")
+#: sequences, their length, and the most time the run may take (~30 s by default)
+STATEFUL_EXAMPLES, STATEFUL_STEPS = (300, 20) if FUZZ_ALL else (100, 12)
+STATEFUL_SECONDS = 900 if FUZZ_ALL else 60
 CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -60,8 +80,9 @@ class Seeds:
     def __init__(self, url: str) -> None:
         self.api = Client(url)
         # bulk creates can make hundreds of resources: no quota may cut the run short
-        r = self.api.put("/quotas/fake_project_id",
-                         {"quota": {"network": -1, "subnet": -1, "port": -1}})
+        r = self.api.put("/quotas/fake_project_id", {"quota": {
+            name: -1 for name in ("network", "subnet", "port", "router", "security_group",
+                                  "security_group_rule", "rbac_policy", "floatingip")}})
         assert r.status_code == 200, r.text
         self.network, self.subnet = self.api.network_with_subnet("10.99.0.0/16")
         self.subnet6 = self.api.create("subnets", network_id=self.network["id"], ip_version=6,
@@ -99,7 +120,7 @@ def seeds(fuzz_server: Server) -> Seeds:
 # lazy fixture loader does not work with this pytest); the first test proves the
 # server serves exactly this document.
 schema = schemathesis.openapi.from_dict(json.loads(json.dumps(openapi_document())))
-if not os.environ.get("NEUTRINO_FUZZ_ALL"):
+if not FUZZ_ALL:
     # the core resources and what they lean on; NEUTRINO_FUZZ_ALL=1 fuzzes every resource
     schema = schema.include(path_regex=CORE_PATHS)
 
@@ -179,15 +200,134 @@ def assert_neutron_error(what: str, response: Any) -> None:
     assert err["type"] and err["message"], f"{what}: {body}"
 
 
-@schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck))
-def test_fuzz(case: Any, fuzz_server: Server, seeds: Seeds) -> None:
-    deepen(case, seeds)
-    response = case.call(base_url=fuzz_server.url, timeout=30)
+def check_response(case: Any, response: Any) -> None:
+    """No 5xx, every 4xx the envelope, and what the document declares."""
     what = (f"{case.method} {case.formatted_path} query={case.query} body={case.body!r} -> "
             f"{response.status_code}")
     assert response.status_code < 500, f"{what} {response.text[:500]}"
     if 400 <= response.status_code < 500:
         assert_neutron_error(what, response)
     case.validate_response(response, checks=CHECKS)
+
+
+@schema.parametrize()
+@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_fuzz(case: Any, fuzz_server: Server, seeds: Seeds) -> None:
+    deepen(case, seeds)
+    check_response(case, case.call(base_url=fuzz_server.url, timeout=30))
+
+
+def test_links_chain_every_resource() -> None:
+    """Each resource's create links to its show, update and delete by id, and the
+    network's to the subnet's and port's creates (what the stateful run follows)."""
+    paths = openapi_document()["paths"]
+    for resource in ("network", "subnet", "port", "router", "security_group",
+                     "floatingip", "subnetpool"):
+        collection = next(p for p, ops in paths.items()
+                          if ops.get("post", {}).get("operationId") == f"create_{resource}")
+        links = paths[collection]["post"]["responses"]["201"]["links"]
+        targets = {link["operationId"] for link in links.values()}
+        assert {f"show_{resource}", f"update_{resource}", f"delete_{resource}"} <= targets
+    network = paths["/v2.0/networks"]["post"]["responses"]["201"]["links"]
+    assert network["CreateSubnetFromNetwork"]["requestBody"] == {
+        "subnet": {"network_id": "$response.body#/network/id"}}
+    assert "CreatePortFromNetwork" in network
+
+
+@pytest.fixture(scope="module")
+def member(fuzz_server: Server) -> dict[str, str]:
+    """A member of a project without limits: the caller the threat model fears (any
+    token), whose creates never run into a quota."""
+    project = "fuzz-member"
+    r = Client(fuzz_server.url).put(f"/quotas/{project}", {"quota": {
+        name: -1 for name in ("network", "subnet", "port", "router", "security_group",
+                              "security_group_rule", "rbac_policy", "floatingip")}})
+    assert r.status_code == 200, r.text
+    return {"X-Project-Id": project, "X-Roles": "member"}
+
+
+def test_stateful_sequences(fuzz_server: Server, member: dict[str, str]) -> None:
+    """Chains of linked calls (create -> update -> delete, network -> subnet -> port), as
+    a project member."""
+    document = json.loads(json.dumps(openapi_document()))
+    for operations in document["paths"].values():
+        for method in ("post", "put"):
+            content = operations.get(method, {}).get("requestBody", {}).get("content", {})
+            for media in content.values():
+                if "oneOf" in media["schema"]:  # a create: one at a time, so links resolve
+                    media["schema"] = media["schema"]["oneOf"][0]
+                for body in media["schema"].get("properties", {}).values():
+                    # the document as a member reads it: without what only admins set
+                    props = body.get("properties", {})
+                    for name in [n for n, p in props.items() if p.get(ADMIN_ONLY)]:
+                        del props[name]
+    # there are no subnet pools to allocate from: a subnet names its cidr
+    subnet = document["paths"]["/v2.0/subnets"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]["properties"]["subnet"]
+    subnet["required"].append("cidr")
+    for name in ("subnetpool_id", "prefixlen", "use_default_subnetpool"):
+        subnet["properties"].pop(name)
+    # agents register over the bus: their create is always refused, and a root that
+    # always fails would take every sequence's first step
+    linked = schemathesis.openapi.from_dict(document).exclude(operation_id="create_agent")
+    if not FUZZ_ALL:
+        linked = linked.include(path_regex=STATEFUL_PATHS)
+    # the document's links only (no guessed ones), and valid bodies to make things with
+    # (no NUL, which nothing stores): invalid ones are the stateless run's business
+    linked.config.phases.stateful.inference.algorithms = []
+    for generation in (linked.config.generation, linked.config.phases.stateful.generation):
+        generation.update(modes=[GenerationMode.POSITIVE], allow_x00=False)
+
+    seen: Counter = Counter()
+    failures: list[BaseException] = []
+
+    class Sequences(linked.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": fuzz_server.url, "timeout": 30, "headers": member}
+
+        def before_call(self, case: Any) -> None:
+            # what a schema cannot say: a member names only its own project (in both
+            # spellings), which the stateless run, as an admin, varies
+            item = next(iter(case.body.values()), None) if isinstance(case.body, dict) \
+                else None
+            if isinstance(item, dict):
+                for key in ("project_id", "tenant_id"):
+                    if key in item:
+                        item[key] = member["X-Project-Id"]
+                if isinstance(item.get("cidr"), str) and item.get("ip_version") in (4, 6):
+                    item["ip_version"] = 6 if ":" in item["cidr"] else 4
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None,
+                              **kwargs: Any) -> None:
+            seen[(case.operation.definition.raw["operationId"], response.status_code)] += 1
+            try:
+                check_response(case, response)
+            except AssertionError as exc:
+                failures.append(exc)
+                raise
+
+    deadline = time.monotonic() + STATEFUL_SECONDS
+    derandomize = True
+    while sum(seen.values()) < STATEFUL_EXAMPLES * STATEFUL_STEPS // 2 \
+            and time.monotonic() < deadline:
+        try:
+            Sequences.run(settings=settings(
+                max_examples=STATEFUL_EXAMPLES, stateful_step_count=STATEFUL_STEPS,
+                derandomize=derandomize, deadline=None, database=None,
+                suppress_health_check=list(HealthCheck)))
+        except hypothesis.errors.Flaky:
+            if failures:
+                raise failures[0] from None
+            # a replayed prefix met state an earlier sequence changed (a VLAN taken, a
+            # rule made): go on with fresh sequences, as schemathesis' own runner does
+            derandomize = False
+        if failures:
+            raise failures[0]
+    # the links were followed: what creates made was shown, changed, tagged and removed,
+    # and networks went on to carry subnets and ports
+    # (which ones exactly depends on what the sequences drew)
+    ok = {op for (op, status) in seen if status < 300}
+    assert {"create_network", "create_subnet", "create_port"} <= ok, seen
+    for verb in ("show", "update", "delete"):
+        assert any(op.startswith(f"{verb}_") for op in ok), (verb, seen)

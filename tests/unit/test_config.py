@@ -36,3 +36,13 @@ def test_unknown_settings_are_refused(tmp_path: Path) -> None:
     f.write_text("prot = 1\n")
     with pytest.raises(ValueError, match="prot"):
         config.load(f)
+
+
+def test_list_caps_have_upstreams_names_and_defaults(tmp_path: Path) -> None:
+    s = config.load()
+    assert (s.max_allowed_address_pair, s.max_fixed_ips_per_port, s.max_dns_nameservers,
+            s.max_subnet_host_routes, s.max_routes) == (10, 5, 5, 20, 30)
+    f = tmp_path / "n.toml"
+    f.write_text("max_host_routes = 7\nmax_allowed_address_pair = 3\n")  # the old spelling
+    s = config.load(f)
+    assert (s.max_subnet_host_routes, s.max_allowed_address_pair) == (7, 3)
