@@ -58,6 +58,9 @@ class Port:
     filtering: bool = False
     security_groups: tuple[str, ...] = ()
     allowed_address_pairs: tuple[tuple[str, str], ...] = ()  # (ip or cidr, mac)
+    #: the DHCP port the server made for this host on its network (the server says so:
+    #: a port merely *called* network:dhcp is not it)
+    host_dhcp: bool = False
 
     @property
     def is_dhcp(self) -> bool:
@@ -153,7 +156,7 @@ class Snapshot:
 
     def dhcp_port(self, network_id: str) -> Port | None:
         """This host's DHCP port on the network (the one its DHCP namespace plugs)."""
-        return next((p for p in self.ports_on(network_id) if p.is_dhcp and p.local), None)
+        return next((p for p in self.ports_on(network_id) if p.host_dhcp), None)
 
     def cloud_ports(self) -> set[str]:
         """The ports whose devices this host's agent makes itself: its DHCP ports on the
@@ -214,7 +217,10 @@ def _port(d: Mapping[str, Any]) -> Port:
         security_groups=tuple(sorted(d.get("security_groups") or ())),
         allowed_address_pairs=tuple(
             (a["ip_address"], (a.get("mac_address") or d["mac_address"]).lower())
-            for a in d.get("allowed_address_pairs") or ()))
+            for a in d.get("allowed_address_pairs") or ()),
+        # a server one version older does not say: its local DHCP port it is
+        host_dhcp=bool(d.get("host_dhcp", d.get("local") and d.get("device_owner")
+                             == "network:dhcp")))
 
 
 def _effective(d: Mapping[str, Any], override: str) -> bool:

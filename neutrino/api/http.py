@@ -37,7 +37,15 @@ DEFAULT_HEADER_SIZE = 65536
 DRAIN_FACTOR = 4
 
 
-def _envelope(err: errors.NeutronError) -> tuple[int, bytes]:
+#: paths of the embedded identity API, whose clients read Keystone's error shape
+IDENTITY_PATHS = ("/identity", "/v3")
+
+
+def _envelope(err: errors.NeutronError, path: str = "") -> tuple[int, bytes]:
+    if path.startswith(IDENTITY_PATHS):
+        return err.status, orjson.dumps({"error": {
+            "code": err.status, "title": http.HTTPStatus(err.status).phrase,
+            "message": err.message}})
     return err.status, orjson.dumps(err.body())
 
 
@@ -200,8 +208,8 @@ class H11Envelope(H11Protocol):
         self.transport.close()
 
 
-def _response(err: errors.NeutronError) -> list[Message]:
-    status, body = _envelope(err)
+def _response(err: errors.NeutronError, path: str) -> list[Message]:
+    status, body = _envelope(err, path)
     return [{"type": "http.response.start", "status": status,
              "headers": [(b"content-type", b"application/json"),
                          (b"content-length", str(len(body)).encode()),
@@ -236,7 +244,7 @@ class RequestLimits:
                 if length <= DRAIN_FACTOR * self.max_body:
                     await _drain(receive)
         if refusal is not None:
-            for message in _response(refusal):
+            for message in _response(refusal, scope.get("path", "")):
                 await send(message)
             return
         await self.app(scope, self._counted(receive), send)

@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from neutrino.bus.messages import Changed, HostState
 from neutrino.context import Context
@@ -36,10 +37,9 @@ from neutrino.services import collection as c
 from neutrino.services.agents import DHCP_AGENT, Agents
 from neutrino.services.l3hosts import L3Hosts
 from neutrino.services.networks import SUBNET_ORDER
-from neutrino.services.ports import Ports
+from neutrino.services.ports import DHCP_OWNER, Ports
 from neutrino.services.subnets import Subnets
 
-DHCP_OWNER = "network:dhcp"
 L2 = "l2"
 DHCP = "dhcp"
 ACTIVE, DOWN = "ACTIVE", "DOWN"
@@ -161,9 +161,7 @@ class Hosts:
 
     @staticmethod
     def dhcp_port_id(conn: Connection, host: str, network_id: str) -> str | None:
-        return conn.scalar(sa.select(t.ports.c.id).where(
-            t.ports.c.network_id == network_id, t.ports.c.device_owner == DHCP_OWNER,
-            t.ports.c.binding_host_id == host))
+        return conn.scalar(sa.select(t.ports.c.id).where(_host_dhcp(host, network_id)))
 
     def dhcp_port(self, conn: Connection, host: str, network_id: str,
                   release: bool = False) -> tuple[dict | None, bool]:
@@ -172,8 +170,7 @@ class Hosts:
         Also says whether anything changed."""
         admin = Context.admin()
         existing = conn.execute(sa.select(t.ports).where(
-            t.ports.c.network_id == network_id, t.ports.c.device_owner == DHCP_OWNER,
-            t.ports.c.binding_host_id == host)).first()
+            _host_dhcp(host, network_id))).first()
         infos = {s.id: s for s in self.subnets.infos(conn, network_id)}
         enabled = set(conn.scalars(sa.select(t.subnets.c.id).where(
             t.subnets.c.network_id == network_id, t.subnets.c.enable_dhcp)))
@@ -283,7 +280,17 @@ def _port(p: dict, host: str) -> dict:
             "binding:host_id", "binding:vif_type", "name")
     out = {k: p[k] for k in keep if k in p}
     out["local"] = p.get("binding:host_id") == host and p.get("binding:vif_type") == "bridge"
+    out["host_dhcp"] = (p.get("binding:host_id") == host and p["device_owner"] == DHCP_OWNER
+                        and p["device_id"] == dhcp_device_id(host, p["network_id"]))
     return out
+
+
+def _host_dhcp(host: str, network_id: str) -> ColumnElement[bool]:
+    """The DHCP port this server made for ``host`` on the network: its owner, its host
+    and the device id it was given, so that no other port passes for it."""
+    return sa.and_(t.ports.c.network_id == network_id, t.ports.c.device_owner == DHCP_OWNER,
+                   t.ports.c.binding_host_id == host,
+                   t.ports.c.device_id == dhcp_device_id(host, network_id))
 
 
 def _security_groups(conn: Connection, host: str) -> list[dict]:

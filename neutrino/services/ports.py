@@ -41,6 +41,7 @@ RELATED = frozenset(("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts",
 
 #: a router's port too, though not named ``network:router*``
 ROUTER_HA_INTERFACE = "network:ha_router_replicated_interface"
+DHCP_OWNER = "network:dhcp"
 
 
 def random_mac() -> str:
@@ -227,6 +228,7 @@ class Ports(c.Collection):
             secured = self.security.for_create(conn, ctx, body, owner, port_security)
             port_security, anti_spoofing = secured.port_security, secured.anti_spoofing
         pairs = self._address_pairs(body.get("allowed_address_pairs", []), mac, anti_spoofing)
+        _check_cloud_owner(ctx, body.get("device_owner", ""), "create_port")
         _check_device_id(conn, ctx, owner, body.get("device_owner", ""),
                          body.get("device_id", ""))
         # 1, not 0: upstream's port is changed once more (its binding) as it is made
@@ -463,6 +465,8 @@ class Ports(c.Collection):
         if not ctx.is_admin and "mac_address" in body:  # even unchanged, as upstream
             raise errors.PolicyNotAuthorized("update_port:mac_address")
         c.check_revision(row, if_match)
+        if "device_owner" in body:
+            _check_cloud_owner(ctx, body["device_owner"], "update_port")
         if "device_id" in body or "device_owner" in body:
             _check_device_id(conn, ctx, row.project_id,
                              body.get("device_owner", row.device_owner),
@@ -625,6 +629,16 @@ def _check_net_owner_attrs(body: dict, action: str) -> None:
             continue  # admins only, checked by the caller
         raise errors.PolicyNotAuthorized(f"{action}:{attr}")
     if body.get("device_owner", "").startswith("network:"):
+        raise errors.PolicyNotAuthorized(f"{action}:device_owner")
+
+
+def _check_cloud_owner(ctx: Context, device_owner: str, action: str) -> None:
+    """A DHCP port is the cloud's own: the server makes one per serving host, and the
+    server and the agents know it by its owner.  A project's port renamed so (its
+    network's owner may set other ``network:`` owners, as upstream) could be taken for
+    the host's DHCP port and go unfiltered, or be completed and released by the server:
+    only admins give a port this owner (a deliberate difference from upstream)."""
+    if device_owner == DHCP_OWNER and not ctx.is_admin:
         raise errors.PolicyNotAuthorized(f"{action}:device_owner")
 
 
