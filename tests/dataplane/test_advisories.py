@@ -20,6 +20,7 @@ from tests.conftest import Client
 
 from . import packets as pk
 from .conftest import ping
+from .l3_fixtures import call, serve
 from .packets import Tap, mac_bytes
 from .test_agent_dataplane import HOST, Cloud, Vm, cloud, wait_for  # noqa: F401
 from .test_agent_firewall import OPEN_PING, add_rule, boot, fetch, group, start, web_server
@@ -348,3 +349,80 @@ def test_extra_dhcp_opts_cannot_push_options_to_another_projects_instance(
     assert lease["dns"] != "10.0.0.66" and not lease.get("staticroutes")
     routes = run(["ip", "route"], netns=victim.ns).stdout
     assert "10.0.0.66" not in routes
+
+
+# -- the host's firewall keeps being applied -------------------------------------------------
+
+def _still_filtering(cloud: Cloud, net: str, peer: Vm,  # noqa: F811
+                     fixed_ip: str | None = None) -> None:
+    """A port booted now is filtered as its group says: closed, then open once a rule
+    allows ping.  A host whose nft batch fails leaves a new port unfiltered (it is in
+    no table), so the first check catches it; the second, a change never applied.
+    (``fixed_ip``: not the address of a port just deleted, whose DHCP lease dnsmasq
+    still holds for the old MAC.)"""
+    gid = group(cloud)
+    attrs = {"fixed_ips": [{"ip_address": fixed_ip}]} if fixed_ip else {}
+    vm = boot(cloud, net, security_groups=[gid], **attrs)
+    assert not ping(peer.ns, vm.ip, expect=False), "a new port is filtered (fail closed)"
+    add_rule(cloud, gid, **OPEN_PING)
+    wait_for(lambda: ping(peer.ns, vm.ip, expect=False), what="a new rule applied")
+
+
+def test_overlapping_ranges_and_members_leave_the_hosts_firewall_working(
+        cloud: Cloud) -> None:  # noqa: F811
+    """OSSA-2019-002 / CVE-2019-10876: two security groups with overlapping port ranges
+    on one port stopped upstream's OVS agent from configuring the networks of every
+    project on that host.  Overlapping rules are separate nft rules here; what can
+    overlap in one nft object is a remote group's members (a member's address pair
+    covering another member's address: nft refuses overlapping elements of an interval
+    set, and with them the host's whole batch).  Neither stops the firewall: traffic is
+    allowed as the union of the rules says, and other ports are still filtered."""
+    net = start(cloud)
+    peer = boot(cloud, net, security_groups=[group(cloud, OPEN_PING)])
+    # overlapping port ranges, in two groups on one port
+    low = group(cloud, {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                        "port_range_min": 1000, "port_range_max": 2000})
+    high = group(cloud, {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                         "port_range_min": 1500, "port_range_max": 2500},
+                 {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                  "port_range_min": 1800, "port_range_max": 1800})
+    ranged = boot(cloud, net, security_groups=[low, high])
+    for port in (1800, 1999, 2600):
+        serve(ranged.ns, port, "ranged")
+    # overlapping members of one remote group: an address pair covering a neighbour
+    members = group(cloud)
+    add_rule(cloud, members, direction="ingress", ethertype="IPv4", protocol="icmp",
+             remote_group_id=members)
+    inner = boot(cloud, net, security_groups=[members],
+                 fixed_ips=[{"ip_address": "10.0.0.200"}])
+    covering = boot(cloud, net, security_groups=[members],
+                    allowed_address_pairs=[{"ip_address": "10.0.0.192/26"},
+                                           {"ip_address": "10.0.0.200/32"}])
+    _still_filtering(cloud, net, peer)
+    assert call(peer.ns, ranged.ip, 1800) == call(peer.ns, ranged.ip, 1999) == \
+        f"ranged {peer.ip}", "allowed by either rule"
+    assert call(peer.ns, ranged.ip, 2600, 1.0) is None, "no rule allows 2600"
+    assert ping(inner.ns, covering.ip) and ping(covering.ns, inner.ip), "members meet"
+    assert not ping(peer.ns, inner.ip, expect=False), "a non-member does not"
+    # a member going away takes its addresses out of the set, the others stay
+    assert cloud.api.delete(f"/ports/{covering.port['id']}").status_code == 204
+    _still_filtering(cloud, net, peer, "10.0.0.150")
+    assert not ping(peer.ns, inner.ip, expect=False)
+
+
+def test_a_rule_no_nft_can_load_never_stops_the_firewall(cloud: Cloud) -> None:  # noqa: F811
+    """OSSA-2014-014 / CVE-2014-0187: a rule with an invalid CIDR made upstream's OVS agent
+    fail and apply no rule after it.  Here an IPv6 prefix with a zone (``fe80::%1/64``)
+    passed the API and failed the host's nft batch; it is now a 400, like every other
+    prefix nft could not read, and the firewall goes on being applied."""
+    net = start(cloud)
+    peer = boot(cloud, net, security_groups=[group(cloud, OPEN_PING)])
+    gid = group(cloud)
+    boot(cloud, net, security_groups=[gid])
+    answers = {prefix: cloud.api.post("/security-group-rules", {"security_group_rule": {
+        "security_group_id": gid, "direction": "ingress", "ethertype": "IPv6",
+        "remote_ip_prefix": prefix}}) for prefix in ("fe80::%1/64", "fe80::1%eth0/64",
+                                                     "2001:db8::1%x")}
+    _still_filtering(cloud, net, peer)  # first: what the attack did to the host
+    for prefix, r in answers.items():
+        assert r.status_code == 400 and "NeutronError" in r.json(), (prefix, r.text)
