@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import subprocess
+import time
 import uuid
 
 from neutrino.agent.firewall import link_local
@@ -19,8 +21,8 @@ from neutrino.linux.run import run
 from tests.conftest import Client
 
 from . import packets as pk
-from .conftest import ping
-from .l3_fixtures import call, serve
+from .conftest import need, ping
+from .l3_fixtures import HOST_IP, L3Cloud, call, l3_cloud, serve  # noqa: F401
 from .packets import Tap, mac_bytes
 from .test_agent_dataplane import HOST, Cloud, Vm, cloud, wait_for  # noqa: F401
 from .test_agent_firewall import OPEN_PING, add_rule, boot, fetch, group, start, web_server
@@ -426,3 +428,67 @@ def test_a_rule_no_nft_can_load_never_stops_the_firewall(cloud: Cloud) -> None: 
     _still_filtering(cloud, net, peer)  # first: what the attack did to the host
     for prefix, r in answers.items():
         assert r.status_code == 400 and "NeutronError" in r.json(), (prefix, r.text)
+
+
+# -- floating IPs ------------------------------------------------------------------------------
+
+def _replies(out: str) -> list[float]:
+    """The times (``ping -D``) of the echo replies in a ping's output."""
+    return [float(line[1:line.index("]")]) for line in out.splitlines()
+            if line.startswith("[") and "bytes from" in line]
+
+
+def _nat_entries(router_id: str, fip: str, fixed: str) -> list[str]:
+    """The conntrack entries of the router's namespace that map ``fip`` to ``fixed``
+    (either way round)."""
+    listed = run(["conntrack", "-L"], netns=names.router_namespace(router_id), check=False)
+    return [line for line in listed.stdout.splitlines()
+            if f"={fip} " in f"{line} " and f"={fixed} " in f"{line} "]
+
+
+def test_disassociating_a_floating_ip_ends_the_connections_through_it(
+        l3: L3Cloud) -> None:
+    """OSSN-0020: disassociating a floating IP left the connections made through it
+    alive (their NAT is in conntrack, not in the rules that went), so an instance stayed
+    reachable from outside after its floating IP was taken away.  Here the router's
+    conntrack entries of a floating IP go with it, both ways: a ping stream from outside
+    stops, and the instance's own stream no longer leaves as the floating IP."""
+    need("conntrack")
+    l3.start_agent()
+    l3.allow_ingress(protocol="icmp")
+    net, sub = l3.cloud.network("10.21.0.0/24")
+    router = l3.router()
+    l3.add_subnet(router["id"], sub["id"])
+    vm = l3.cloud.boot(net["id"])
+    fip = l3.floating_ip(vm.port["id"])
+    address = fip["floating_ip_address"]
+    wait_for(lambda: ping(l3.hostns, address, expect=False), what="the floating IP answers")
+    inbound = subprocess.Popen(["ip", "netns", "exec", l3.hostns, "ping", "-D", "-i", "0.2",
+                                "-w", "8", address], stdout=subprocess.PIPE, text=True)
+    outbound = subprocess.Popen(["ip", "netns", "exec", vm.ns, "ping", "-i", "0.2", "-w",
+                                 "8", HOST_IP], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(2)
+        assert len(_nat_entries(router["id"], address, vm.ip)) >= 2, "both streams NATed"
+        l3.associate(fip["id"], None)
+        wait_for(lambda: l3.status("floatingips", fip["id"]) == "DOWN", what="FIP DOWN")
+        gone = time.time()
+        out, _ = inbound.communicate(timeout=20)
+        # the instance's stream goes on, as the router's address now
+        left = _nat_entries(router["id"], address, vm.ip)
+    finally:
+        for proc in (inbound, outbound):
+            if proc.poll() is None:
+                proc.kill()
+    replies = _replies(out)
+    assert replies and min(replies) < gone, "the stream was answered while associated"
+    assert max(replies) < gone + 0.5, "no answer through the floating IP once it went"
+    assert not left, "no connection keeps the floating IP's mapping"
+    # moved to another instance: the connections to the first one end the same way
+    other = l3.cloud.boot(net["id"])
+    l3.associate(fip["id"], vm.port["id"])
+    wait_for(lambda: l3.status("floatingips", fip["id"]) == "ACTIVE", what="FIP ACTIVE")
+    assert ping(l3.hostns, address) and _nat_entries(router["id"], address, vm.ip)
+    l3.associate(fip["id"], other.port["id"])
+    wait_for(lambda: ping(l3.hostns, address, expect=False)
+             and not _nat_entries(router["id"], address, vm.ip), what="the old mapping gone")
