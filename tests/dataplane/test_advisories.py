@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import sqlite3
+import struct
 import subprocess
 import time
 import uuid
@@ -25,7 +26,16 @@ from .conftest import need, ping
 from .l3_fixtures import HOST_IP, L3Cloud, call, l3_cloud, serve  # noqa: F401
 from .packets import Tap, mac_bytes
 from .test_agent_dataplane import HOST, Cloud, Vm, cloud, wait_for  # noqa: F401
-from .test_agent_firewall import OPEN_PING, add_rule, boot, fetch, group, start, web_server
+from .test_agent_firewall import (
+    OPEN_PING,
+    add_rule,
+    boot,
+    fetch,
+    group,
+    start,
+    update_port,
+    web_server,
+)
 
 V6_PING = {"direction": "ingress", "ethertype": "IPv6", "protocol": "ipv6-icmp"}
 
@@ -112,7 +122,8 @@ def test_na_naming_another_instances_address_poisons_no_neighbour_cache(
 
 def test_ns_and_rs_carry_only_the_instances_own_mac_and_no_ra_or_redirect(
         cloud: Cloud) -> None:  # noqa: F811
-    """The rest of ND from an instance (finding 2; RA: OSSA-2016-009's class): a
+    """The rest of ND from an instance (OSSA-2021-001 / CVE-2021-20267, finding 2; a
+    router advertisement or redirect is the same impersonation of another system): a
     solicitation naming another MAC as its source link-layer address, a router
     advertisement and a redirect never reach a neighbour; a legit solicitation does."""
     victim, attacker, observer = _three(cloud)
@@ -153,10 +164,12 @@ def _arrived(seen: Tap, seconds: float, marker: bytes) -> int:
 
 def test_frames_with_another_mac_or_a_non_ip_ethertype_never_get_out(
         cloud: Cloud) -> None:  # noqa: F811
-    """OSSA-2016-009 / CVE-2016-5363 (MAC spoofing with non-IP traffic) and OSSA-2021-004
-    / CVE-2021-38598 (hardware address impersonation through the bridge's filter): frames
-    from another instance's MAC, of any ethertype, and non-IP frames even from the
-    instance's own MAC are dropped; its own IPv4 gets through."""
+    """OSSA-2016-009 / CVE-2016-5363 (MAC source address spoofing with non-IP traffic)
+    and OSSA-2021-004 / CVE-2021-38598 (the Linux bridge driver's ARP filter bypassed on
+    nftables-based platforms, letting an instance impersonate other hardware addresses):
+    frames from another instance's MAC, of any ethertype, and non-IP frames even from
+    the instance's own MAC are dropped; its own IPv4 gets through.  ARP itself:
+    ``test_arp_claims_only_the_instances_own_addresses``."""
     victim, attacker, observer = _three(cloud)
     marker = b"neutrino-advisory-" + uuid.uuid4().bytes
     broadcast = b"\xff" * 6
@@ -182,10 +195,11 @@ def test_frames_with_another_mac_or_a_non_ip_ethertype_never_get_out(
 
 def test_dhcp_discovery_from_a_spoofed_source_and_dhcp_server_replies_are_dropped(
         cloud: Cloud) -> None:  # noqa: F811
-    """OSSA-2016-009 / CVE-2016-5362 (DHCP-spoofing protection bypassed with a crafted
-    DHCP discovery) and a rogue DHCP server in an instance: client-to-server UDP 68->67
-    passes only from 0.0.0.0 (or the instance's own address); a server reply (UDP 67->68)
-    from an instance never reaches its neighbours."""
+    """OSSA-2016-009 / CVE-2016-5362 (IP source spoofing by forging DHCP discovery
+    messages, which upstream's iptables driver let through from any source) and a rogue
+    DHCP server in an instance: client-to-server UDP 68->67 passes only from 0.0.0.0 (or
+    the instance's own address); a server reply (UDP 67->68) from an instance never
+    reaches its neighbours."""
     victim, attacker, observer = _three(cloud)
     marker = b"neutrino-dhcp-" + uuid.uuid4().bytes
     broadcast = b"\xff" * 6
@@ -210,9 +224,9 @@ def test_dhcp_discovery_from_a_spoofed_source_and_dhcp_server_replies_are_droppe
 
 
 def test_spoofed_link_local_source_icmpv6_is_dropped(cloud: Cloud) -> None:  # noqa: F811
-    """OSSA-2016-009 / CVE-2015-8914 (ICMPv6-spoofing protection bypassed with a
-    link-local source): ICMPv6 (echo, NS, MLD) from another instance's link-local
-    address, or from a made-up one, never gets out."""
+    """OSSA-2016-009 / CVE-2015-8914 (ICMPv6 source address spoofing: upstream's
+    iptables driver let ICMPv6 out from any source address): ICMPv6 (echo, NS) from
+    another instance's link-local address, or from a made-up one, never gets out."""
     victim, attacker, observer = _three(cloud)
     marker = b"neutrino-icmpv6-" + uuid.uuid4().bytes
     made_up = "fe80::dead:beef"
@@ -233,10 +247,11 @@ def test_spoofed_link_local_source_icmpv6_is_dropped(cloud: Cloud) -> None:  # n
 
 
 def test_a_port_renamed_network_owner_is_still_filtered(cloud: Cloud) -> None:  # noqa: F811
-    """OSSA-2015-018 / CVE-2015-5240, the data-plane half: a port whose device_owner is
-    changed to ``network:…`` by its owner must not lose its anti-spoofing or its
-    security groups (only the DHCP and router ports the agent makes itself go
-    unfiltered)."""
+    """OSSA-2015-018 / CVE-2015-5240, the data-plane half (and its 2026 regression,
+    OSSA-2026-021): upstream skipped the firewall of a port whose device_owner was
+    changed to ``network:…`` right after it was made, so it escaped anti-spoofing.  Here
+    such a port keeps its anti-spoofing and its security groups (only the DHCP and
+    router ports the agent makes itself go unfiltered)."""
     net = start(cloud)
     open_ = group(cloud, OPEN_PING)
     closed = group(cloud)  # no ingress rule
@@ -260,10 +275,11 @@ def test_a_port_renamed_network_owner_is_still_filtered(cloud: Cloud) -> None:  
 
 def test_a_port_range_on_a_protocol_without_ports_opens_nothing_else(
         cloud: Cloud) -> None:  # noqa: F811
-    """OSSA-2019-001 / CVE-2019-9735: a rule with a port range on a protocol that has no
-    ports (VRRP, 112) made upstream's iptables driver accept more than asked.  Here
-    the API refuses it (400) or, where a protocol takes no ports, the rule matches that
-    protocol only: TCP 80 and ICMP stay closed."""
+    """OSSA-2019-001 / CVE-2019-9735: a rule with a destination port on a protocol that
+    has no ports (VRRP, 112) made upstream's iptables-restore fail, so no further rule
+    was applied on that host, for any project.  Here the API refuses it (400); a rule
+    for the protocol alone matches that protocol only (TCP 80 and ICMP stay closed), and
+    the host's firewall goes on being applied."""
     net = start(cloud)
     gid = group(cloud)
     r = cloud.api.post("/security-group-rules", {"security_group_rule": {
@@ -282,14 +298,16 @@ def test_a_port_range_on_a_protocol_without_ports_opens_nothing_else(
     web_server(cloud, vm)
     assert not fetch(peer, vm), "TCP 80 closed"
     assert not ping(peer.ns, vm.ip, expect=False), "ICMP closed"
+    _still_filtering(cloud, net, peer)
 
 
 def test_out_of_range_icmp_type_or_code_is_refused_and_filtering_goes_on(
         cloud: Cloud) -> None:  # noqa: F811
-    """OSSA-2015-021 / CVE-2015-7713: an ICMP rule with an invalid type or code made
-    upstream's iptables-restore fail, so no rule was applied any more.  Here such a rule
-    is a 400; the extremes that are valid (255) are applied, and the ports booted after
-    them are filtered as their rules say."""
+    """No advisory of its own: OSSA-2019-001's class (a rule the kernel cannot load
+    stopping every later one) for ICMP: a type or code out of 0-255 is a 400; the
+    valid extremes (255) are applied, and the ports booted after them are filtered as
+    their rules say.  (OSSA-2015-021 / CVE-2015-7713 is
+    ``test_group_changes_reach_running_instances``.)"""
     net = start(cloud)
     gid = group(cloud)
     for lo, hi in ((256, 0), (0, 256), (-1, 0)):
@@ -492,3 +510,152 @@ def test_disassociating_a_floating_ip_ends_the_connections_through_it(
     l3.associate(fip["id"], other.port["id"])
     wait_for(lambda: ping(l3.hostns, address, expect=False)
              and not _nat_entries(router["id"], address, vm.ip), what="the old mapping gone")
+
+
+# -- security groups on running instances ----------------------------------------------------
+
+def test_group_changes_reach_running_instances(cloud: Cloud) -> None:  # noqa: F811
+    """OSSA-2015-021 / CVE-2015-7713: security group changes silently failed to reach
+    instances already running (nova-network), which stayed unprotected or unreachable.
+    Here every kind of change reaches a running instance: a rule added and deleted, the
+    port's groups replaced, a remote group's members joining and leaving."""
+    net = start(cloud)
+    peer = boot(cloud, net, security_groups=[group(cloud, OPEN_PING)])
+    gid = group(cloud)
+    vm = boot(cloud, net, security_groups=[gid])
+    web_server(cloud, vm)
+    assert not ping(peer.ns, vm.ip, expect=False) and not fetch(peer, vm)
+    rule = add_rule(cloud, gid, **OPEN_PING)
+    wait_for(lambda: ping(peer.ns, vm.ip, expect=False), what="a rule added")
+    assert cloud.api.delete(f"/security-group-rules/{rule}").status_code == 204
+    wait_for(lambda: not ping(peer.ns, vm.ip, expect=False), what="a rule deleted")
+    web = group(cloud, {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                        "port_range_min": 80, "port_range_max": 80})
+    update_port(cloud, vm, security_groups=[web])
+    wait_for(lambda: fetch(peer, vm), what="the port's groups replaced")
+    assert not ping(peer.ns, vm.ip, expect=False)
+    friends = group(cloud)
+    add_rule(cloud, web, direction="ingress", ethertype="IPv4", protocol="icmp",
+             remote_group_id=friends)
+    assert not ping(peer.ns, vm.ip, expect=False), "the peer is no member yet"
+    update_port(cloud, peer, security_groups=[*peer.port["security_groups"], friends])
+    wait_for(lambda: ping(peer.ns, vm.ip, expect=False), what="a member joined")
+    update_port(cloud, peer, security_groups=peer.port["security_groups"])
+    wait_for(lambda: not ping(peer.ns, vm.ip, expect=False), what="a member left")
+
+
+# -- L2: what one instance sees of another's traffic -----------------------------------------
+
+UDP_9999 = {"direction": "ingress", "ethertype": "IPv4", "protocol": "udp",
+            "port_range_min": 9999, "port_range_max": 9999}
+
+
+def _bridge_ageing(cloud: Cloud, vm: Vm) -> int:  # noqa: F811
+    out = run(["ip", "-d", "link", "show", names.bridge(vm.port["network_id"])],
+              netns=cloud.hostns).stdout.split()
+    return int(out[out.index("ageing_time") + 1])
+
+
+def test_unicast_to_a_neighbour_is_not_flooded_to_others(cloud: Cloud) -> None:  # noqa: F811
+    """OSSA-2019-004 / CVE-2019-15753: os-vif made Linux bridges with a MAC ageing time of
+    0, which disables learning: every frame was flooded, so an instance could read its
+    neighbours' traffic (other projects' too, on a shared network).  Here the bridges
+    learn: once both ends have spoken, their unicast reaches the one port it is for and
+    no third instance, even one whose groups would let it in."""
+    net = start(cloud)
+    g = group(cloud, OPEN_PING, UDP_9999)
+    sender, receiver, third = (boot(cloud, net, security_groups=[g]) for _ in range(3))
+    assert _bridge_ageing(cloud, sender) > 0, "MAC learning on"
+    assert ping(sender.ns, receiver.ip) and ping(receiver.ns, sender.ip)
+    marker = b"neutrino-unicast-" + uuid.uuid4().bytes
+    frame = pk.udp4(_mac(sender), _mac(receiver), sender.ip, receiver.ip, 9999, 9999, marker)
+    with Tap(receiver.ns, "eth0") as there, Tap(third.ns, "eth0") as elsewhere, \
+            Tap(sender.ns, "eth0") as wire:
+        for _ in range(5):
+            wire.send(frame)
+        assert _arrived(there, 1.0, marker) == 5, "the receiver gets them"
+        assert _arrived(elsewhere, 0.5, marker) == 0, "no other instance does"
+
+
+# -- ARP ----------------------------------------------------------------------------------------
+
+def _arp(op: int, eth_src: bytes, eth_dst: bytes, sha: bytes, spa: str, tha: bytes,
+         tpa: str) -> bytes:
+    body = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, op, sha, socket.inet_aton(spa),
+                       tha, socket.inet_aton(tpa))
+    return eth_dst + eth_src + b"\x08\x06" + body
+
+
+def _arp_claims(tap: Tap, seconds: float) -> list[tuple[bytes, bytes, str]]:
+    """(Ethernet source, sender MAC, sender IP) of the ARP messages that reached
+    ``tap``'s link."""
+    return [(f.data[6:12], f.data[22:28], socket.inet_ntoa(f.data[28:32]))
+            for f in tap.frames(seconds) if not f.outgoing and f.data[12:14] == b"\x08\x06"]
+
+
+def _neighbour4(vm: Vm, ip: str) -> str | None:
+    words = run(["ip", "-4", "neigh", "show", ip, "dev", "eth0"], netns=vm.ns).stdout.split()
+    return words[words.index("lladdr") + 1] if "lladdr" in words else None
+
+
+def test_arp_claims_only_the_instances_own_addresses(cloud: Cloud) -> None:  # noqa: F811
+    """OSSN-0027 (ARP cache poisoning, which upstream's iptables driver did not prevent)
+    and OSSA-2021-004 / CVE-2021-38598 (the Linux bridge ARP filter bypassed on nftables
+    platforms): an instance's ARP replies and gratuitous ARPs claiming a neighbour's
+    address or the gateway's, or naming another MAC as sender, never reach a
+    neighbour, whose cache keeps the truth; ARP about the instance itself does."""
+    net = start(cloud)
+    g = group(cloud, OPEN_PING)
+    victim, attacker, observer = (boot(cloud, net, security_groups=[g]) for _ in range(3))
+    assert ping(observer.ns, victim.ip) and ping(observer.ns, attacker.ip)
+    broadcast, zero = b"\xff" * 6, b"\0" * 6
+    me, them = _mac(attacker), _mac(observer)
+    forged = [
+        _arp(2, me, them, me, victim.ip, them, observer.ip),  # "the victim is at me"
+        _arp(2, me, them, me, "10.0.0.1", them, observer.ip),  # the gateway
+        _arp(1, me, broadcast, me, victim.ip, zero, victim.ip),  # gratuitous
+        _arp(2, me, them, _mac(victim), victim.ip, them, observer.ip),  # another's MAC
+        _arp(2, me, them, _mac(victim), attacker.ip, them, observer.ip),
+    ]
+    legit = _arp(2, me, them, me, attacker.ip, them, observer.ip)
+    with Tap(observer.ns, "eth0") as seen, Tap(attacker.ns, "eth0") as wire:
+        for _ in range(3):
+            for frame in (*forged, legit):
+                wire.send(frame)
+        claims = _arp_claims(seen, 1.5)
+    from_attacker = {c for c in claims if c[0] == me}
+    assert from_attacker == {(me, me, attacker.ip)}, "only its own ARP passes"
+    assert _neighbour4(observer, victim.ip) == victim.port["mac_address"], "not poisoned"
+    assert ping(observer.ns, victim.ip)
+
+
+# -- routers with IPv6 subnets ------------------------------------------------------------------
+
+def test_ipv6_subnets_on_routers_leave_floating_ips_working(l3: L3Cloud) -> None:
+    """OSSA-2014-019 / CVE-2014-4167: an IPv6 subnet attached to a router broke upstream's
+    L3 agent, so no floating IP could be attached anywhere in the cloud; OSSA-2015-001 /
+    CVE-2014-8153: eight routers with IPv6 subnets blocked its router updates for every
+    project (radvd 2.0+).  Here routers take IPv6 subnets (eight of them, and one next to
+    an IPv4 subnet) and floating IPs keep working, associated after them."""
+    l3.start_agent()
+    l3.allow_ingress(protocol="icmp")
+    for i in range(8):
+        net = l3.api.create("networks", name=f"v6-{i}")
+        l3.cloud.networks.append(net["id"])
+        sub = l3.api.create("subnets", network_id=net["id"], ip_version=6,
+                            cidr=f"2001:db8:{i}::/64", ipv6_ra_mode="slaac",
+                            ipv6_address_mode="slaac")
+        l3.add_subnet(l3.router()["id"], sub["id"])
+    net, sub4 = l3.cloud.network("10.22.0.0/24")
+    sub6 = l3.api.create("subnets", network_id=net["id"], ip_version=6,
+                         cidr="2001:db8:99::/64", ipv6_ra_mode="slaac",
+                         ipv6_address_mode="slaac")
+    router = l3.router()
+    l3.add_subnet(router["id"], sub6["id"])
+    l3.add_subnet(router["id"], sub4["id"])
+    vm = l3.cloud.boot(net["id"])
+    fip = l3.floating_ip(vm.port["id"])
+    wait_for(lambda: l3.status("floatingips", fip["id"]) == "ACTIVE", what="FIP ACTIVE")
+    assert ping(l3.hostns, fip["floating_ip_address"])
+    for r in l3.routers:
+        wait_for(lambda r=r: l3.status("routers", r) == "ACTIVE", what="every router ACTIVE")
