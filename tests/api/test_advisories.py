@@ -91,7 +91,8 @@ def test_cve_2014_3555_allowed_address_pairs_are_bounded(project_client) -> None
     assert member.get(f"/ports/{port['id']}").json()["port"]["allowed_address_pairs"] == []
 
 
-# -- CVE-2014-6414: admin-only network attributes reset by a non-admin's update --------
+# -- OSSA-2014-031 / CVE-2014-6414: admin-only network attributes reset to their defaults
+#    by a non-admin's update
 
 def test_cve_2014_6414_members_cannot_reset_admin_only_attributes(
         admin: Client, project_client: Callable[..., Client]) -> None:
@@ -123,7 +124,8 @@ def test_cve_2014_6414_members_cannot_reset_admin_only_attributes(
     assert admin.get(f"/routers/{router['id']}").json()["router"]["distributed"] is True
 
 
-# -- OSSA-2014-039 / CVE-2014-7821: dns_nameservers that are no addresses ------------
+# -- OSSA-2014-039 / CVE-2014-7821: a crafted dns_nameservers crashed the server ------
+#    (the errata let hostnames through again; upstream has since taken addresses only)
 
 @pytest.mark.parametrize("server_value", ["8.8.8.8 --dhcp-script=/bin/sh", "8.8.8.8\n",
                                           "8.8.8.8,9.9.9.9", "1.1.1.1/32", "dns.example",
@@ -146,7 +148,9 @@ def test_cve_2014_7821_dns_nameservers_must_be_addresses(project_client,
     assert member.get(f"/subnets/{sub['id']}").json()["subnet"]["dns_nameservers"] == []
 
 
-# -- OSSA-2015-012 / CVE-2015-3221: address pairs that broke the L2 agent's ipset ----
+# -- OSSA-2015-012 / CVE-2015-3221: an address pair the ipset tool rejects crashed the
+#    L2 agent (the fix refused zero-length prefixes; upstream later took /0 again, as
+#    two /1 halves in ipset)
 
 @pytest.mark.parametrize("address", ["10.0.0.0/33", "::/129", "10.0.0.1/-1", "1.2.3.4\n",
                                      " 1.2.3.4", "300.1.1.1", "1.2.3.4/24/8", "",
@@ -170,8 +174,11 @@ def test_cve_2015_3221_whole_address_space_pairs_are_stored_canonical(project_cl
         ["0.0.0.0/0", "10.0.0.0/8", "::/0"]
 
 
-# -- OSSA-2015-018 / CVE-2015-5240 and its 2026 regression CVE-2026-50266: a port on a
-#    shared network passing for a network service (network:*), which skips its firewall
+# -- OSSA-2015-018 / CVE-2015-5240 (a port's device_owner changed to network:* right
+#    after it was made, so its firewall and anti-spoofing were never applied) and its
+#    2026 regression OSSA-2026-021 (CVE pending in the advisory; CVE-2026-50266 as this
+#    project recorded it): a project manager setting network:dhcp on a port of another
+#    project's shared network
 
 @pytest.mark.parametrize("roles", ["member", "manager", "member,manager"])
 @pytest.mark.parametrize("device_owner", ["network:dhcp", "network:router_interface",
@@ -229,7 +236,8 @@ def test_cve_2018_14635_fixed_ips_come_from_the_ports_network(
             .json()["ports"] == []
 
 
-# -- OSSA-2019-001 / CVE-2019-9735: port ranges the iptables driver could not load ---
+# -- OSSA-2019-001 / CVE-2019-9735: a destination port on a protocol without ports
+#    (VRRP) made iptables-restore fail, so no further group was applied on the host
 
 @pytest.mark.parametrize("rule,error", [
     ({"protocol": "vrrp", "port_range_min": 22, "port_range_max": 22},
@@ -254,7 +262,9 @@ def test_cve_2019_9735_rules_are_valid_for_their_protocol(project_client, rule: 
     assert_error(r, 400, error)
 
 
-# -- CVE-2022-3277: a list for another project made that project's default group ------
+# -- CVE-2022-3277 and CVE-2023-3637 (no OSSA; GHSA-r3jh-qhgj-gvr8 words 3637 as:
+#    listing the security groups of an invalid project creates resources beyond the
+#    caller's quota): a list for another project made that project's default group
 
 @pytest.mark.parametrize("path", ["/security-groups?project_id={p}",
                                   "/security-groups?tenant_id={p}",
@@ -274,7 +284,8 @@ def test_cve_2022_3277_lists_make_no_groups_for_other_projects(
     assert [r for r in rules if r["project_id"] == stranger] == []
 
 
-# -- OSSA-2026-016 / CVE-2026-49299: project readers changing tags ---------------------
+# -- OSSA-2026-016 / CVE-2026-49299: the tag controller checked plural policy names on
+#    single-tag writes, which default policy allowed: project readers changed tags
 
 def test_cve_2026_49299_readers_cannot_change_tags(
         project_client: Callable[..., Client]) -> None:
