@@ -10,6 +10,8 @@ plane's tests, not here.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -486,3 +488,48 @@ def test_cve_2014_0187_scoped_ipv6_addresses_are_no_addresses(project_client,
     assert_error(member.post(path, body), 400)
     after = {c: len(member.get(f"/{c}").json()[c.replace("-", "_")]) for c in before}
     assert after == before, "nothing was made"
+
+
+# -- OSSA-2017-001 / CVE-2017-2592: complete requests, tokens included, in error logs -----
+
+def test_cve_2017_2592_unexpected_errors_log_no_token_or_password(
+        tmp_path: Path, database_factory, caplog: pytest.LogCaptureFixture) -> None:
+    """oslo.middleware's CatchErrors put the whole request (keystone tokens in its
+    headers) into the error log with the traceback.  Here a real fault (tables dropped
+    behind the server's back) makes unexpected errors on the Networking API and on the
+    identity API: each is a 500 in its envelope, logged with its traceback, and neither
+    the log nor the answer holds the token, a service token or the password."""
+    from tests.api.test_identity import ADMIN_PASSWORD, Keystone
+    from tests.conftest import start_server
+
+    url = database_factory("sqlite")
+    server = start_server(tmp_path, url, auth="embedded")
+    try:
+        from neutrino.identity.store import Identity
+        server.db.write(lambda conn: Identity().bootstrap(conn, ADMIN_PASSWORD))
+        ks = Keystone(server)
+        _, _, token = ks.member()
+        assert ks.net(token, "POST", "/networks", {"network": {"name": "n"}}).status_code \
+            == 201
+        secret = f"secret-{uuid.uuid4().hex}"
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            db.execute("DROP TABLE tags")
+        caplog.set_level(logging.DEBUG)
+        r = requests.get(f"{server.url}/v2.0/networks", timeout=30,
+                         headers={"X-Auth-Token": token, "X-Service-Token": secret})
+        assert r.status_code == 500 and "NeutronError" in r.json(), r.text
+        assert token not in r.text and secret not in r.text
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            db.execute("DROP TABLE identity_auth_failures")
+        r = ks.issue({"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"name": "Default"}, "password": ADMIN_PASSWORD}}}})
+        assert r.status_code == 500 and "error" in r.json(), r.text
+        assert ADMIN_PASSWORD not in r.text
+    finally:
+        server.stop()
+    logged = caplog.text + "".join(
+        logging.Formatter().formatException(rec.exc_info) for rec in caplog.records
+        if rec.exc_info)
+    assert "unexpected error" in logged and "Traceback" in logged, "the faults are logged"
+    for word in (token, secret, ADMIN_PASSWORD):
+        assert word not in logged
