@@ -533,3 +533,66 @@ def test_cve_2017_2592_unexpected_errors_log_no_token_or_password(
     assert "unexpected error" in logged and "Traceback" in logged, "the faults are logged"
     for word in (token, secret, ADMIN_PASSWORD):
         assert word not in logged
+
+
+# -- OSSA-2026-001 / CVE-2026-22797: identity headers forged next to a real token --------
+
+def test_cve_2026_22797_identity_headers_beside_a_token_count_for_nothing(
+        tmp_path: Path, database_factory) -> None:
+    """keystonemiddleware's external_oauth2_token middleware left identity headers a
+    client sent (X-Roles, X-Is-Admin-Project, X-User-Id...) in place when the token did
+    not set them, so a member could claim admin.  Neutrino's API reads who is asking
+    from the validated token alone (the headers are noauth's, and only there)."""
+    from neutrino.identity.store import Identity
+    from tests.api.test_identity import ADMIN_PASSWORD, Keystone
+    from tests.conftest import start_server
+
+    server = start_server(tmp_path, database_factory("sqlite"), auth="embedded")
+    try:
+        server.db.write(lambda conn: Identity().bootstrap(conn, ADMIN_PASSWORD))
+        ks = Keystone(server)
+        victim_project, _, victim = ks.member()
+        mine, _, token = ks.member()
+        theirs = ks.net(victim, "POST", "/networks", {"network": {"name": "theirs"}})
+        assert theirs.status_code == 201
+        forged = {"X-Roles": "admin", "X-Role": "admin", "X-Is-Admin-Project": "True",
+                  "X-Project-Id": victim_project, "X-Tenant-Id": victim_project,
+                  "X-User-Id": "admin", "X-Identity-Status": "Confirmed",
+                  "X-Service-Roles": "admin", "X-Auth-Token": token}
+
+        def ask(method: str, path: str, body: dict | None = None) -> requests.Response:
+            return requests.request(method, f"{server.url}/v2.0{path}", json=body,
+                                    headers=forged, timeout=30)
+        assert ask("GET", "/networks").json()["networks"] == [], "its own project's only"
+        net_id = theirs.json()["network"]["id"]
+        assert_error(ask("GET", f"/networks/{net_id}"), 404, "NetworkNotFound")
+        assert_error(ask("POST", "/networks", {"network": {"name": "x", "shared": True}}),
+                     403, "PolicyNotAuthorized")
+        made = ask("POST", "/networks", {"network": {"name": "mine"}}).json()["network"]
+        assert made["project_id"] == mine, "made in the token's project"
+        del forged["X-Auth-Token"]
+        assert ask("GET", "/networks").status_code == 401, "headers alone are nobody"
+    finally:
+        server.stop()
+
+
+# -- OSSA-2026-032 / CVE-2026-55707: onboarding another project's subnets into a pool ----
+
+def test_cve_2026_55707_no_onboarding_of_another_projects_subnets(
+        admin: Client, project_client: Callable[..., Client]) -> None:
+    """Upstream's subnet-onboard action let a member move the subnets of another
+    project's shared network into the member's own subnet pool.  Neutrino has no such
+    action (``subnet_onboard`` is not advertised): the call is a 404 in the envelope and
+    the victim's subnet stays out of every pool."""
+    victim, attacker = project_client(), project_client()
+    net = admin.create("networks", name="shared", shared=True,
+                       project_id=victim.session.headers["X-Project-Id"])
+    sub = victim.create("subnets", network_id=net["id"], cidr="10.78.0.0/24", ip_version=4)
+    pool = attacker.create("subnetpools", name="mine", prefixes=["10.78.0.0/16"],
+                           default_prefixlen=24)
+    r = attacker.put(f"/subnetpools/{pool['id']}/onboard_network_subnets",
+                     {"network_id": net["id"]})
+    assert_error(r, 404)
+    aliases = {e["alias"] for e in admin.get("/extensions").json()["extensions"]}
+    assert "subnet_onboard" not in aliases
+    assert victim.get(f"/subnets/{sub['id']}").json()["subnet"]["subnetpool_id"] is None
