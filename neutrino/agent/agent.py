@@ -332,7 +332,7 @@ class Agent:
             return failed  # routers only (a floating IP, a route): no bridge or DHCP to look at
         dhcp_want = self.dhcp.desired(snap)
         release = {n for n in snap.networks if n not in dhcp_want
-                   and any(p.is_dhcp and p.local for p in snap.ports_on(n))}
+                   and any(p.host_dhcp for p in snap.ports_on(n))}
         keys = None if scope is None else set(scope) | release
         if self.netns is not None:
             # a sandboxed agent shares the namespace list with others (two "hosts" on one
@@ -497,7 +497,7 @@ class Agent:
         if not self.synced:
             return
         dead = [n.id for n in self._snapshot.networks.values() if n.dhcp
-                and any(p.is_dhcp and p.local for p in self._snapshot.ports_on(n.id))
+                and any(p.host_dhcp for p in self._snapshot.ports_on(n.id))
                 and netlink.namespace_exists(names.dhcp_namespace(n.id))
                 and not self.dhcp.backend.daemon(n.id, names.dhcp_namespace(n.id)).alive()]
         if dead:

@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from neutrino.bus.messages import Changed, HostState
 from neutrino.context import Context
@@ -160,10 +161,17 @@ class Hosts:
     # -- DHCP ports --------------------------------------------------------------
 
     @staticmethod
-    def dhcp_port_id(conn: Connection, host: str, network_id: str) -> str | None:
+    def _is_hosts_dhcp_port(host: str, network_id: str) -> list[ColumnElement[bool]]:
+        """The port this server made for the host's DHCP: its owner alone would also
+        match an instance's port renamed ``network:dhcp`` (CVE-2015-5240's class)."""
+        return [t.ports.c.network_id == network_id, t.ports.c.device_owner == DHCP_OWNER,
+                t.ports.c.binding_host_id == host,
+                t.ports.c.device_id == dhcp_device_id(host, network_id)]
+
+    @classmethod
+    def dhcp_port_id(cls, conn: Connection, host: str, network_id: str) -> str | None:
         return conn.scalar(sa.select(t.ports.c.id).where(
-            t.ports.c.network_id == network_id, t.ports.c.device_owner == DHCP_OWNER,
-            t.ports.c.binding_host_id == host))
+            *cls._is_hosts_dhcp_port(host, network_id)))
 
     def dhcp_port(self, conn: Connection, host: str, network_id: str,
                   release: bool = False) -> tuple[dict | None, bool]:
@@ -172,8 +180,7 @@ class Hosts:
         Also says whether anything changed."""
         admin = Context.admin()
         existing = conn.execute(sa.select(t.ports).where(
-            t.ports.c.network_id == network_id, t.ports.c.device_owner == DHCP_OWNER,
-            t.ports.c.binding_host_id == host)).first()
+            *self._is_hosts_dhcp_port(host, network_id))).first()
         infos = {s.id: s for s in self.subnets.infos(conn, network_id)}
         enabled = set(conn.scalars(sa.select(t.subnets.c.id).where(
             t.subnets.c.network_id == network_id, t.subnets.c.enable_dhcp)))
@@ -283,6 +290,9 @@ def _port(p: dict, host: str) -> dict:
             "binding:host_id", "binding:vif_type", "name")
     out = {k: p[k] for k in keep if k in p}
     out["local"] = p.get("binding:host_id") == host and p.get("binding:vif_type") == "bridge"
+    # the one port the host's DHCP namespace may plug (and leave unfiltered)
+    out["host_dhcp"] = out["local"] and p.get("device_owner") == DHCP_OWNER \
+        and p.get("device_id") == dhcp_device_id(host, p["network_id"])
     return out
 
 

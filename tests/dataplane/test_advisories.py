@@ -271,6 +271,34 @@ def test_a_port_renamed_network_owner_is_still_filtered(cloud: Cloud) -> None:  
     assert lease["ip"] == peer.ip
 
 
+def test_a_port_renamed_network_dhcp_never_passes_for_the_dhcp_port(
+        cloud: Cloud) -> None:  # noqa: F811
+    """OSSA-2015-018 / CVE-2015-5240's class again: the agent took the first local port
+    owned ``network:dhcp`` (by id) for its own DHCP port, so an instance's port renamed
+    so, with an id sorting before the real one, went unfiltered (and the server could
+    hand it out as the host's DHCP port).  The DHCP port is the one the server made for
+    the host (its device_id): the renamed port stays filtered, DHCP goes on."""
+    net = start(cloud)
+    peer = boot(cloud, net, security_groups=[group(cloud, OPEN_PING)])
+    (dhcp,) = cloud.api.get(f"/ports?network_id={net}&device_owner=network:dhcp") \
+        .json()["ports"]
+    closed = group(cloud)
+    for _ in range(12):  # until a port sorts before the DHCP port (half of them do)
+        vm = boot(cloud, net, security_groups=[closed])
+        if vm.port["id"] < dhcp["id"]:
+            break
+    else:
+        raise AssertionError("no port id sorted before the DHCP port's")
+    update_port(cloud, vm, device_owner="network:dhcp")
+    wait_for(lambda: cloud.agent is not None and cloud.agent.idle, what="agent idle")
+    assert not ping(peer.ns, vm.ip, expect=False), "the renamed port is still filtered"
+    lease = inst._dhcp(cloud.settings(), peer.name, peer.ns, 5)
+    assert lease["ip"] == peer.ip and lease["dns"] == dhcp["fixed_ips"][0]["ip_address"]
+    assert [p["id"] for p in cloud.api.get(
+        f"/ports?network_id={net}&device_owner=network:dhcp").json()["ports"]
+        if p["device_id"] == dhcp["device_id"]] == [dhcp["id"]]
+
+
 # -- security-group semantics -----------------------------------------------------------------
 
 def test_a_port_range_on_a_protocol_without_ports_opens_nothing_else(

@@ -122,7 +122,8 @@ def _network(**subnet: object) -> Network:
 
 def _ports(opts: tuple[DhcpOption, ...]) -> list[Port]:
     return [
-        Port(DHCP, NET, "fa:16:3e:00:00:02", ((SUB, "10.0.0.2"),), "network:dhcp", local=True),
+        Port(DHCP, NET, "fa:16:3e:00:00:02", ((SUB, "10.0.0.2"),), "network:dhcp", local=True,
+             host_dhcp=True),
         Port(VICTIM, NET, "fa:16:3e:00:00:10", ((SUB, "10.0.0.10"), (SUB6, "2001:db8::10")),
              "compute:nova"),
         Port(ATTACKER, NET, "fa:16:3e:00:00:20", ((SUB, "10.0.0.20"),), "compute:nova",

@@ -51,7 +51,7 @@ def _snapshot(subnets: tuple[Subnet, ...] = (), *, dhcp_port: bool = True,
              for n, vm in enumerate(vms, start=1)}
     if dhcp_port:
         ports[DHCP_PORT] = Port(DHCP_PORT, NET, "fa:16:3e:00:00:dd", ((SUB, "10.0.0.2"),),
-                                "network:dhcp", local=True)
+                                "network:dhcp", local=True, host_dhcp=True)
     return Snapshot(1, {NET: net}, ports)
 
 
