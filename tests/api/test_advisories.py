@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -596,3 +598,81 @@ def test_cve_2026_55707_no_onboarding_of_another_projects_subnets(
     aliases = {e["alias"] for e in admin.get("/extensions").json()["extensions"]}
     assert "subnet_onboard" not in aliases
     assert victim.get(f"/subnets/{sub['id']}").json()["subnet"]["subnetpool_id"] is None
+
+
+# -- OSSN-0096 / CVE-2026-44393: the message bus's broker name unchecked under TLS --------
+
+def _certificate(tmp: Path, name: str, ca: tuple[Path, Path], san: str) -> tuple[Path, Path]:
+    """A server certificate for ``san`` signed by ``ca`` (openssl, as an operator would)."""
+    key, csr, crt = tmp / f"{name}.key", tmp / f"{name}.csr", tmp / f"{name}.crt"
+    ext = tmp / f"{name}.ext"
+    ext.write_text(f"subjectAltName={san}\n")
+    for cmd in (["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                 "-out", csr, "-subj", f"/CN={name}"],
+                ["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+                 "-CAcreateserial", "-out", crt, "-days", "1", "-extfile", ext]):
+        subprocess.run([str(c) for c in cmd], check=True, capture_output=True)
+    return crt, key
+
+
+def _handshakes(crt: Path, key: Path, ca: Path, seconds: float) -> tuple[int, int]:
+    """Point a bus at a TLS listener on 127.0.0.1 holding ``crt``: (handshakes the client
+    completed, handshakes it refused) in ``seconds``."""
+    import socket
+    import ssl
+    import threading
+
+    from neutrino.bus.amqp import AmqpBus
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(crt, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    done, refused = [0], [0]
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(2)
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    done[0] += 1  # then closed: no broker here, only its TLS
+            except (ssl.SSLError, OSError):
+                refused[0] += 1
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    bus = AmqpBus(f"amqps://guest:guest@127.0.0.1:{port}/?cafile={ca}", min_backoff=0.1,
+                  max_backoff=0.3)
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (done[0] or refused[0] > 2):
+            time.sleep(0.1)
+        assert not bus.connected
+    finally:
+        bus.close()
+        stop.set()
+        thread.join(5)
+        listener.close()
+    return done[0], refused[0]
+
+
+def test_ossn_0096_the_bus_checks_the_brokers_name_under_tls(tmp_path: Path) -> None:
+    """oslo.messaging checked a RabbitMQ broker's certificate chain but not that the
+    certificate was for the broker's host, so any certificate of the deployment's CA
+    could stand in for the broker.  Neutrino's bus (``amqps://``) refuses a certificate
+    of the right CA for another name, and takes one for the host it dialled."""
+    ca_key, ca = tmp_path / "ca.key", tmp_path / "ca.crt"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(ca_key), "-out", str(ca), "-days", "1", "-subj", "/CN=test-ca"],
+                   check=True, capture_output=True)
+    other = _certificate(tmp_path, "broker-elsewhere", (ca, ca_key), "DNS:broker.invalid")
+    right = _certificate(tmp_path, "broker", (ca, ca_key), "IP:127.0.0.1")
+    completed, refused = _handshakes(*other, ca, 10)
+    assert completed == 0 and refused > 0, "a certificate for another name is refused"
+    completed, _ = _handshakes(*right, ca, 10)
+    assert completed > 0, "the broker's own certificate is taken (the test can tell)"
