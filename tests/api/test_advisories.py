@@ -676,3 +676,38 @@ def test_ossn_0096_the_bus_checks_the_brokers_name_under_tls(tmp_path: Path) -> 
     assert completed == 0 and refused > 0, "a certificate for another name is refused"
     completed, _ = _handshakes(*right, ca, 10)
     assert completed > 0, "the broker's own certificate is taken (the test can tell)"
+
+
+# -- OSSN-0102: sub-resources reached through a parent of one's own -----------------------
+
+def test_ossn_0102_a_child_is_reached_only_through_its_own_parent(
+        project_client: Callable[..., Client]) -> None:
+    """Upstream authorized port forwardings and conntrack helpers by the parent named in
+    the URL but loaded the child by its own id, so a member reached another project's
+    child through a parent of its own.  Neutrino has neither; its children reached
+    through a parent are router interfaces, extra routes and tags, and security group
+    rules: naming another project's child through one's own parent changes nothing."""
+    victim, attacker = project_client(), project_client()
+    _, sub = victim.network_with_subnet("10.79.0.0/24")
+    router = victim.create("routers", name="victim")
+    r = victim.put(f"/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
+    assert r.status_code == 200, r.text
+    interface = r.json()["port_id"]
+    mine = attacker.create("routers", name="mine")
+    for body in ({"port_id": interface}, {"subnet_id": sub["id"]}):
+        for action in ("remove_router_interface", "add_router_interface"):
+            r = attacker.put(f"/routers/{mine['id']}/{action}", body)
+            assert r.status_code in (400, 404, 409), (action, body, r.text)
+            assert "NeutronError" in r.json()
+    assert victim.get(f"/ports/{interface}").json()["port"]["device_id"] == router["id"]
+    group = victim.create("security-groups", name="g")
+    rule = victim.create("security-group-rules", security_group_id=group["id"],
+                         direction="ingress", protocol="tcp")
+    assert_error(attacker.get(f"/security-group-rules/{rule['id']}"), 404)
+    assert_error(attacker.delete(f"/security-group-rules/{rule['id']}"), 404)
+    r = attacker.post("/security-group-rules", {"security_group_rule": {
+        "security_group_id": group["id"], "direction": "ingress"}})
+    assert r.status_code == 404 and "NeutronError" in r.json(), r.text
+    assert victim.get(f"/security-group-rules/{rule['id']}").status_code == 200
+    aliases = {e["alias"] for e in victim.get("/extensions").json()["extensions"]}
+    assert not aliases & {"floating-ip-port-forwarding", "l3-conntrack-helper"}
