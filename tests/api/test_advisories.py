@@ -711,3 +711,23 @@ def test_ossn_0102_a_child_is_reached_only_through_its_own_parent(
     assert victim.get(f"/security-group-rules/{rule['id']}").status_code == 200
     aliases = {e["alias"] for e in victim.get("/extensions").json()["extensions"]}
     assert not aliases & {"floating-ip-port-forwarding", "l3-conntrack-helper"}
+
+
+# -- OSSN-0095: rules naming a remote address group enforced as from anywhere -------------
+
+def test_ossn_0095_a_rule_naming_an_address_group_is_never_from_anywhere(
+        project_client) -> None:
+    """Upstream's OVN driver took rules naming a remote address group before it could
+    enforce them and left out their source, so they allowed every address.  Neutrino has
+    no address groups: such a rule is refused (no address group exists), never stored to
+    be applied without its remote."""
+    member = project_client()
+    group = member.create("security-groups", name="g")
+    before = member.get(f"/security-group-rules?security_group_id={group['id']}").json()
+    r = member.post("/security-group-rules", {"security_group_rule": {
+        "security_group_id": group["id"], "direction": "ingress", "ethertype": "IPv4",
+        "protocol": "tcp", "port_range_min": 22, "port_range_max": 22,
+        "remote_address_group_id": str(uuid.uuid4())}})
+    assert_error(r, 404, "AddressGroupNotFound")
+    assert member.get(f"/security-group-rules?security_group_id={group['id']}").json() \
+        == before
