@@ -12,7 +12,9 @@ Two tables, changed together in one atomic ``nft`` batch:
   dropped, then the sender's egress chain (a match returns), then the receiver's
   ingress chain (a match accepts); the end of either chain drops (fail closed).
 
-Remote groups are nft sets of member addresses, one per group and ethertype; members
+Remote groups are nft sets of member addresses, one per group and ethertype, without
+the addresses another member's network covers (an interval set refuses overlapping
+elements: CVE-2019-10876's class); members
 change by element add/delete, so the ruleset does not grow with them.  Everything
 but the set elements is fingerprinted (the comment of the one element of a set in each
 table, read with one cheap ``nft list sets``): the tables change only when that
@@ -126,6 +128,20 @@ def _member(address: str) -> str:
     """A set element as nft lists it back: a host route is the bare address."""
     net = ipaddress.ip_network(address, strict=False)
     return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def _uncovered(addresses: Iterable[str]) -> list[str]:
+    """Set elements for member addresses: those inside another member's network (an
+    address pair covering a neighbour's address) left out, since an interval set
+    refuses overlapping elements and with them the host's whole batch.  Adjacent ones
+    stay apart, so a member leaving still removes exactly its own element."""
+    nets = sorted({ipaddress.ip_network(a, strict=False) for a in addresses},
+                  key=lambda n: (n.network_address, n.prefixlen))
+    kept: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for net in nets:  # CIDR blocks nest or are disjoint: only the last kept can cover
+        if not (kept and net.subnet_of(kept[-1])):
+            kept.append(net)
+    return [_member(str(n)) for n in kept]
 
 
 def _family(address: str) -> int:
@@ -418,8 +434,8 @@ def desired(snap: Snapshot) -> Desired:
         group_id = name.split("-", 1)[1]
         v = 4 if name.startswith("rg4") else 6
         group = snap.security_groups.get(group_id)
-        members = sorted({_member(a) for a in (group.members if group else ())
-                          if _family(a) == v})
+        members = _uncovered(a for a in (group.members if group else ())
+                             if _family(a) == v)
         inet_sets.append(nft.Set(name, "ipv4_addr" if v == 4 else "ipv6_addr", members,
                                  ("interval",)))
     forward = nft.Chain("forward", [
@@ -624,10 +640,8 @@ class Firewall:
             if not patched:
                 nft.apply_tables(op.desired.tables, netns=self.netns)
         elif isinstance(op, SetElements):
-            if op.add:
-                nft.add_elements("inet", TABLE, op.set_name, op.add, netns=self.netns)
-            if op.delete:
-                nft.delete_elements("inet", TABLE, op.set_name, op.delete, netns=self.netns)
+            nft.change_elements("inet", TABLE, op.set_name, op.add, op.delete,
+                                netns=self.netns)
         else:
             # one `conntrack -D` per filter only where a flow matches it: a port leaving a
             # group of a hundred makes a hundred filters, mostly with nothing to cut

@@ -14,7 +14,10 @@ between the router's subnets and, through its gateway, to the external network.
   gateway (``enable_snat``), and the hairpin masquerade that lets an instance reach a
   floating IP behind its own router;
 - a new IPv4 address is announced with gratuitous ARP (``arping -U``), so neighbours
-  that cached an old owner move over at once.
+  that cached an old owner move over at once;
+- a floating IP taken away (or moved to another fixed IP) takes its connections with it:
+  their NAT lives in conntrack, not in the rules, so its entries are deleted once the
+  rules and addresses changed (OSSN-0020: else the instance stays reachable).
 
 Keys are router ids.  Every rule carries a comment naming what it came from and a
 short hash of its expression, so the table observed is compared with the one wanted
@@ -39,9 +42,9 @@ from neutrino.agent.model import Router, RouterPort, Snapshot
 from neutrino.agent.reconciler import apply_plan
 from neutrino.bus import messages as m
 from neutrino.linux import names, netlink, nft, process, sysctl
-from neutrino.linux.errors import NamespaceNotFound
+from neutrino.linux.errors import CommandError, NamespaceNotFound
 from neutrino.linux.netlink import Link
-from neutrino.linux.run import spawn
+from neutrino.linux.run import run, spawn
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,8 @@ class RouterSpec:
     nat: tuple[nft.Chain, ...] = ()
     floatingips: tuple[str, ...] = ()  # the ids realised with the table
     gateway: str | None = None  # the qg- device
+    #: (floating IP, fixed IP) of the 1:1 NAT in ``nat``
+    fip_nat: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def devices(self) -> set[str]:
@@ -129,6 +134,7 @@ class RouterSeen:
     routes: frozenset[tuple[str, str]] = frozenset()  # static, non-default
     sysctls: Mapping[str, str] = field(default_factory=dict)
     nat: tuple | None = None  # signature() of the table, None: no table
+    fip_nat: frozenset[tuple[str, str]] = frozenset()  # as the table holds it
 
 
 # -- steps ---------------------------------------------------------------------------------
@@ -186,6 +192,16 @@ class DeleteNat:
 
 
 @dataclass(frozen=True)
+class ForgetConnections:
+    """Delete the router's conntrack entries through a floating IP: those made to it
+    (original destination) and those leaving as it (reply destination)."""
+
+    key: str
+    namespace: str
+    address: str
+
+
+@dataclass(frozen=True)
 class Announce:
     key: str
     namespace: str
@@ -214,7 +230,7 @@ class Forget:
 
 
 L3Op = (EnsureNamespace | SetSysctls | EnsurePort | EnsureAddresses | EnsureRoutes | ApplyNat
-        | DeleteNat | Announce | DeletePort | DeleteNamespace | Forget)
+        | DeleteNat | ForgetConnections | Announce | DeletePort | DeleteNamespace | Forget)
 
 
 # -- desired ---------------------------------------------------------------------------------
@@ -273,6 +289,22 @@ def nat_chains(router: Router, gateway: PortSpec | None) -> tuple[nft.Chain, ...
             nft.Chain("postrouting", tuple(post), "nat", "postrouting", 100))
 
 
+def fip_nat(chains: Iterable[nft.Chain]) -> frozenset[tuple[str, str]]:
+    """(floating IP, fixed IP) of the DNAT rules of a NAT table, ours or as listed."""
+    daddr = nft.payload("ip", "daddr")
+    out = set()
+    for chain in chains:
+        if chain.name != "prerouting":
+            continue
+        for rule in chain.rules:
+            dst = next((e["match"]["right"] for e in rule.expr
+                        if "match" in e and e["match"]["left"] == daddr), None)
+            to = next((e["dnat"].get("addr") for e in rule.expr if "dnat" in e), None)
+            if isinstance(dst, str) and isinstance(to, str):
+                out.add((dst, to))
+    return frozenset(out)
+
+
 def signature(chains: Iterable[nft.Chain]) -> tuple:
     """What identifies a NAT table's content: its chains and the comments of its rules."""
     return tuple(sorted((c.name, c.type, c.hook, c.priority,
@@ -300,7 +332,7 @@ def router_spec(router: Router) -> RouterSpec:
     return RouterSpec(router.id, names.router_namespace(router.id), tuple(ports),
                       tuple(sorted(defaults)), routes, sysctls(), chains,
                       tuple(sorted(f.id for f in router.floatingips)) if chains else (),
-                      gateway.device if gateway is not None else None)
+                      gateway.device if gateway is not None else None, fip_nat(chains))
 
 
 def desired(snapshot: Snapshot) -> dict[str, RouterSpec]:
@@ -344,7 +376,10 @@ def _build(spec: RouterSpec, seen: RouterSeen) -> list[L3Op]:
     if seen.defaults != frozenset(spec.defaults) or seen.routes != frozenset(spec.routes):
         plan.append(EnsureRoutes(key, ns, tuple((v, hop, spec.gateway or "")
                                                 for v, hop in spec.defaults), spec.routes))
-    return plan + announce
+    # last: once no rule or address makes a new one, the old mappings' connections go
+    forget = [ForgetConnections(key, ns, fip)
+              for fip in sorted({f for f, _ in seen.fip_nat - spec.fip_nat})]
+    return plan + announce + forget
 
 
 def _teardown(key: str, seen: RouterSeen) -> list[L3Op]:
@@ -484,7 +519,8 @@ class L3:
         table = nft.list_table(NAT_FAMILY, NAT_TABLE, netns=ns)
         return RouterSeen(marked, True, links, addresses, taps, defaults, static,
                           sysctl.get_many(list(sysctls()), netns=ns),
-                          signature(table.chains) if table is not None else None)
+                          signature(table.chains) if table is not None else None,
+                          fip_nat(table.chains) if table is not None else frozenset())
 
     # -- apply --------------------------------------------------------------------------------
 
@@ -517,6 +553,14 @@ class L3:
                         netlink.ensure_default_route(hop[0], dev=hop[1] or None, netns=ns)
                 netlink.ensure_routes([netlink.Route(d, gateway=h) for d, h in routes],
                                       netns=ns, prune=True)
+            case ForgetConnections(_, ns, address):
+                for direction in ("-d", "-q"):  # made to it; leaving as it (SNAT)
+                    try:
+                        # exit 1 when nothing matched: not an error
+                        run(["conntrack", "-D", "-f", "ipv4", direction, address], netns=ns,
+                            check=False)
+                    except CommandError as exc:  # pragma: no cover - no conntrack tool
+                        log.warning("conntrack -D %s %s: %s", direction, address, exc)
             case Announce(_, ns, device, ip):
                 if self.arping:
                     spawn(["arping", "-U", "-c", str(GARP_COUNT), "-I", device, ip], netns=ns)

@@ -448,6 +448,22 @@ def delete_elements(family: str, table: str, set_: str, elements: Iterable[Eleme
     return bool(present)
 
 
+def change_elements(family: str, table: str, set_: str, add: Iterable[Element],
+                    delete: Iterable[Element], *, netns: str | None = None) -> bool:
+    """Delete then add elements in one transaction: an interval set refuses an element
+    overlapping one still in it, so a prefix replacing an address it covers (or the
+    reverse) must go in after that address left; packets see the set before or after.
+    True if anything changed."""
+    have = set(list_elements(family, table, set_, netns=netns))
+    gone = sorted({_norm(e) for e in delete} & have, key=str)
+    new = sorted({_norm(e) for e in add} - (have - set(gone)), key=str)
+    cmds = [_element_command(verb, family, table, set_, elems)
+            for verb, elems in (("delete", gone), ("add", new)) if elems]
+    if cmds:
+        _nft(cmds, netns)
+    return bool(cmds)
+
+
 def replace_elements(family: str, table: str, set_: str, elements: Iterable[Element], *,
                      netns: str | None = None) -> bool:
     """Make the set exactly ``elements`` in one transaction (flush + add)."""

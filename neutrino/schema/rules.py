@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 from neutrino import errors
-from neutrino.schema.kinds import CIDR_SCHEMA, Kind, whole_number
+from neutrino.schema.kinds import CIDR_SCHEMA, Kind, ip_text, whole_number
 
 #: every protocol name upstream accepts, with its IANA number
 PROTOCOL_NUMBERS: dict[str, int] = {
@@ -148,7 +148,7 @@ class Ethertype(Kind):
 
 
 def ip_prefix(value: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
-    return ipaddress.ip_interface(value)
+    return ipaddress.ip_interface(ip_text(value))
 
 
 class RemoteIpPrefix(Kind):
