@@ -12,9 +12,9 @@ import socket
 import sqlite3
 import uuid
 
-from neutrino.agent.firewall import link_local
+from neutrino import names
+from neutrino.agent.firewall.filters import link_local
 from neutrino.cli import instance as inst
-from neutrino.linux import names
 from neutrino.linux.run import run
 from tests.conftest import Client
 
