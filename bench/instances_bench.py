@@ -64,7 +64,7 @@ from typing import IO, Any
 from api_bench import Client, free_port, machine, percentile, unlimited_quotas, wait_healthy
 from l3_bench import namespaces, new_ns, remove_ns
 
-from neutrino.linux import names
+from neutrino import names
 
 REPO = Path(__file__).resolve().parent.parent
 ACTIVE_P99_MS = 500.0

@@ -44,7 +44,8 @@ from pathlib import Path
 
 from api_bench import Client, machine, neutrino_server
 
-from neutrino.linux import names, netlink, process
+from neutrino import names
+from neutrino.linux import netlink, process
 
 REPO = Path(__file__).resolve().parent.parent
 HOST_IP = "172.24.4.1"

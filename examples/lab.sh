@@ -48,7 +48,7 @@ address_of() { # the fixed IPv4 address of port NAME
 sg_enforced() { # the agent enforces security groups once it has their reconciler
   "$PY" - <<'EOF'
 import importlib.util, sys
-mods = ("neutrino.agent.security_groups", "neutrino.agent.sg", "neutrino.agent.firewall")
+mods = ("neutrino.agent.security_groups", "neutrino.agent.sg", "neutrino.agent.firewall.filters")
 sys.exit(0 if any(importlib.util.find_spec(m) for m in mods) else 1)
 EOF
 }

@@ -14,10 +14,10 @@ from neutrino import config
 from neutrino.api.app import create_app
 from neutrino.api.auth import Authenticator, EmbeddedKeystone, ExternalKeystone, NoAuth
 from neutrino.bus import Bus, connect
-from neutrino.bus.server import AgentServer
 from neutrino.config import Settings
 from neutrino.db import migrate
 from neutrino.db.engine import Database
+from neutrino.rpc.handlers import AgentServer
 from neutrino.services import Services
 
 log = logging.getLogger(__name__)

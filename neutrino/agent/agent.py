@@ -21,18 +21,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from neutrino import names
 from neutrino.agent import model
-from neutrino.agent.dhcp import Dhcp, DhcpBackend
-from neutrino.agent.dnsmasq import Dnsmasq
-from neutrino.agent.firewall import Firewall
-from neutrino.agent.l2 import L2, L2Config
-from neutrino.agent.l3 import L3, L3Config, router_key, split_keys
+from neutrino.agent.dhcp.dnsmasq import Dnsmasq
+from neutrino.agent.dhcp.servers import Dhcp, DhcpBackend
+from neutrino.agent.firewall.filters import Firewall
+from neutrino.agent.l2.bridges import L2, L2Config
+from neutrino.agent.l3.routers import L3, L3Config, router_key, split_keys
 from neutrino.agent.reconciler import Backoff
 from neutrino.bus import Bus, BusError, BusUnavailable
 from neutrino.bus import messages as m
 from neutrino.bus.core import CHANGES
 from neutrino.config import Settings
-from neutrino.linux import names, netlink, rtnl
+from neutrino.linux import netlink, rtnl
 from neutrino.linux.errors import LinuxError
 
 log = logging.getLogger(__name__)

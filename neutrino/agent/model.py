@@ -51,9 +51,6 @@ class Port:
     admin_state_up: bool = True
     #: bound to this host (its tap is ours to plug)
     local: bool = False
-    #: the port the server made for this host's DHCP on the network (by its device_id,
-    #: which the server writes; a device_owner is the port owner's to write)
-    host_dhcp: bool = False
     extra_dhcp_opts: tuple[DhcpOption, ...] = ()
     name: str = ""
     #: effective halves of port security (port-security-split): override or the switch
@@ -211,7 +208,6 @@ def _port(d: Mapping[str, Any]) -> Port:
         device_owner=d.get("device_owner") or "",
         revision_number=int(d.get("revision_number") or 0),
         admin_state_up=bool(d.get("admin_state_up", True)), local=bool(d.get("local")),
-        host_dhcp=bool(d.get("host_dhcp")),
         extra_dhcp_opts=tuple(DhcpOption(o["opt_name"], str(o["opt_value"]),
                                          int(o.get("ip_version") or 4))
                               for o in d.get("extra_dhcp_opts") or ()),

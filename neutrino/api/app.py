@@ -34,7 +34,7 @@ from neutrino.schema.kinds import MAX_TAGS, BadValue, ListOf, Tag
 from neutrino.schema.openapi import openapi_document
 from neutrino.schema.resources import PROJECT_ID, RESOURCES
 from neutrino.services import Services
-from neutrino.services import collection as coll
+from neutrino.services.core import collection as coll
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from neutrino import errors
-from neutrino.services.collection import ListQuery
+from neutrino.services.core.collection import ListQuery
 
 RESERVED = ("fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse")
 MAX_LIMIT = 2**31 - 1

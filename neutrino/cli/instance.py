@@ -22,9 +22,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from neutrino import config
+from neutrino import config, files, names
 from neutrino.config import Settings
-from neutrino.linux import files, names, process
+from neutrino.linux import process
 from neutrino.linux.run import passthrough, run
 
 OWNER = "compute:neutrino"

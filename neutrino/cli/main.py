@@ -39,7 +39,7 @@ def _run(app: object, settings: Settings) -> None:
 
 def write_clouds_yaml(settings: Settings) -> Path:
     """A noauth clouds.yaml for the stock ``openstack`` CLI (cloud name ``neutrino``)."""
-    from neutrino.linux.files import write_atomic
+    from neutrino.files import write_atomic
 
     url = f"http://{settings.host}:{settings.port}"
     path = settings.data_dir / "clouds.yaml"
@@ -116,8 +116,8 @@ def _public_network(app: object, db: Database, settings: Settings) -> tuple[Sett
     gateway address; the settings the agent runs with, and a line for the user."""
     from dataclasses import replace
 
-    from neutrino.agent import external
-    from neutrino.services.public_network import ensure_public_network
+    from neutrino.agent.l3 import external
+    from neutrino.services.l3.public_network import ensure_public_network
 
     public = ensure_public_network(db, app.state.services, settings)  # type: ignore[attr-defined]
     if public is None or public.physical_network is None:

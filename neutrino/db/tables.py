@@ -171,7 +171,7 @@ quotas = sa.Table(
 
 # one row per project that has made something under a quota: a create locks its
 # project's row (SELECT ... FOR UPDATE) before counting, so two transactions of one
-# project never both see the last free slot (services/quotas.py)
+# project never both see the last free slot (services/core/quotas.py)
 project_locks = sa.Table(
     "project_locks", metadata,
     sa.Column("project_id", sa.String(255), primary_key=True),

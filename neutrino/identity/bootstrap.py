@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
+from neutrino.files import write_atomic
 from neutrino.identity.store import DEFAULT_DOMAIN, Identity, hash_password
-from neutrino.linux.files import write_atomic
 
 
 def _write_private(path: Path, text: str) -> None:

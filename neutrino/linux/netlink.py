@@ -5,7 +5,7 @@ Thin, typed and idempotent: every ``ensure_*`` observes first and changes only w
 differs, returning whether it changed anything, so a second call is a no-op; every
 ``delete_*`` treats "already gone" as success and returns whether it removed
 something.  The namespace is a parameter (None = the agent's own namespace).
-Interface names come from ``neutrino.linux.names``; this module never invents one.
+Interface names come from ``neutrino.names``; this module never invents one.
 
 No state is kept between calls (no IPDB-style mirror of the kernel): each call
 opens one rtnetlink socket in the namespace, does its work and closes it.

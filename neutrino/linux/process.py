@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from neutrino.linux import files
+from neutrino import files
 from neutrino.linux.errors import LinuxError
 from neutrino.linux.run import NETNS_DIR, run
 

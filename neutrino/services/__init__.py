@@ -8,21 +8,25 @@ from sqlalchemy.engine import Connection
 
 from neutrino.bus.messages import Changed
 from neutrino.config import Settings
-from neutrino.drivers.segments import SegmentAllocator
-from neutrino.services.agents import Agents, PortBinder
-from neutrino.services.collection import Collection
-from neutrino.services.floatingips import FloatingIps
-from neutrino.services.hosts import Hosts
-from neutrino.services.networks import Networks
-from neutrino.services.port_security import PortSecurity
-from neutrino.services.ports import Ports
-from neutrino.services.quotas import Quotas
-from neutrino.services.rbac import RbacPolicies
-from neutrino.services.router_ha import HaNetworks
-from neutrino.services.routers import Routers
-from neutrino.services.security_groups import DefaultRules, SecurityGroupRules, SecurityGroups
-from neutrino.services.subnetpools import SubnetPools
-from neutrino.services.subnets import Subnets
+from neutrino.drivers.types.segments import SegmentAllocator
+from neutrino.services.core.collection import Collection
+from neutrino.services.core.quotas import Quotas
+from neutrino.services.l2.networks import Networks
+from neutrino.services.l2.ports import Ports
+from neutrino.services.l2.subnetpools import SubnetPools
+from neutrino.services.l2.subnets import Subnets
+from neutrino.services.l3.floatingips import FloatingIps
+from neutrino.services.l3.router_ha import HaNetworks
+from neutrino.services.l3.routers import Routers
+from neutrino.services.realisation.agents import Agents, PortBinder
+from neutrino.services.realisation.hosts import Hosts
+from neutrino.services.security.port_security import PortSecurity
+from neutrino.services.security.security_groups import (
+    DefaultRules,
+    SecurityGroupRules,
+    SecurityGroups,
+)
+from neutrino.services.sharing.rbac import RbacPolicies
 
 
 class Services:

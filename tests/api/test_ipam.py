@@ -309,7 +309,7 @@ def test_a_full_subnet_gives_way_to_the_next_of_its_version(admin: Client) -> No
 def test_subnets_made_in_one_second_keep_their_order(admin: Client, monkeypatch) -> None:
     """created_at has whole seconds: two subnets made in the same second are still tried
     (and listed on their network) in the order they were made, whatever their ids."""
-    from neutrino.services import collection
+    from neutrino.services.core import collection
 
     network = admin.create("networks", name="same-second")
     # the server runs in this process: freeze its clock and choose ids so the second

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from neutrino.services.quotas import COUNTED
+from neutrino.services.core.quotas import COUNTED
 from tests.conftest import Client, assert_error
 
 #: upstream's default limits (shared/peer/README.md); a resource it gives none is unlimited

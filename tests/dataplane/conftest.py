@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from neutrino.linux import names, netlink, nft, process, sysctl
+from neutrino import names
+from neutrino.linux import netlink, nft, process, sysctl
 from neutrino.linux.run import run
 
 

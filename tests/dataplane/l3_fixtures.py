@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.agent import external
+from neutrino import names
+from neutrino.agent.l3 import external
 from neutrino.api.auth import NOAUTH_PROJECT
-from neutrino.linux import names, netlink
+from neutrino.linux import netlink
 from tests.conftest import Client, start_server
 from tests.netns_helpers import (  # serve and call: the L3 tests import them from here
     call,
@@ -169,7 +170,7 @@ def have_sg_reconciler() -> str | None:
     import importlib.util
 
     for module in ("neutrino.agent.security_groups", "neutrino.agent.sg",
-                   "neutrino.agent.firewall"):
+                   "neutrino.agent.firewall.filters"):
         if importlib.util.find_spec(module) is not None:
             return None
     return "security groups are not enforced yet (no security-group reconciler in the agent)"

@@ -15,9 +15,9 @@ import subprocess
 import time
 import uuid
 
-from neutrino.agent.firewall import link_local
+from neutrino import names
+from neutrino.agent.firewall.filters import link_local
 from neutrino.cli import instance as inst
-from neutrino.linux import names
 from neutrino.linux.run import run
 from tests.conftest import Client
 

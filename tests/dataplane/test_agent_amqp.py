@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from neutrino import config
+from neutrino import config, names
 from neutrino.cli import instance as inst
-from neutrino.linux import names, netlink, process
+from neutrino.linux import netlink, process
 from tests import conftest
 from tests.conftest import Client, free_port
 from tests.rabbit import AMQP_URL, Proxy, delete_topology, need_broker, new_prefix

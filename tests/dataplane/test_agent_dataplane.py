@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from neutrino import config
+from neutrino import config, names
 from neutrino.agent.agent import Agent
 from neutrino.bus import InProcessBus
 from neutrino.cli import instance as inst
-from neutrino.linux import names, netlink, process
+from neutrino.linux import netlink, process
 from neutrino.linux.run import run
 from tests.conftest import Client, Server, start_server, wait_for
 

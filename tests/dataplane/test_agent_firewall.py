@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from neutrino.agent import firewall
+from neutrino.agent.firewall import filters as firewall
 from neutrino.cli import instance as inst
 from neutrino.linux import nft
 from neutrino.linux.run import run

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from neutrino.linux import names, netlink
+from neutrino import names
+from neutrino.linux import netlink
 
 from .conftest import ping
 from .l3_fixtures import HOST_IP, L3Cloud, call, have_sg_reconciler, l3_cloud, serve, wait_call  # noqa: F401

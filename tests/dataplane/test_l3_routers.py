@@ -13,8 +13,9 @@ from __future__ import annotations
 import subprocess
 import time
 
-from neutrino.agent.l3 import NAT_FAMILY, NAT_TABLE
-from neutrino.linux import names, netlink, nft, sysctl
+from neutrino import names
+from neutrino.agent.l3.routers import NAT_FAMILY, NAT_TABLE
+from neutrino.linux import netlink, nft, sysctl
 
 from .conftest import ping
 from .l3_fixtures import BRIDGE, HOST_IP, L3Cloud, l3_cloud, serve, wait_call  # noqa: F401

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from neutrino.linux import bpf, names, netlink
+from neutrino import names
+from neutrino.linux import bpf, netlink
 from neutrino.linux.errors import Conflict, KernelError, NamespaceNotFound
 from neutrino.linux.run import run
 

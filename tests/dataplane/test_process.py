@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.linux import files, names, netlink, process
+from neutrino import files, names
+from neutrino.linux import netlink, process
 from neutrino.linux.errors import CommandError
 from neutrino.linux.run import run
 

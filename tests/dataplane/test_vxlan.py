@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from neutrino.linux import names, netlink
+from neutrino import names
+from neutrino.linux import netlink
 
 from .conftest import need, new_id, ping, plug
 

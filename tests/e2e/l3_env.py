@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.linux import names, netlink
+from neutrino import names
+from neutrino.linux import netlink
 from tests import netns_helpers
 
 from .test_up_instances import BIN, Up, sandboxed_up

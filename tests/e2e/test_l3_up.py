@@ -10,7 +10,8 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from neutrino.linux import names, netlink
+from neutrino import names
+from neutrino.linux import netlink
 from tests.conftest import wait_for
 
 from .l3_env import L3Up, l3up_fixture  # noqa: F401

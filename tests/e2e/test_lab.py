@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.linux import names, netlink
+from neutrino import names
+from neutrino.linux import netlink
 
 from .l3_env import L3Up, l3up_fixture  # noqa: F401
 from .test_up_instances import BIN

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from neutrino.linux import names, netlink
+from neutrino import names
+from neutrino.linux import netlink
 from tests import netns_helpers
 from tests.conftest import free_port
 

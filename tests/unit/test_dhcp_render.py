@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from neutrino.agent.dnsmasq import CONF, Dnsmasq
+from neutrino.agent.dhcp.dnsmasq import CONF, Dnsmasq
 from neutrino.agent.model import DhcpOption, Network, Port, Segment, Subnet
 from neutrino.errors import BadRequest
 from neutrino.schema.kinds import BadValue

@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 
 from neutrino import errors
-from neutrino.services import ipam
+from neutrino.services.l2 import ipam
 
 
 def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from neutrino.linux import names
-from neutrino.linux.names import Kind, Parsed
+from neutrino import names
+from neutrino.names import Kind, Parsed
 
 NET = "9f3c1a2b-4d5e-4f60-8a9b-0c1d2e3f4a5b"
 PORT = "d0c2e8b1-3f4a-4b5c-9d6e-7f8091a2b3c4"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 from neutrino import errors
-from neutrino.services import ports
+from neutrino.services.l2 import ports
 
 
 def test_address_pairs_need_port_security_has_one_builder() -> None:

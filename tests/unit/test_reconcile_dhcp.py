@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from neutrino.agent import dhcp
-from neutrino.agent.dhcp import (
+from neutrino import names
+from neutrino.agent.dhcp import servers as dhcp
+from neutrino.agent.dhcp.dnsmasq import Dnsmasq
+from neutrino.agent.dhcp.servers import (
     DeleteNamespace,
     DeleteTap,
     DhcpSeen,
@@ -23,10 +25,8 @@ from neutrino.agent.dhcp import (
     Stop,
     WriteFiles,
 )
-from neutrino.agent.dnsmasq import Dnsmasq
 from neutrino.agent.model import DhcpOption, Network, Port, Segment, Snapshot, Subnet
 from neutrino.bus import messages as m
-from neutrino.linux import names
 
 NET = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 SUB = "5ub00000-0000-4000-8000-000000000000"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from neutrino.agent import firewall as fw
+from neutrino.agent.firewall import filters as fw
 from neutrino.agent.model import Port, SecurityGroup, SgRule, Snapshot
 
 P1 = "11111111-1111-4111-8111-111111111111"

@@ -6,8 +6,9 @@ import dataclasses
 import itertools
 import random
 
-from neutrino.agent import l2
-from neutrino.agent.l2 import (
+from neutrino import names
+from neutrino.agent.l2 import bridges as l2
+from neutrino.agent.l2.bridges import (
     BridgeSpec,
     DeleteLink,
     DeleteVlan,
@@ -22,7 +23,7 @@ from neutrino.agent.l2 import (
     Unplug,
 )
 from neutrino.agent.model import Network, Port, Segment, Snapshot
-from neutrino.linux import bpf, names
+from neutrino.linux import bpf
 from neutrino.linux.netlink import Link, VxlanInfo
 
 NET_A = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"

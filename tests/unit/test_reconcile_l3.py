@@ -7,8 +7,11 @@ from __future__ import annotations
 import itertools
 import random
 
-from neutrino.agent import external, l2, l3
-from neutrino.agent.l3 import (
+from neutrino import names
+from neutrino.agent.l2 import bridges as l2
+from neutrino.agent.l3 import external
+from neutrino.agent.l3 import routers as l3
+from neutrino.agent.l3.routers import (
     Announce,
     ApplyNat,
     DeleteNamespace,
@@ -34,9 +37,8 @@ from neutrino.agent.model import (
     Snapshot,
 )
 from neutrino.bus import messages as m
-from neutrino.drivers.mechanism import LinuxBridge, can_realise
-from neutrino.drivers.segments import Segment as DbSegment
-from neutrino.linux import names
+from neutrino.drivers.mechanism.linuxbridge import LinuxBridge, can_realise
+from neutrino.drivers.types.segments import Segment as DbSegment
 from neutrino.linux.netlink import Link
 
 R1 = "11111111-1111-4111-8111-111111111111"

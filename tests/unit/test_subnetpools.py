@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from neutrino import errors
-from neutrino.services.subnetpools import (
+from neutrino.services.l2.subnetpools import (
     check_bounds,
     covered,
     free_blocks,

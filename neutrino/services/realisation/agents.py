@@ -1,0 +1,169 @@
+"""Agents: registration and heartbeats over the bus, and the admin-only API.
+
+An agent is identified by (agent_type, host).  Its first report inserts the row,
+later ones refresh ``heartbeat_timestamp`` and ``configurations``; a report with
+``start_flag`` also moves ``started_at`` (the agent restarted).  ``alive`` is not
+stored: it is "heard from within ``agent_down_time``", computed at read time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import ColumnElement
+
+from neutrino import errors
+from neutrino.bus.messages import AgentState
+from neutrino.config import Settings
+from neutrino.context import Context
+from neutrino.db import tables as t
+from neutrino.drivers.mechanism.linuxbridge import BINDING_FAILED, Binding, LinuxBridge
+from neutrino.drivers.types.segments import SegmentAllocator
+from neutrino.schema.resources import AGENT
+from neutrino.services.core import collection as c
+
+L2_AGENT = "Linux bridge agent"
+DHCP_AGENT = "DHCP agent"
+#: upstream's spelling of agent timestamps (no "T", no zone: UTC)
+TIMESTAMP = "%Y-%m-%d %H:%M:%S"
+
+
+def timestamp(when: datetime | None = None) -> str:
+    return (when or datetime.now(UTC)).strftime(TIMESTAMP)
+
+
+class Agents(c.Collection):
+    resource = AGENT
+    table = t.agents
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+
+    def _default_columns(self) -> dict[str, sa.Column]:
+        return {f.name: self.table.c[f.name] for f in self.resource.fields
+                if f.name in self.table.c}
+
+    def _threshold(self) -> str:
+        """Heartbeats at or after this are from live agents."""
+        return timestamp(datetime.now(UTC) - timedelta(seconds=self.settings.agent_down_time))
+
+    def alive_clause(self) -> ColumnElement[bool]:
+        return t.agents.c.heartbeat_timestamp >= self._threshold()
+
+    def filter_overrides(self) -> dict:
+        def alive(values: list) -> ColumnElement[bool]:
+            wanted = {AGENT.by_name["alive"].convert_query(v) for v in values}
+            if wanted == {True}:
+                return self.alive_clause()
+            if wanted == {False}:
+                return sa.not_(self.alive_clause())
+            return sa.true()
+        return {"alive": alive}
+
+    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
+        # agents exist for admins only: to anyone else the list is empty, an id a 404
+        return None if ctx.is_admin else sa.false()
+
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+        threshold = self._threshold()
+        return [{
+            "id": r.id, "agent_type": r.agent_type, "binary": r.binary, "topic": r.topic,
+            "host": r.host, "admin_state_up": r.admin_state_up,
+            "alive": r.heartbeat_timestamp >= threshold,
+            "availability_zone": r.availability_zone, "description": r.description or None,
+            "heartbeat_timestamp": r.heartbeat_timestamp, "started_at": r.started_at,
+            "created_at": r.created_at, "configurations": r.configurations,
+        } for r in rows]
+
+    def create(self, conn: Connection, ctx: Context, body: dict) -> str:
+        raise errors.BadRequest("Bad agents request: Agent creation using API is not "
+                                "supported..", type="BadRequest")
+
+    def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
+               if_match: int | None) -> None:
+        row = self.get_row(conn, ctx, ident)
+        values = {k: body[k] for k in ("admin_state_up", "description") if k in body}
+        if values.get("description", "") is None:
+            values["description"] = ""
+        values = c.changed(row, values)
+        if values:
+            conn.execute(t.agents.update().where(t.agents.c.id == ident).values(**values))
+
+    def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
+        # a live agent registers again with its next heartbeat, as upstream
+        self.get_row(conn, ctx, ident)
+        conn.execute(t.agents.delete().where(t.agents.c.id == ident))
+
+    # -- the bus side ----------------------------------------------------------
+
+    def report_state(self, conn: Connection, state: AgentState) -> tuple[str, bool]:
+        """Register or refresh an agent; returns its id and whether it came (back) to
+        life with this report (new, restarted, or silent longer than the down time)."""
+        now = timestamp()
+        row = conn.execute(sa.select(t.agents).where(
+            t.agents.c.agent_type == state.agent_type, t.agents.c.host == state.host)).first()
+        if row is None:
+            ident = c.new_id()
+            conn.execute(t.agents.insert().values(
+                id=ident, agent_type=state.agent_type, binary=state.binary, topic=state.topic,
+                host=state.host, availability_zone=state.availability_zone,
+                admin_state_up=True, description="", created_at=now, started_at=now,
+                heartbeat_timestamp=now, configurations=state.configurations,
+                resources_synced=None))
+            return ident, True
+        revived = state.start_flag or row.heartbeat_timestamp < self._threshold()
+        values = {"heartbeat_timestamp": now, "configurations": state.configurations,
+                  "binary": state.binary, "topic": state.topic,
+                  "availability_zone": state.availability_zone}
+        if state.start_flag:
+            values["started_at"] = now
+        conn.execute(t.agents.update().where(t.agents.c.id == row.id).values(**values))
+        return row.id, revived
+
+    def live(self, conn: Connection, agent_type: str, host: str | None = None) -> list[Row]:
+        """Live agents of a type (on ``host`` if given), oldest first."""
+        stmt = sa.select(t.agents).where(t.agents.c.agent_type == agent_type,
+                                         self.alive_clause())
+        if host is not None:
+            stmt = stmt.where(t.agents.c.host == host)
+        return list(conn.execute(stmt.order_by(t.agents.c.created_at, t.agents.c.host)))
+
+
+class PortBinder:
+    """Binds ports inside their transaction: the live agents of the host and the
+    network's segment, handed to the mechanism driver."""
+
+    def __init__(self, agents: Agents, driver: LinuxBridge | None = None) -> None:
+        self.agents = agents
+        self.driver = driver or LinuxBridge()
+
+    def bind(self, conn: Connection, host: str, network_id: str) -> Binding:
+        if not host:
+            return self.driver.bind(host, network_id, None, [])
+        segment = SegmentAllocator.load(conn, [network_id]).get(network_id)
+        configs = [r.configurations for r in self.agents.live(conn, self.driver.agent_type, host)
+                   if r.admin_state_up]
+        return self.driver.bind(host, network_id, segment, configs)
+
+    def columns(self, conn: Connection, host: str, network_id: str) -> dict:
+        """The port's binding columns for ``host``."""
+        b = self.bind(conn, host, network_id)
+        return {"binding_vif_type": b.vif_type, "binding_vif_details": b.vif_details}
+
+    def rebind_host(self, conn: Connection, host: str) -> list[str]:
+        """Bind again the ports on ``host`` that failed to bind (its agent just came up);
+        returns their ids."""
+        rows = conn.execute(sa.select(t.ports.c.id, t.ports.c.network_id).where(
+            t.ports.c.binding_host_id == host,
+            t.ports.c.binding_vif_type == BINDING_FAILED)).all()
+        done = []
+        for pid, network_id in rows:
+            values = self.columns(conn, host, network_id)
+            if values["binding_vif_type"] != BINDING_FAILED:
+                c.bump(conn, t.ports, pid, values)
+                done.append(pid)
+        return done

@@ -1,0 +1,200 @@
+"""The L3 side of the hosts: which host realises each router, what it should make of
+it, and what its L3 agent reports back (router and floating IP status).
+
+Scheduling keeps no table of its own: a router is realised where its ports are
+bound, and a router none of whose ports is bound yet goes to the oldest live L3
+agent, which gets the router's ports bound to its host (upstream's L3 agent has the
+server do the same in ``sync_routers``).  Bound router ports are ordinary ports of
+that host: its L2 agent plugs their taps and they go ACTIVE like an instance's.
+
+Status: a router shows ``ACTIVE`` on creation (as upstream), then what its host
+reports: ``ACTIVE`` once realised, ``ERROR`` when realising failed, ``DOWN`` while
+``admin_state_up`` is false.  A floating IP is ``ACTIVE`` once its NAT is in place,
+``DOWN`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from neutrino.bus.messages import Changed
+from neutrino.db import tables as t
+from neutrino.services.core import collection as c
+from neutrino.services.l2.ports import Ports
+from neutrino.services.l3.routers import load_routes
+from neutrino.services.realisation.agents import Agents
+
+L3_AGENT = "L3 agent"
+ROUTER_GATEWAY = "network:router_gateway"
+STATUSES = ("ACTIVE", "DOWN", "ERROR")
+
+
+class L3Hosts:
+    def __init__(self, agents: Agents, ports: Ports) -> None:
+        self.agents = agents
+        self.ports = ports
+
+    # -- scheduling ----------------------------------------------------------------
+
+    def router_hosts(self, conn: Connection,
+                     router_ids: Iterable[str] | None = None) -> dict[str, str | None]:
+        """Router -> the host realising it: where its ports are bound, else the oldest
+        live L3 agent's (None when there is none)."""
+        stmt = sa.select(t.routers.c.id)
+        if router_ids is not None:
+            stmt = stmt.where(t.routers.c.id.in_(sorted(set(router_ids))))
+        ids = list(conn.scalars(stmt.order_by(t.routers.c.id)))
+        if not ids:
+            return {}
+        held: dict[str, str] = {}
+        for rid, host in conn.execute(
+                sa.select(t.router_ports.c.router_id, t.ports.c.binding_host_id)
+                .join(t.ports, t.ports.c.id == t.router_ports.c.port_id)
+                .where(t.router_ports.c.router_id.in_(ids), t.ports.c.binding_host_id != "")
+                .order_by(t.router_ports.c.router_id, t.ports.c.binding_host_id)):
+            held.setdefault(rid, host)
+        default = next((r.host for r in self.agents.live(conn, L3_AGENT) if r.admin_state_up),
+                       None)
+        return {rid: held.get(rid, default) for rid in ids}
+
+    def _bind_ports(self, conn: Connection, router_id: str, host: str) -> list[str]:
+        """Bind the router's unbound ports to ``host``; the ports bound."""
+        rows = conn.execute(
+            sa.select(t.ports.c.id, t.ports.c.network_id)
+            .join(t.router_ports, t.router_ports.c.port_id == t.ports.c.id)
+            .where(t.router_ports.c.router_id == router_id, t.ports.c.binding_host_id == "")
+            .order_by(t.ports.c.id)).all()
+        for pid, network_id in rows:
+            values: dict[str, Any] = {"binding_host_id": host, "status": "DOWN"}
+            if self.ports.binder is not None:
+                values.update(self.ports.binder.columns(conn, host, network_id))
+            c.bump(conn, t.ports, pid, values)
+        return [r.id for r in rows]
+
+    def schedule(self, conn: Connection, router_id: str) -> str | None:
+        """The host realising the router, its ports bound there (in the caller's
+        transaction); None if no L3 agent can take it now."""
+        host = self.router_hosts(conn, [router_id]).get(router_id)
+        if host:
+            self._bind_ports(conn, router_id, host)
+        return host
+
+    def schedule_host(self, conn: Connection, host: str) -> list[str]:
+        """An L3 agent came (back) to life on ``host``: bind the ports of the routers
+        that are now its own; returns those routers."""
+        taken = []
+        for rid, chosen in self.router_hosts(conn).items():
+            if chosen == host and self._bind_ports(conn, rid, host):
+                taken.append(rid)
+        return taken
+
+    # -- change events ---------------------------------------------------------------
+
+    def change(self, conn: Connection, collection: str, ident: str) -> Changed | None:
+        """The event of a router or floating IP write (inside its transaction).  A
+        router write also schedules the router, so its new ports are bound before the
+        event goes out."""
+        if collection == "routers":
+            if conn.scalar(sa.select(t.routers.c.id).where(t.routers.c.id == ident)) is None:
+                return None
+            host = self.schedule(conn, ident)
+            return Changed("router", ident, None, host or "", router_id=ident)
+        if collection == "floatingips":
+            row = conn.execute(sa.select(t.floatingips.c.router_id).where(
+                t.floatingips.c.id == ident)).first()
+            return Changed("floatingip", ident, None, "", router_id=row.router_id) \
+                if row is not None else None
+        return None
+
+    # -- desired state -------------------------------------------------------------------
+
+    def routers_state(self, conn: Connection, host: str,
+                      router_ids: Iterable[str] | None) -> list[dict]:
+        """What ``host`` should make of the routers it realises (of ``router_ids``;
+        None: all of them): ports with addresses and MTU, routes, floating IPs."""
+        hosts = self.router_hosts(conn, router_ids)
+        mine = sorted(r for r, h in hosts.items() if h == host)
+        if not mine:
+            return []
+        routers = conn.execute(sa.select(t.routers).where(t.routers.c.id.in_(mine))
+                               .order_by(t.routers.c.id)).all()
+        ports = conn.execute(
+            sa.select(t.router_ports.c.router_id, t.router_ports.c.port_type, t.ports.c.id,
+                      t.ports.c.network_id, t.ports.c.mac_address, t.ports.c.admin_state_up,
+                      t.networks.c.mtu)
+            .join(t.ports, t.ports.c.id == t.router_ports.c.port_id)
+            .join(t.networks, t.networks.c.id == t.ports.c.network_id)
+            .where(t.router_ports.c.router_id.in_(mine))
+            .order_by(t.ports.c.id)).all()
+        addresses: dict[str, list[dict]] = {}
+        if ports:
+            for pid, sid, ip, cidr, gateway in conn.execute(
+                    sa.select(t.ip_allocations.c.port_id, t.ip_allocations.c.subnet_id,
+                              t.ip_allocations.c.ip_address, t.subnets.c.cidr,
+                              t.subnets.c.gateway_ip)
+                    .join(t.subnets, t.subnets.c.id == t.ip_allocations.c.subnet_id)
+                    .where(t.ip_allocations.c.port_id.in_([p.id for p in ports]))
+                    .order_by(t.ip_allocations.c.subnet_id)):
+                addresses.setdefault(pid, []).append(
+                    {"subnet_id": sid, "ip_address": ip, "cidr": cidr, "gateway_ip": gateway})
+        routes = load_routes(conn, mine)
+        fips: dict[str, list[dict]] = {}
+        for f in conn.execute(
+                sa.select(t.floatingips.c.id, t.floatingips.c.router_id,
+                          t.floatingips.c.floating_ip_address,
+                          t.floatingips.c.fixed_ip_address, t.floatingips.c.fixed_port_id)
+                .where(t.floatingips.c.router_id.in_(mine),
+                       t.floatingips.c.fixed_port_id.is_not(None))
+                .order_by(t.floatingips.c.id)):
+            fips.setdefault(f.router_id, []).append({
+                "id": f.id, "floating_ip_address": f.floating_ip_address,
+                "fixed_ip_address": f.fixed_ip_address, "port_id": f.fixed_port_id})
+        out = []
+        for r in routers:
+            mine_ports = [{"id": p.id, "network_id": p.network_id,
+                           "mac_address": p.mac_address, "mtu": p.mtu,
+                           "admin_state_up": p.admin_state_up,
+                           "fixed_ips": addresses.get(p.id, []), "port_type": p.port_type}
+                          for p in ports if p.router_id == r.id]
+            gateway = next((p for p in mine_ports if p["id"] == r.gw_port_id), None)
+            out.append({
+                "id": r.id, "admin_state_up": r.admin_state_up,
+                "revision_number": r.revision_number, "enable_snat": r.enable_snat,
+                "gateway": gateway,
+                "interfaces": [p for p in mine_ports if p["port_type"] != ROUTER_GATEWAY],
+                "routes": routes.get(r.id, []), "floatingips": fips.get(r.id, []),
+            })
+        return out
+
+    # -- realisation ---------------------------------------------------------------------
+
+    def report(self, conn: Connection, host: str, routers: list[dict],
+               floatingips: list[dict]) -> list[str]:
+        """Record what ``host``'s L3 agent realised; the ids whose status changed."""
+        changed = []
+        hosts = self.router_hosts(conn, [r.get("router_id") or "" for r in routers])
+        for r in routers:
+            rid, status = r.get("router_id"), r.get("status")
+            if status not in STATUSES or hosts.get(rid) != host:
+                continue  # only the router's own host speaks for it
+            row = conn.execute(sa.select(t.routers.c.status).where(
+                t.routers.c.id == rid)).first()
+            if row is not None and row.status != status:
+                c.bump(conn, t.routers, rid, {"status": status})
+                changed.append(rid)
+        for f in floatingips:
+            fid, status = f.get("floatingip_id"), f.get("status")
+            if status not in STATUSES:
+                continue
+            row = conn.execute(sa.select(t.floatingips.c.status, t.floatingips.c.fixed_port_id)
+                               .where(t.floatingips.c.id == fid)).first()
+            if row is None or (status == "ACTIVE" and row.fixed_port_id is None):
+                continue  # gone, or disassociated since: a late report
+            if row.status != status:
+                c.bump(conn, t.floatingips, fid, {"status": status})
+                changed.append(fid)
+        return changed
