@@ -146,9 +146,6 @@ class Networks:
         self.quotas = quotas
         self.guards = guards
 
-    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
-        return self.listing.get_row(conn, ctx, ident)
-
     def _changed(self, conn: Connection, change: Change, ident: str,
                  original: NetworkContext | None = None) -> None:
         """Tell the mechanism drivers (``original``: the network before this update)."""
