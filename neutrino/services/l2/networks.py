@@ -36,8 +36,6 @@ from neutrino.services.l2.subnets import (
     mtu_conflict,
 )
 
-__all__ = ["NETWORK_OWNED_PORTS", "SUBNET_ORDER", "Networks"]  # read here by others
-
 QUOTA = Counter("network", t.networks)
 PROVIDER_ATTRS = ("provider:network_type", "provider:physical_network",
                   "provider:segmentation_id")

@@ -43,8 +43,6 @@ from neutrino.services.l2.device_owners import (
 from neutrino.services.l2.subnets import SubnetInfo, subnet_infos
 from neutrino.services.security.port_security import PortSecurity
 
-__all__ = ["DHCP_OWNER", "Ports"]  # DHCP_OWNER: the realisation reads it here
-
 QUOTA = Counter("port", t.ports)
 MAC_PREFIX = "fa:16:3e"
 MAC_ATTEMPTS = 16
