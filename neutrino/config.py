@@ -80,6 +80,13 @@ class Settings:
     flat_networks: tuple[str, ...] = ("physnet1", "public")
     #: MTU of the physical fabric; tenant MTUs subtract the overlay's overhead
     physical_mtu: int = 1500
+    # -- drivers (docs/architecture.md, "Drivers"): loaded by name, a built-in one or
+    #    "package.module:factory" --
+    #: the network types there are, one type driver each (tenant_network_type is one)
+    type_drivers: tuple[str, ...] = ("flat", "vlan", "vxlan", "geneve")
+    #: the mechanism drivers, in the order they are asked to bind a port; each follows
+    #: every network and port change (precommit in its transaction, postcommit after)
+    mechanism_drivers: tuple[str, ...] = ("linuxbridge",)
     #: the subnet of each project's HA network (l3-ha; upstream's ``l3_ha_net_cidr``)
     l3_ha_net_cidr: str = "169.254.192.0/18"
     #: the HA networks' type; empty is ``tenant_network_type`` (upstream's

@@ -174,9 +174,9 @@ class Api:
     async def list(self, request: Request, ctx: Context) -> Response:
         service, resource = self._collection(request)
         parsed = q.parse(request.url.query)
-        if service.prepares_lists:  # e.g. a project's default security group
-            await self._prepare_list(service, ctx, parsed.query)
-        page = await self._read(lambda conn: service.list(conn, ctx, parsed.query))
+        if service.listing.prepare is not None:  # e.g. a project's default security group
+            await self._prepare_list(service.listing.prepare, ctx, parsed.query)
+        page = await self._read(lambda conn: service.listing.list(conn, ctx, parsed.query))
         hidden = resource.hidden_for(ctx.is_admin)
         items = [_strip_fields(_hide(i, hidden), parsed.fields) if (hidden or parsed.fields)
                  else i for i in page.items]
@@ -191,8 +191,8 @@ class Api:
         service, resource = self._collection(request)
         ident = request.path_params["id"]
         parsed = q.parse(request.url.query)
-        item = await self._read(lambda conn: service.get(conn, ctx, ident,
-                                                         parsed.query.fields))
+        item = await self._read(lambda conn: service.listing.get(conn, ctx, ident,
+                                                                 parsed.query.fields))
         item = _strip_fields(_hide(item, resource.hidden_for(ctx.is_admin)), parsed.fields)
         return json_response({resource.name: item}, request_id=ctx.request_id)
 
@@ -208,8 +208,8 @@ class Api:
             ids = [service.create(conn, ctx, b) for b in bodies]
             events[:] = [self.services.changed(conn, name, i) for i in ids]
             if len(ids) == 1:
-                return [service.get(conn, ctx, ids[0])]
-            page = service.list(conn, ctx, coll.ListQuery(filters={"id": ids}))
+                return [service.listing.get(conn, ctx, ids[0])]
+            page = service.listing.list(conn, ctx, coll.ListQuery(filters={"id": ids}))
             order = {ident: n for n, ident in enumerate(ids)}
             return sorted(page.items, key=lambda i: order[i["id"]])
 
@@ -233,7 +233,7 @@ class Api:
         def op(conn: Connection) -> dict:
             service.update(conn, ctx, ident, changes, if_match)
             events[:] = [self.services.changed(conn, request.path_params["collection"], ident)]
-            return service.get(conn, ctx, ident)
+            return service.listing.get(conn, ctx, ident)
 
         item = await self._write(op)
         self.services.notify(events)
@@ -249,7 +249,7 @@ class Api:
             # If-Match guards deletes too (upstream answers 412 on a stale revision);
             # resources without revisions (RBAC policies) ignore it, as upstream
             if if_match is not None and "revision_number" in resource.by_name:
-                coll.check_revision(service.get_row(conn, ctx, ident), if_match)
+                coll.check_revision(service.listing.get_row(conn, ctx, ident), if_match)
             # the key is read before the row goes (a port's network, a subnet's)
             events[:] = [self.services.changed(conn, request.path_params["collection"], ident)]
             service.delete(conn, ctx, ident)
@@ -259,12 +259,12 @@ class Api:
         self.services.notify(events)
         return Response(status_code=204)
 
-    async def _prepare_list(self, service: coll.Collection, ctx: Context,
+    async def _prepare_list(self, prepare: coll.ListPreparer, ctx: Context,
                             query: coll.ListQuery) -> None:
         """Write what must exist before a list shows it, in a transaction of its own
         (reads never write); the check is a read, so the common case writes nothing."""
-        if await self._read(lambda conn: service.list_needs(conn, ctx, query)):
-            await self._write(lambda conn: service.prepare_list(conn, ctx, query))
+        if await self._read(lambda conn: prepare.list_needs(conn, ctx, query)):
+            await self._write(lambda conn: prepare.prepare_list(conn, ctx, query))
 
     # -- a resource's own verbs ----------------------------------------------
 
@@ -275,7 +275,7 @@ class Api:
         resource shows it as every response does.
         """
         service, resource = self._collection(request)
-        perform = service.actions().get(request.path_params["action"])
+        perform = service.actions.get(request.path_params["action"])
         if perform is None:
             raise errors.NotFound("The resource could not be found.")
         if request.method != "PUT":
@@ -305,7 +305,7 @@ class Api:
         if "tags" not in resource.by_name:  # agents carry no tags
             raise errors.NotFound("The resource could not be found.")
         ident = request.path_params["id"]
-        row = service.get_row(conn, ctx, ident)
+        row = service.listing.get_row(conn, ctx, ident)
         if action is not None:
             rule = f"{action}_{resource.name}:tags"
             policy.check_write(ctx, rule)
@@ -324,7 +324,7 @@ class Api:
                                     f"exceed the per-resource limit of {MAX_TAGS}.",
                                     type="BadRequest")
         coll.set_tags(conn, ident, new)
-        coll.bump(conn, service.table, ident)
+        service.listing.touch(conn, ident)
 
     @staticmethod
     def _tag_param(request: Request) -> str:

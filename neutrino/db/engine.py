@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -186,12 +187,19 @@ class Database:
                 conn.info["immediate"] = False
 
     def write(self, operation: Callable[[Connection], T]) -> T:
-        """Run ``operation`` in one write transaction, retrying lost races."""
+        """Run ``operation`` in one write transaction, retrying lost races; then what it
+        asked to run after the commit (:func:`after_commit`), once."""
         delay = 0.001
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            # an attempt's own list: what a rolled-back attempt registered never runs
+            pending: list[Callable[[], None]] = []
             try:
                 with self._write_once() as conn:
-                    return operation(conn)
+                    _AFTER_COMMIT[conn] = pending
+                    try:
+                        result = operation(conn)
+                    finally:
+                        _AFTER_COMMIT.pop(conn, None)
             except (errors.Retry, exc.IntegrityError, exc.OperationalError) as err:
                 if isinstance(err, exc.OperationalError) and not _is_transient(err):
                     raise
@@ -205,11 +213,33 @@ class Database:
                 log.debug("retrying after %s (attempt %d)", type(err).__name__, attempt)
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
+                continue
+            for call in pending:  # committed
+                call()
+            return result
         raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()
         self._single.dispose()
+
+
+#: what runs after the commit of each write transaction's connection (by the Connection
+#: object, not its DBAPI connection: that one may be invalid after a failure)
+_AFTER_COMMIT: weakref.WeakKeyDictionary[Connection, list[Callable[[], None]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def after_commit(conn: Connection, call: Callable[[], None]) -> None:
+    """Run ``call`` once the transaction ``conn`` is in (a :meth:`Database.write`) has
+    committed; never if it rolls back, nor for an attempt that is retried.  Calls run
+    in the order they were registered, on the writer's thread, before ``write``
+    returns; each must handle its own errors (the change is committed whatever they do).
+    """
+    pending = _AFTER_COMMIT.get(conn)
+    if pending is None:
+        raise RuntimeError("after_commit outside a Database.write transaction")
+    pending.append(call)
 
 
 _TRANSIENT = ("deadlock", "lock wait timeout", "could not serialize", "database is locked",

@@ -1,4 +1,12 @@
-"""Domain services, composed once at start-up (no inheritance chains, no mixins)."""
+"""Domain services, composed once at start-up: every dependency is a constructor
+argument, every subscriber (a guard one family keeps on another's writes, a quota
+counter) is listed here.  No base classes, no mixins.
+
+The order is the dependency order.  The network and subnet families' read sides
+(their listings) come first: ports are read and written against them before the
+subnet and network services exist, and those two hold the port service (a subnet
+asks it for addresses; a network removes its DHCP ports through it).
+"""
 
 from __future__ import annotations
 
@@ -8,79 +16,92 @@ from sqlalchemy.engine import Connection
 
 from neutrino.bus.messages import Changed
 from neutrino.config import Settings
-from neutrino.drivers.types.segments import SegmentAllocator
-from neutrino.services.core.collection import Collection
+from neutrino.drivers.mechanism.manager import MechanismDrivers
+from neutrino.drivers.types.manager import TypeDrivers
+from neutrino.services.core.collection import Collection, Guards
 from neutrino.services.core.quotas import Quotas
+from neutrino.services.l2 import networks, ports, subnetpools, subnets
 from neutrino.services.l2.networks import Networks
 from neutrino.services.l2.ports import Ports
 from neutrino.services.l2.subnetpools import SubnetPools
 from neutrino.services.l2.subnets import Subnets
+from neutrino.services.l3 import floatingips, routers
 from neutrino.services.l3.floatingips import FloatingIps
 from neutrino.services.l3.router_ha import HaNetworks
 from neutrino.services.l3.routers import Routers
-from neutrino.services.realisation.agents import Agents, PortBinder
+from neutrino.services.realisation.agents import Agents
 from neutrino.services.realisation.hosts import Hosts
+from neutrino.services.security import security_groups
 from neutrino.services.security.port_security import PortSecurity
 from neutrino.services.security.security_groups import (
     DefaultRules,
     SecurityGroupRules,
     SecurityGroups,
 )
+from neutrino.services.sharing import rbac
 from neutrino.services.sharing.rbac import RbacPolicies
+
+#: what each family counts against its projects' quotas, in the quotas API's order
+QUOTA_COUNTERS = (networks.QUOTA, subnets.QUOTA, ports.QUOTA, subnetpools.QUOTA,
+                  routers.QUOTA, floatingips.QUOTA, *security_groups.QUOTAS, rbac.QUOTA)
 
 
 class Services:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.quotas = Quotas(settings.quotas)
-        self.networks = Networks(SegmentAllocator(settings), self.quotas)
-        self.subnetpools = SubnetPools(self.quotas)
-        self.subnets = Subnets(settings, self.networks, self.quotas, self.subnetpools)
-        self.ports = Ports(settings, self.networks, self.subnets, self.quotas)
+        self.quotas = Quotas(settings.quotas, QUOTA_COUNTERS)
         self.agents = Agents(settings)
-        self.binder = self.ports.binder = PortBinder(self.agents)
+        self.type_drivers = TypeDrivers(settings)
+        self.mechanism_drivers = MechanismDrivers(settings, self.agents)
+        # security groups (and what ports take from them)
+        self.default_rules = DefaultRules()
+        self.security_groups = SecurityGroups(self.quotas, self.default_rules)
+        self.security_group_rules = SecurityGroupRules(self.security_groups, self.quotas)
+        # L2: ports first (against the network and subnet listings), then what holds them
+        network_rows, subnet_rows = networks.listing(), subnets.listing()
+        self.ports = Ports(settings, network_rows, subnet_rows, self.quotas,
+                           PortSecurity(self.security_groups), self.mechanism_drivers,
+                           # nothing changes under a router or a floating IP through the
+                           # port API
+                           Guards(before_update=(routers.guard_port_update,
+                                                 floatingips.guard_port_update),
+                                  before_delete=(routers.guard_port_delete,
+                                                 floatingips.guard_port_delete)))
+        self.subnetpools = SubnetPools(self.quotas)
+        self.subnets = Subnets(settings, subnet_rows, network_rows, self.ports, self.quotas,
+                               self.subnetpools,
+                               Guards(before_delete=(routers.guard_subnet_delete,)))
+        self.floatingips = FloatingIps(network_rows, self.subnets, self.ports, self.quotas)
+        self.networks = Networks(network_rows, self.subnets, self.ports, self.type_drivers,
+                                 self.mechanism_drivers, self.quotas,
+                                 Guards(before_update=(routers.guard_network_update,),
+                                        before_delete=(self.floatingips.drop_unassociated,)))
+        # L3
+        self.routers = Routers(network_rows, self.subnets, self.ports, self.quotas,
+                               HaNetworks(settings, self.networks, self.subnets),
+                               settings.max_routes)
+        # sharing networks and groups
+        self.rbac = RbacPolicies(self.networks, self.security_groups, self.quotas)
+        # what the hosts realise, and what they report
         self.hosts = Hosts(self.agents, self.subnets, self.ports)
         #: called with the change events of each committed write (the bus publishes them)
         self.listeners: list[Callable[[list[Changed | None]], None]] = []
         #: collection name -> service, for the generic CRUD routes
         self.collections: dict[str, Collection] = {
             "networks": self.networks, "subnets": self.subnets, "ports": self.ports,
-            "subnetpools": self.subnetpools,
-        }
-        self.collections["agents"] = self.agents
-        self._compose_l3()
-        self._compose_security()
-
-    def _compose_l3(self) -> None:
-        """Routers and floating IPs, and the guards they keep on ports, subnets and
-        networks (nothing may change under a router through those APIs)."""
-        self.routers = Routers(self.networks, self.subnets, self.ports, self.quotas,
-                               HaNetworks(self.settings, self.networks),
-                               self.settings.max_routes)
-        self.floatingips = FloatingIps(self.networks, self.subnets, self.ports, self.quotas)
-        self.collections.update(routers=self.routers, floatingips=self.floatingips)
-        self.ports.before_delete += [self.routers.guard_port_delete,
-                                     self.floatingips.guard_port_delete]
-        self.ports.before_update += [self.routers.guard_port_update,
-                                     self.floatingips.guard_port_update]
-        self.subnets.before_delete.append(self.routers.guard_subnet_delete)
-        self.networks.before_update.append(self.routers.guard_network_update)
-        self.networks.before_delete.append(self.floatingips.drop_unassociated)
-
-    def _compose_security(self) -> None:
-        """Security groups (and what ports take from them), their default rules, and
-        sharing networks and groups with RBAC policies."""
-        self.default_rules = DefaultRules()
-        self.security_groups = SecurityGroups(self.quotas, self.default_rules)
-        self.security_group_rules = SecurityGroupRules(self.security_groups, self.quotas)
-        self.ports.security = PortSecurity(self.security_groups)
-        self.rbac = RbacPolicies(self.networks, self.security_groups, self.quotas)
-        self.collections.update({
+            "subnetpools": self.subnetpools, "agents": self.agents,
+            "routers": self.routers, "floatingips": self.floatingips,
             "security-groups": self.security_groups,
             "security-group-rules": self.security_group_rules,
             "default-security-group-rules": self.default_rules,
             "rbac-policies": self.rbac,
-        })
+        }
+
+    @property
+    def binder(self) -> Ports:
+        """Where the agents' calls rebind a host's ports (``rebind_host``): the port
+        service, which binds through the mechanism drivers."""
+        return self.ports
 
     def changed(self, conn: Connection, collection: str, ident: str) -> Changed | None:
         """The change event of a write to ``ident`` (inside its transaction)."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from neutrino.services.core.quotas import COUNTED
+from neutrino.services import QUOTA_COUNTERS
 from tests.conftest import Client, assert_error
 
 #: upstream's default limits (shared/peer/README.md); a resource it gives none is unlimited
 UPSTREAM = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
             "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
-DEFAULTS = {name: UPSTREAM.get(name, -1) for name in COUNTED}
+DEFAULTS = {c.resource: UPSTREAM.get(c.resource, -1) for c in QUOTA_COUNTERS}
 
 
 def project_of(client: Client) -> str:

@@ -1,4 +1,5 @@
-"""The policy module on its own: who sees which rows, who may write."""
+"""The policy rules on their own: who sees which rows (the families' scopes, built from
+neutrino.policy and its sharing SQL), who may write."""
 
 
 import pytest
@@ -9,6 +10,8 @@ from neutrino.context import Context
 from neutrino.db import migrate
 from neutrino.db import tables as t
 from neutrino.db.engine import create_engine
+from neutrino.policy import sharing
+from neutrino.services.l2 import networks, ports
 
 A = Context(project_id="A", roles=frozenset({"member", "reader"}))
 B = Context(project_id="B", roles=frozenset({"member", "reader"}))
@@ -44,14 +47,14 @@ def conn(tmp_path_factory: pytest.TempPathFactory):
                                         _net("ext-to-a", "X", external=True)])
         c.execute(t.network_rbacs.insert(), [
             {"id": "r1", "object_id": "b-shared", "project_id": "B", "target_project": "*",
-             "action": policy.SHARED},
+             "action": sharing.SHARED},
             {"id": "r2", "object_id": "b-shared-to-a", "project_id": "B",
-             "target_project": "A", "action": policy.SHARED},
+             "target_project": "A", "action": sharing.SHARED},
             # external networks are visible by their access_as_external policies
             {"id": "r3", "object_id": "ext", "project_id": "X", "target_project": "*",
-             "action": policy.EXTERNAL},
+             "action": sharing.EXTERNAL},
             {"id": "r4", "object_id": "ext-to-a", "project_id": "X", "target_project": "A",
-             "action": policy.EXTERNAL}])
+             "action": sharing.EXTERNAL}])
         c.execute(t.ports.insert(), [_port("01", "A", "a-own"), _port("02", "B", "b-own"),
                                      _port("03", "B", "a-own"), _port("04", "A", "b-shared")])
     with engine.connect() as c:
@@ -67,19 +70,19 @@ def visible(conn: sa.Connection, table: sa.Table, clause: object) -> set[str]:
 
 
 def test_networks_visible_to_a_project(conn: sa.Connection) -> None:
-    assert visible(conn, t.networks, policy.network_scope(A)) == {
+    assert visible(conn, t.networks, networks.scope(A)) == {
         "a-own", "b-shared", "b-shared-to-a", "ext", "ext-to-a"}
-    assert visible(conn, t.networks, policy.network_scope(B)) == {
+    assert visible(conn, t.networks, networks.scope(B)) == {
         "b-own", "b-shared", "b-shared-to-a", "ext"}
-    assert policy.network_scope(ADMIN) is None  # everything
+    assert networks.scope(ADMIN) is None  # everything
 
 
 def test_ports_visible_to_owner_and_network_owner(conn: sa.Connection) -> None:
     # A owns port 01 and 04, and network a-own which carries B's port 03
-    assert visible(conn, t.ports, policy.port_scope(A)) == {"01", "03", "04"}
+    assert visible(conn, t.ports, ports.scope(A)) == {"01", "03", "04"}
     # B owns 02 and 03, and network b-shared which carries A's port 04
-    assert visible(conn, t.ports, policy.port_scope(B)) == {"02", "03", "04"}
-    assert visible(conn, t.ports, policy.port_scope(Context(project_id="C"))) == set()
+    assert visible(conn, t.ports, ports.scope(B)) == {"02", "03", "04"}
+    assert visible(conn, t.ports, ports.scope(Context(project_id="C"))) == set()
 
 
 def test_readers_may_not_write() -> None:

@@ -1,31 +1,29 @@
-"""Mechanism drivers: may this port be bound on that host, and how is it plugged.
+"""The linuxbridge mechanism driver: ports on Linux bridges, ``tap<port>`` in
+``brq<network>`` (or a flat network's mapped bridge), vif_type ``bridge``.
 
-A driver is pure: it sees the host, the network's segment and the configurations
-the host's live agents reported, and answers a :class:`Binding`.  The services
-load those facts inside the port's transaction (ML2's precommit seam).
+It binds a port where a live Linux bridge agent can wire the network's segment.  It
+keeps no backend of its own: its agents learn every change from the bus, so it does
+not follow changes (its precommit and postcommit calls are never made).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from neutrino import names
+from neutrino.config import Settings
+from neutrino.drivers.mechanism import (
+    BINDING_FAILED,
+    UNBOUND,
+    Binding,
+    BindingRequest,
+    NetworkContext,
+    PortContext,
+)
 from neutrino.drivers.types.segments import Segment
 
-UNBOUND = "unbound"
-BINDING_FAILED = "binding_failed"
-
-
-@dataclass(frozen=True)
-class Binding:
-    vif_type: str
-    vif_details: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def bound(self) -> bool:
-        return self.vif_type not in (UNBOUND, BINDING_FAILED)
+AGENT_TYPE = "Linux bridge agent"
 
 
 def can_realise(segment: Segment, configurations: Mapping[str, Any]) -> bool:
@@ -45,11 +43,13 @@ def can_realise(segment: Segment, configurations: Mapping[str, Any]) -> bool:
 
 
 class LinuxBridge:
-    """Ports on Linux bridges: ``tap<port>`` in ``brq<network>`` (vif_type "bridge")."""
-
     name = "linuxbridge"
-    agent_type = "Linux bridge agent"
+    agent_type = AGENT_TYPE
     vif_type = "bridge"
+    follows_changes = False
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        pass  # nothing to configure: what a host can do is what its agents report
 
     def bind(self, host: str, network_id: str, segment: Segment | None,
              agents: Sequence[Mapping[str, Any]]) -> Binding:
@@ -64,3 +64,34 @@ class LinuxBridge:
                       None)
         return Binding(self.vif_type, {"port_filter": True, "connectivity": "l2",
                                        "bridge_name": mapped or names.bridge(network_id)})
+
+    def bind_port(self, request: BindingRequest) -> Binding | None:
+        binding = self.bind(request.host, request.network_id, request.segment,
+                            request.agents)
+        return binding if binding.bound else None
+
+    # changes: never called (follows_changes is False)
+
+    def create_network_precommit(self, context: NetworkContext) -> None: pass
+
+    def create_network_postcommit(self, context: NetworkContext) -> None: pass
+
+    def update_network_precommit(self, context: NetworkContext) -> None: pass
+
+    def update_network_postcommit(self, context: NetworkContext) -> None: pass
+
+    def delete_network_precommit(self, context: NetworkContext) -> None: pass
+
+    def delete_network_postcommit(self, context: NetworkContext) -> None: pass
+
+    def create_port_precommit(self, context: PortContext) -> None: pass
+
+    def create_port_postcommit(self, context: PortContext) -> None: pass
+
+    def update_port_precommit(self, context: PortContext) -> None: pass
+
+    def update_port_postcommit(self, context: PortContext) -> None: pass
+
+    def delete_port_precommit(self, context: PortContext) -> None: pass
+
+    def delete_port_postcommit(self, context: PortContext) -> None: pass

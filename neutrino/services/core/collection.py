@@ -6,18 +6,23 @@ are checked against the declaration, and paging is keyset-based on the sort
 keys plus ``id``, so a page costs the same at any depth.
 
 A list or show that asks for some ``fields`` reads only the other tables those
-attributes come from (see :meth:`Collection.render_fields`).  Nothing else has to
+attributes come from (each service's render takes them).  Nothing else has to
 be read for policy: what a caller may see is decided in SQL (``scope``), and
 admin-only attributes are never read for others.
+
+There is no base class: a service holds a :class:`Listing` (its read side) and
+implements :class:`Collection`, the protocol the API layer calls; other families
+subscribe to its writes through :class:`Guards` given at construction.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Protocol
 from uuid import uuid4
 
 import sqlalchemy as sa
@@ -27,9 +32,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from neutrino import errors
 from neutrino.context import Context
 from neutrino.db import tables as t
+from neutrino.policy import Scope
 from neutrino.schema.core import Resource
 
-FilterFn = Callable[[list[Any]], ColumnElement[bool]]
+#: the clause of a filter on an attribute stored elsewhere: (ctx, values from the query)
+FilterFn = Callable[[Context, list[str]], ColumnElement[bool]]
 #: a check or clean-up another service runs inside an update: (conn, ctx, row, changes)
 UpdateHook = Callable[[Connection, Context, Row, dict], None]
 #: the same before a delete: (conn, ctx, row)
@@ -93,81 +100,62 @@ def tag_clause(id_col: sa.Column, name: str, values: list[str]) -> ColumnElement
     return sa.not_(clause) if name.startswith("not-") else clause
 
 
-class Collection:
-    """Shared read machinery for one resource backed by one main table."""
+#: rows as a caller sees them, with at least the attributes ``fields`` shows (None: all)
+Render = Callable[[Connection, Context, Sequence[Row], Fields], list[dict]]
 
-    resource: Resource
-    table: sa.Table
-    #: API attribute -> column, for filtering and sorting by plain columns
-    columns: dict[str, sa.Column]
-    #: API attribute -> clause builder, for attributes stored elsewhere
-    custom_filters: dict[str, FilterFn]
 
-    def __init__(self) -> None:
-        self.columns = {**self._default_columns(), **self.column_overrides()}
-        self.custom_filters = self.filter_overrides()
-        # other services subscribe at start-up (services/__init__.py); each runs in the
-        # operation's transaction and may refuse it by raising
-        self.before_update: list[UpdateHook] = []
-        self.before_delete: list[DeleteHook] = []
+class ListPreparer(Protocol):
+    """What must be written before a list shows it (a project's default security group):
+    checked by a read, written in a transaction of its own (reads never write)."""
 
-    # hooks ------------------------------------------------------------------
+    def list_needs(self, conn: Connection, ctx: Context, q: ListQuery) -> bool: ...
 
-    def column_overrides(self) -> dict[str, sa.Column]:
-        return {}
+    def prepare_list(self, conn: Connection, ctx: Context, q: ListQuery) -> None: ...
 
-    def filter_overrides(self) -> dict[str, FilterFn]:
-        return {}
 
-    #: whether a list may first have to write (see list_needs and prepare_list)
-    prepares_lists = False
+def default_columns(resource: Resource, table: sa.FromClause) -> dict[str, ColumnElement]:
+    """API attribute -> column, for the attributes stored under their own name (and
+    ``tenant_id``, upstream's other name of ``project_id``)."""
+    cols: dict[str, ColumnElement] = {f.name: table.c[f.name] for f in resource.fields
+                                      if f.name in table.c}
+    if "project_id" in table.c:
+        cols["tenant_id"] = table.c.project_id
+    return cols
 
-    def list_needs(self, conn: Connection, ctx: Context, q: ListQuery) -> bool:
-        """Whether ``prepare_list`` must write before this list (read-only check)."""
-        return False
 
-    def prepare_list(self, conn: Connection, ctx: Context, q: ListQuery) -> None:
-        """Write what a list must show (a project's default security group)."""
+class Listing:
+    """The read side of one resource backed by one main table: list queries (filters
+    converted by the attribute's kind, keyset paging), lookups in the caller's view and
+    the 404 for what it may not see.  Each service holds its own; a service that only
+    reads another family holds that family's listing.
 
-    def actions(self) -> dict[str, Action]:
-        """The resource's own verbs, by the name in ``PUT /{collection}/{id}/{name}``."""
-        return {}
+    ``columns`` and ``filters`` add to (or replace) what the declaration gives: a
+    column for an attribute stored under another name, a clause builder for one stored
+    elsewhere (it gets the caller's context: ``shared`` means shared with the caller).
+    """
 
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        raise NotImplementedError
+    def __init__(self, resource: Resource, table: sa.FromClause, *, scope: Scope,
+                 render: Render, columns: dict[str, ColumnElement] | None = None,
+                 filters: dict[str, FilterFn] | None = None,
+                 not_found: Callable[[str], errors.NotFound] | None = None,
+                 prepare: ListPreparer | None = None) -> None:
+        self.resource = resource
+        self.table = table
+        self.scope = scope
+        self.render = render
+        #: API attribute -> column, for filtering and sorting by plain columns
+        self.columns = {**default_columns(resource, table), **(columns or {})}
+        #: API attribute -> clause builder, for attributes stored elsewhere
+        self.filters = dict(filters or {})
+        self._not_found = not_found
+        #: what a list must write first, if anything
+        self.prepare = prepare
 
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
-        raise NotImplementedError
-
-    def render_fields(self, conn: Connection, ctx: Context, rows: Sequence[Row],
-                      fields: Fields) -> list[dict]:
-        """``render`` for a response that shows only ``fields`` (None: all of them).
-
-        The items hold at least those attributes.  Collections with attributes stored in
-        other tables override this to read only the tables the fields need (a
-        ``?fields=id`` list of ports reads no addresses); the default renders all.
-        """
-        return self.render(conn, ctx, rows)
-
-    def create(self, conn: Connection, ctx: Context, body: dict) -> str:
-        raise NotImplementedError
-
-    def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
-               if_match: int | None) -> None:
-        raise NotImplementedError
-
-    def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
-        raise NotImplementedError
-
-    # shared -----------------------------------------------------------------
-
-    def _default_columns(self) -> dict[str, sa.Column]:
-        cols = {}
-        for f in self.resource.fields:
-            if f.name in self.table.c:
-                cols[f.name] = self.table.c[f.name]
-        cols["tenant_id"] = self.table.c.project_id
-        return cols
+    def not_found(self, ident: str) -> errors.NotFound:
+        """The 404 for an object that does not exist or is not the caller's to see."""
+        if self._not_found is not None:
+            return self._not_found(ident)
+        return errors.ResourceNotFound(self.resource.name, ident)
 
     def _filter_clauses(self, ctx: Context, filters: dict[str, list[str]]) \
             -> list[ColumnElement[bool]]:
@@ -183,8 +171,8 @@ class Collection:
             if spec is None or not spec.filter:
                 invalid.append(name)
                 continue
-            if name in self.custom_filters:
-                clauses.append(self.custom_filters[name](raw))
+            if name in self.filters:
+                clauses.append(self.filters[name](ctx, raw))
                 continue
             column = self.columns.get(name)
             if column is None:
@@ -196,9 +184,10 @@ class Collection:
             raise errors.BadRequest(f"{invalid} is invalid attribute for filtering")
         return clauses
 
-    def _order(self, sorts: list[tuple[str, str]], reverse: bool) -> list[tuple[sa.Column, bool]]:
+    def _order(self, sorts: list[tuple[str, str]], reverse: bool) \
+            -> list[tuple[ColumnElement, bool]]:
         """Columns to order by with ascending flags; ``id`` always breaks ties."""
-        order: list[tuple[sa.Column, bool]] = []
+        order: list[tuple[ColumnElement, bool]] = []
         for key, direction in sorts:
             spec = self.resource.by_name.get(key)
             column = self.columns.get(key)
@@ -214,7 +203,8 @@ class Collection:
             order = [(col, not asc) for col, asc in order]
         return order
 
-    def _after_marker(self, conn: Connection, marker: str, order: list[tuple[sa.Column, bool]],
+    def _after_marker(self, conn: Connection, marker: str,
+                      order: list[tuple[ColumnElement, bool]],
                       scope: ColumnElement[bool] | None) -> ColumnElement[bool]:
         cols = [col for col, _ in order]
         stmt = sa.select(*cols).where(self.table.c.id == marker)
@@ -251,7 +241,7 @@ class Collection:
             rows = rows[: q.limit]
         if q.page_reverse:
             rows.reverse()
-        return Page(self.render_fields(conn, ctx, rows, q.fields), has_more)
+        return Page(self.render(conn, ctx, rows, q.fields), has_more)
 
     def find_row(self, conn: Connection, ctx: Context, ident: str) -> Row | None:
         stmt = by_id(self.table)
@@ -260,11 +250,6 @@ class Collection:
             stmt = stmt.where(scope)
         return conn.execute(stmt, {"ident": ident}).first()
 
-    def not_found(self, ident: str) -> errors.NotFound:
-        """The 404 for an object that does not exist or is not the caller's to see
-        (collections override it where upstream words it its own way)."""
-        return errors.ResourceNotFound(self.resource.name, ident)
-
     def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
         row = self.find_row(conn, ctx, ident)
         if row is None:
@@ -272,11 +257,61 @@ class Collection:
         return row
 
     def get(self, conn: Connection, ctx: Context, ident: str, fields: Fields = None) -> dict:
-        return self.render_fields(conn, ctx, [self.get_row(conn, ctx, ident)], fields)[0]
+        return self.render(conn, ctx, [self.get_row(conn, ctx, ident)], fields)[0]
 
-    def count(self, conn: Connection, project_id: str) -> int:
-        return conn.scalar(sa.select(sa.func.count()).select_from(self.table).where(
-            self.table.c.project_id == project_id)) or 0
+    def touch(self, conn: Connection, ident: str) -> None:
+        """A new revision of ``ident`` for a change stored elsewhere (a subnet of a
+        network, a rule of a group): the one write any family may ask of another's rows,
+        since the revision is a standard attribute."""
+        bump(conn, self.table, ident)  # type: ignore[arg-type]  # a table, not a union
+
+
+class Collection(Protocol):
+    """What the API layer needs of a collection: its reads (:class:`Listing`: list,
+    show, the row an operation is on), its writes, and its own verbs.
+
+    Writes run inside the operation's transaction and may refuse it by raising.
+    """
+
+    @property
+    def listing(self) -> Listing: ...
+
+    @property
+    def actions(self) -> Mapping[str, Action]:
+        """The resource's verbs, by the name in ``PUT /{collection}/{id}/{name}``."""
+        ...
+
+    def create(self, conn: Connection, ctx: Context, body: dict) -> str: ...
+
+    def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
+               if_match: int | None) -> None: ...
+
+    def delete(self, conn: Connection, ctx: Context, ident: str) -> None: ...
+
+
+#: the verbs of a resource that has none
+NO_ACTIONS: Mapping[str, Action] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Checks (and the clean-ups that go with them) other families run inside a
+    family's update or delete, in the operation's transaction; each may refuse it by
+    raising.  Listed once, at start-up, where the services are composed."""
+
+    before_update: tuple[UpdateHook, ...] = ()
+    before_delete: tuple[DeleteHook, ...] = ()
+
+    def update(self, conn: Connection, ctx: Context, row: Row, changes: dict) -> None:
+        for hook in self.before_update:
+            hook(conn, ctx, row, changes)
+
+    def delete(self, conn: Connection, ctx: Context, row: Row) -> None:
+        for hook in self.before_delete:
+            hook(conn, ctx, row)
+
+
+NO_GUARDS = Guards()
 
 
 # Keyset paging over columns that may hold NULL (gateway_ip, ipv6 modes): NULLs sort

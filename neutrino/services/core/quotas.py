@@ -7,9 +7,15 @@ does not see another transaction's uncommitted insert, so without the lock two
 creates racing for the last free slot would both pass (they did, on PostgreSQL and
 MariaDB).  With it, one project's checks run one after another and each counts
 every row the one before it committed; a quota update takes the same lock.
+
+Each family declares what it counts (a :class:`Counter` beside its service); the
+counters are listed where the services are composed, so a new family brings its own.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -19,16 +25,17 @@ from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.db.engine import lock_key
 from neutrino.schema.kinds import BadValue, Integer
-from neutrino.services.sharing.rbac import POLICIES
 
-#: the table that holds each quota'd resource (RBAC policies: two tables, one UNION)
-COUNTED: dict[str, sa.FromClause] = {"network": t.networks, "subnet": t.subnets, "port": t.ports,
-                                 # no configured default: unlimited, as upstream
-                                 "subnetpool": t.subnetpools,
-                                 "router": t.routers, "floatingip": t.floatingips,
-                                 "security_group": t.security_groups,
-                                 "security_group_rule": t.security_group_rules,
-                                 "rbac_policy": POLICIES}
+
+@dataclass(frozen=True)
+class Counter:
+    """A resource with a quota: its name in the quotas API and the rows (with a
+    ``project_id``) that count against it."""
+
+    resource: str
+    table: sa.FromClause
+
+
 LIMIT = Integer(-1, 2**31 - 1)
 #: built once: checked on every create
 _LIMITS_OF = sa.select(t.quotas.c.resource, t.quotas.c.limit).where(
@@ -36,8 +43,15 @@ _LIMITS_OF = sa.select(t.quotas.c.resource, t.quotas.c.limit).where(
 
 
 class Quotas:
-    def __init__(self, defaults: dict[str, int]) -> None:
-        self.defaults = {name: defaults.get(name, -1) for name in COUNTED}
+    def __init__(self, defaults: dict[str, int], counters: Iterable[Counter]) -> None:
+        #: resource -> what counts against it, in the order the quotas API lists them
+        self.counted = {c.resource: c.table for c in counters}
+        # a resource without a configured default is unlimited, as upstream
+        self.defaults = {name: defaults.get(name, -1) for name in self.counted}
+
+    @property
+    def resources(self) -> tuple[str, ...]:
+        return tuple(self.counted)
 
     def limits(self, conn: Connection, project_id: str) -> dict[str, int]:
         out = dict(self.defaults)
@@ -47,7 +61,7 @@ class Quotas:
 
     def usage(self, conn: Connection, project_id: str) -> dict[str, int]:
         return {name: conn.scalar(sa.select(sa.func.count()).select_from(table).where(
-            table.c.project_id == project_id)) or 0 for name, table in COUNTED.items()}
+            table.c.project_id == project_id)) or 0 for name, table in self.counted.items()}
 
     def check(self, conn: Connection, project_id: str, adding: dict[str, int]) -> None:
         """Refuse the transaction if it takes ``project_id`` over any limit."""
@@ -59,7 +73,7 @@ class Quotas:
             limit = limits[name]
             if limit < 0:
                 continue
-            table = COUNTED[name]
+            table = self.counted[name]
             used = conn.scalar(sa.select(sa.func.count()).select_from(table).where(
                 table.c.project_id == project_id)) or 0
             if used > limit:

@@ -1,11 +1,15 @@
-"""Ports: addresses (IPAM), MAC addresses, address pairs, DHCP options, binding."""
+"""Ports: addresses (IPAM), MAC addresses, address pairs, DHCP options, binding.
+
+The addresses ports hold (``ip_allocations``) are this service's to write, also when a
+subnet asks (a new SLAAC subnet, a subnet going away).  Binding and every change of a
+port go through the mechanism drivers (:mod:`neutrino.drivers.mechanism`).
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -16,20 +20,31 @@ from neutrino.config import Settings
 from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
+from neutrino.drivers.mechanism import (
+    BINDING_FAILED,
+    UNBOUND,
+    NetworkContext,
+    PortContext,
+    freeze,
+)
+from neutrino.drivers.mechanism.manager import Change, MechanismDrivers
+from neutrino.drivers.types import segments
+from neutrino.policy import sharing
 from neutrino.schema.resources import PORT
 from neutrino.services.core import collection as c
-from neutrino.services.core.quotas import Quotas
+from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2 import ipam
-from neutrino.services.l2.networks import Networks
-from neutrino.services.l2.subnets import SubnetInfo, Subnets
+from neutrino.services.l2.device_owners import (
+    DHCP_OWNER,
+    ROUTER_HA_INTERFACE,
+    SERVICE_MANAGED_OWNERS,
+    is_router,
+)
+from neutrino.services.l2.subnets import SubnetInfo, subnet_infos
+from neutrino.services.security.port_security import PortSecurity
 
-if TYPE_CHECKING:
-    from neutrino.services.realisation.agents import PortBinder
-    from neutrino.services.security.port_security import PortSecurity
-
+QUOTA = Counter("port", t.ports)
 MAC_PREFIX = "fa:16:3e"
-#: device owners whose ports their service (Nova, Ironic, Manila) removes, not members
-SERVICE_MANAGED_OWNERS = ("compute:", "baremetal:", "manila:")
 MAC_ATTEMPTS = 16
 #: an address a port asks for: ``ip`` (None: any free one) on the first of ``subnets``
 #: that can give it (a default address may come from any subnet of its IP version)
@@ -37,11 +52,7 @@ AddressRequest = tuple[tuple[SubnetInfo, ...], str | None]
 #: what a port holds in other tables whose change is a new revision of the port
 RELATED = frozenset(("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts",
                      "security_groups"))
-
-
-#: a router's port too, though not named ``network:router*``
-ROUTER_HA_INTERFACE = "network:ha_router_replicated_interface"
-DHCP_OWNER = "network:dhcp"
+ADMIN = Context.admin()
 
 
 def random_mac() -> str:
@@ -55,10 +66,24 @@ def pairs_need_port_security() -> errors.Conflict:
                            "pairs on a port.", type="AddressPairAndPortSecurityRequired")
 
 
-def vif_type(host: str) -> str:
-    # No mechanism driver can bind yet: a port asked onto a host fails to bind, as
-    # upstream's does when no agent lives there.
-    return "unbound" if not host else "binding_failed"
+def scope(ctx: Context) -> ColumnElement[bool] | None:
+    """A project sees its own ports and the ports on its networks."""
+    if ctx.is_admin:
+        return None
+    return sa.or_(t.ports.c.project_id == ctx.project_id,
+                  t.ports.c.network_id.in_(sa.select(t.networks.c.id).where(
+                      t.networks.c.project_id == ctx.project_id)))
+
+
+def network_context(conn: Connection, networks: c.Listing, network_id: str,
+                    original: NetworkContext | None = None) -> NetworkContext:
+    """A network as the mechanism drivers see it (``original``: before this change)."""
+    row = conn.execute(c.by_id(t.networks), {"ident": network_id}).first()
+    assert row is not None
+    segment = segments.load(conn, [network_id]).get(network_id)
+    return NetworkContext(freeze(networks.render(conn, ADMIN, [row], None)[0]),
+                          original.current if original is not None else None,
+                          (segment,) if segment is not None else ())
 
 
 # the render queries, built once (see collection.in_ids)
@@ -81,136 +106,195 @@ _ADDRESSES_ON = sa.select(t.ip_allocations.c.ip_address).where(
     t.ip_allocations.c.subnet_id == sa.bindparam("subnet_id"))
 
 
-class Ports(c.Collection):
-    resource = PORT
-    table = t.ports
-    #: binds ports to hosts with live agents (set by Services); None binds nothing
-    binder: PortBinder | None = None
-    #: security groups and the port-security split (set by Services); None: no groups
-    security: PortSecurity | None = None
+def _filter_fixed_ips(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    # As upstream: values of one key are alternatives, different keys must all
+    # hold (each on any of the port's addresses).
+    wanted: dict[str, list[str]] = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep:
+            raise errors.InvalidInput(f"'{value}' is not of the form <key>=[value].")
+        if key not in ("ip_address", "subnet_id", "ip_address_substr"):
+            raise errors.BadRequest(f"Invalid fixed_ips filter '{value}': use "
+                                    f"ip_address=, subnet_id= or ip_address_substr=")
+        wanted.setdefault(key, []).append(text)
+    col = t.ip_allocations.c
+    conds = []
+    if "ip_address" in wanted:
+        conds.append(col.ip_address.in_([_normal_ip(v) for v in wanted["ip_address"]]))
+    if "subnet_id" in wanted:
+        conds.append(col.subnet_id.in_(wanted["subnet_id"]))
+    if "ip_address_substr" in wanted:
+        conds.append(sa.or_(*[col.ip_address.contains(v, autoescape=True)
+                              for v in wanted["ip_address_substr"]]))
+    return sa.and_(*[t.ports.c.id.in_(sa.select(col.port_id).where(cond))
+                     for cond in conds])
 
-    def __init__(self, settings: Settings, networks: Networks, subnets: Subnets,
-                 quotas: Quotas) -> None:
-        super().__init__()
+
+def _filter_security_groups(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    psg = t.port_security_groups
+    return t.ports.c.id.in_(sa.select(psg.c.port_id).where(
+        psg.c.security_group_id.in_(values)))
+
+
+def render(conn: Connection, ctx: Context, rows: Sequence[Row],
+           fields: c.Fields = None) -> list[dict]:
+    ids = [r._mapping["id"] for r in rows]
+    # each list attribute is a table of its own: read only those shown
+    want_ips, want_pairs, want_opts, want_groups, want_tags = (
+        c.wants(fields, name) for name in ("fixed_ips", "allowed_address_pairs",
+                                           "extra_dhcp_opts", "security_groups", "tags"))
+    ips: dict[str, list[dict]] = {}
+    pairs: dict[str, list[dict]] = {}
+    opts: dict[str, list[dict]] = {}
+    tags: dict[str, list[str]] = {}
+    groups: dict[str, list[str]] = {}
+    for part in c.chunks(ids):
+        if want_ips:
+            for pid, sid, ip in conn.execute(_IPS_OF, {"ids": part}):
+                ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
+        if want_pairs:
+            for pid, ip, mac in conn.execute(_PAIRS_OF, {"ids": part}):
+                pairs.setdefault(pid, []).append({"ip_address": ip, "mac_address": mac})
+        if want_opts:
+            for pid, name, value, version in conn.execute(_OPTS_OF, {"ids": part}):
+                opts.setdefault(pid, []).append(
+                    {"opt_name": name, "opt_value": value, "ip_version": version})
+        if want_groups:
+            for pid, gid in conn.execute(_GROUPS_OF, {"ids": part}):
+                groups.setdefault(pid, []).append(gid)
+        if want_tags:
+            tags.update(c.load_tags(conn, part))
+    out = []
+    admin = ctx.is_admin
+    for r in rows:
+        m = r._mapping  # faster than attribute access (see collection.standard_attrs)
+        pid = m["id"]
+        item = c.standard_attrs(r, tags.get(pid, []) if want_tags else None)
+        item.update({
+            "network_id": m["network_id"], "mac_address": m["mac_address"],
+            "admin_state_up": m["admin_state_up"], "status": m["status"],
+            "device_id": m["device_id"], "device_owner": m["device_owner"],
+        })
+        if want_ips:
+            item["fixed_ips"] = _ordered_ips(ips.get(pid, []))
+        item["port_security_enabled"] = m["port_security_enabled"]
+        if want_groups:
+            item["security_groups"] = groups.get(pid, [])
+        item["anti_spoofing_enabled"] = m["anti_spoofing_enabled"]
+        item["security_groups_enabled"] = m["security_groups_enabled"]
+        if want_pairs:
+            item["allowed_address_pairs"] = pairs.get(pid, [])
+        if want_opts:
+            item["extra_dhcp_opts"] = opts.get(pid, [])
+        item["binding:vnic_type"] = m["binding_vnic_type"]
+        if admin:
+            item.update({
+                "binding:host_id": m["binding_host_id"],
+                "binding:profile": m["binding_profile"],
+                "binding:vif_type": m["binding_vif_type"],
+                "binding:vif_details": m["binding_vif_details"],
+            })
+        out.append(item)
+    return out
+
+
+class Ports:
+    actions = c.NO_ACTIONS
+
+    def __init__(self, settings: Settings, networks: c.Listing, subnets: c.Listing,
+                 quotas: Quotas, security: PortSecurity, mechanism: MechanismDrivers,
+                 guards: c.Guards = c.NO_GUARDS) -> None:
         self.settings = settings
+        #: the networks and subnets ports are on (read through their listings: both
+        #: services hold this one)
         self.networks = networks
         self.subnets = subnets
         self.quotas = quotas
+        #: security groups and the port-security split
+        self.security = security
+        self.mechanism = mechanism
+        self.guards = guards
+        self.listing = c.Listing(
+            PORT, t.ports, scope=scope, render=render,
+            columns={"binding:host_id": t.ports.c.binding_host_id,
+                     "binding:vnic_type": t.ports.c.binding_vnic_type,
+                     "binding:vif_type": t.ports.c.binding_vif_type},
+            filters={"fixed_ips": _filter_fixed_ips,
+                     "security_groups": _filter_security_groups})
 
-    def _binding(self, conn: Connection, host: str, network_id: str) -> dict:
-        if self.binder is None:
-            return {"binding_vif_type": vif_type(host), "binding_vif_details": {}}
-        return self.binder.columns(conn, host, network_id)
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+               fields: c.Fields = None) -> list[dict]:
+        return render(conn, ctx, rows, fields)
 
-    def column_overrides(self) -> dict[str, sa.Column]:
-        return {"binding:host_id": t.ports.c.binding_host_id,
-                "binding:vnic_type": t.ports.c.binding_vnic_type,
-                "binding:vif_type": t.ports.c.binding_vif_type}
+    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
+        return self.listing.get_row(conn, ctx, ident)
 
-    def filter_overrides(self) -> dict:
-        def fixed_ips(values: list) -> ColumnElement[bool]:
-            # As upstream: values of one key are alternatives, different keys must all
-            # hold (each on any of the port's addresses).
-            wanted: dict[str, list[str]] = {}
-            for value in values:
-                key, sep, text = value.partition("=")
-                if not sep:
-                    raise errors.InvalidInput(f"'{value}' is not of the form <key>=[value].")
-                if key not in ("ip_address", "subnet_id", "ip_address_substr"):
-                    raise errors.BadRequest(f"Invalid fixed_ips filter '{value}': use "
-                                            f"ip_address=, subnet_id= or ip_address_substr=")
-                wanted.setdefault(key, []).append(text)
-            col = t.ip_allocations.c
-            conds = []
-            if "ip_address" in wanted:
-                conds.append(col.ip_address.in_([_normal_ip(v) for v in wanted["ip_address"]]))
-            if "subnet_id" in wanted:
-                conds.append(col.subnet_id.in_(wanted["subnet_id"]))
-            if "ip_address_substr" in wanted:
-                conds.append(sa.or_(*[col.ip_address.contains(v, autoescape=True)
-                                      for v in wanted["ip_address_substr"]]))
-            return sa.and_(*[t.ports.c.id.in_(sa.select(col.port_id).where(cond))
-                             for cond in conds])
+    def get(self, conn: Connection, ctx: Context, ident: str, fields: c.Fields = None) -> dict:
+        return self.listing.get(conn, ctx, ident, fields)
 
-        def security_groups(values: list) -> ColumnElement[bool]:
-            psg = t.port_security_groups
-            return t.ports.c.id.in_(sa.select(psg.c.port_id).where(
-                psg.c.security_group_id.in_(values)))
+    # -- binding and the mechanism drivers -------------------------------------------
 
-        return {"fixed_ips": fixed_ips, "security_groups": security_groups}
+    def _binding(self, conn: Connection, port_id: str, host: str, network_id: str,
+                 vnic_type: str = "normal", profile: dict | None = None) -> dict:
+        """The port's binding columns for ``host``."""
+        b = self.mechanism.bind(conn, port_id, host, network_id, vnic_type, profile)
+        return {"binding_vif_type": b.vif_type, "binding_vif_details": b.vif_details}
 
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        return policy.port_scope(ctx)
+    def _context(self, conn: Connection, port_id: str,
+                 original: PortContext | None = None) -> PortContext:
+        row = conn.execute(c.by_id(t.ports), {"ident": port_id}).first()
+        assert row is not None
+        network = network_context(conn, self.networks, row.network_id)
+        return PortContext(freeze(render(conn, ADMIN, [row])[0]),
+                           original.current if original is not None else None, network,
+                           row.binding_host_id, original.host if original is not None else "")
 
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
-        return self.render_fields(conn, ctx, rows, None)
+    def _changed(self, conn: Connection, change: Change, port_id: str,
+                 original: PortContext | None = None) -> None:
+        """Tell the mechanism drivers (``original``: the port before this update)."""
+        if self.mechanism.follow_changes:
+            self.mechanism.changed(conn, change, self._context(conn, port_id, original))
 
-    def render_fields(self, conn: Connection, ctx: Context, rows: Sequence[Row],
-                      fields: c.Fields) -> list[dict]:
-        ids = [r._mapping["id"] for r in rows]
-        # each list attribute is a table of its own: read only those shown
-        want_ips, want_pairs, want_opts, want_groups, want_tags = (
-            c.wants(fields, name) for name in ("fixed_ips", "allowed_address_pairs",
-                                               "extra_dhcp_opts", "security_groups", "tags"))
-        ips: dict[str, list[dict]] = {}
-        pairs: dict[str, list[dict]] = {}
-        opts: dict[str, list[dict]] = {}
-        tags: dict[str, list[str]] = {}
-        groups: dict[str, list[str]] = {}
-        for part in c.chunks(ids):
-            if want_ips:
-                for pid, sid, ip in conn.execute(_IPS_OF, {"ids": part}):
-                    ips.setdefault(pid, []).append({"subnet_id": sid, "ip_address": ip})
-            if want_pairs:
-                for pid, ip, mac in conn.execute(_PAIRS_OF, {"ids": part}):
-                    pairs.setdefault(pid, []).append({"ip_address": ip, "mac_address": mac})
-            if want_opts:
-                for pid, name, value, version in conn.execute(_OPTS_OF, {"ids": part}):
-                    opts.setdefault(pid, []).append(
-                        {"opt_name": name, "opt_value": value, "ip_version": version})
-            if want_groups:
-                for pid, gid in conn.execute(_GROUPS_OF, {"ids": part}):
-                    groups.setdefault(pid, []).append(gid)
-            if want_tags:
-                tags.update(c.load_tags(conn, part))
-        out = []
-        admin = ctx.is_admin
-        for r in rows:
-            m = r._mapping  # faster than attribute access (see collection.standard_attrs)
-            pid = m["id"]
-            item = c.standard_attrs(r, tags.get(pid, []) if want_tags else None)
-            item.update({
-                "network_id": m["network_id"], "mac_address": m["mac_address"],
-                "admin_state_up": m["admin_state_up"], "status": m["status"],
-                "device_id": m["device_id"], "device_owner": m["device_owner"],
-            })
-            if want_ips:
-                item["fixed_ips"] = _ordered_ips(ips.get(pid, []))
-            item["port_security_enabled"] = m["port_security_enabled"]
-            if want_groups:
-                item["security_groups"] = groups.get(pid, [])
-            item["anti_spoofing_enabled"] = m["anti_spoofing_enabled"]
-            item["security_groups_enabled"] = m["security_groups_enabled"]
-            if want_pairs:
-                item["allowed_address_pairs"] = pairs.get(pid, [])
-            if want_opts:
-                item["extra_dhcp_opts"] = opts.get(pid, [])
-            item["binding:vnic_type"] = m["binding_vnic_type"]
-            if admin:
-                item.update({
-                    "binding:host_id": m["binding_host_id"],
-                    "binding:profile": m["binding_profile"],
-                    "binding:vif_type": m["binding_vif_type"],
-                    "binding:vif_details": m["binding_vif_details"],
-                })
-            out.append(item)
-        return out
+    def _before(self, conn: Connection, port_id: str) -> PortContext | None:
+        """The port as it is, for the drivers to compare an update with (if they follow)."""
+        return self._context(conn, port_id) if self.mechanism.follow_changes else None
+
+    def rebind_host(self, conn: Connection, host: str) -> list[str]:
+        """Bind again the ports on ``host`` that failed to bind (its agent just came up);
+        returns their ids."""
+        rows = conn.execute(sa.select(t.ports).where(
+            t.ports.c.binding_host_id == host,
+            t.ports.c.binding_vif_type == BINDING_FAILED)).all()
+        done = []
+        for row in rows:
+            values = self._binding(conn, row.id, host, row.network_id, row.binding_vnic_type,
+                                   row.binding_profile)
+            if values["binding_vif_type"] != BINDING_FAILED:
+                original = self._before(conn, row.id)
+                c.bump(conn, t.ports, row.id, values)
+                self._changed(conn, "update_port", row.id, original)
+                done.append(row.id)
+        return done
+
+    def bind_host(self, conn: Connection, port_id: str, host: str) -> None:
+        """Put a service's port (a router's) on ``host``: bound there, DOWN until that
+        host's agent wires it."""
+        row = conn.execute(c.by_id(t.ports), {"ident": port_id}).first()
+        assert row is not None
+        original = self._before(conn, port_id)
+        values = {"binding_host_id": host, "status": "DOWN",
+                  **self._binding(conn, port_id, host, row.network_id, row.binding_vnic_type,
+                                  row.binding_profile)}
+        c.bump(conn, t.ports, port_id, values)
+        self._changed(conn, "update_port", port_id, original)
 
     # -- writes -------------------------------------------------------------
 
     def create(self, conn: Connection, ctx: Context, body: dict) -> str:
         policy.check_write(ctx, "create_port")
-        network = self.networks.usable_row(conn, ctx, body["network_id"], "create_port")
+        network = self.networks.get_row(conn, ctx, body["network_id"])
+        sharing.check_usable_network(conn, ctx, network, "create_port")
         owner = policy.owner_for_create(ctx, body, "create_port")
         net_owner = ctx.is_admin or network.project_id == ctx.project_id
         if not net_owner:
@@ -222,11 +306,9 @@ class Ports(c.Collection):
         if "mac_address" in body:
             self._check_mac_free(conn, network.id, mac)
         port_security = body.get("port_security_enabled", network.port_security_enabled)
-        anti_spoofing = port_security
-        secured = None
-        if self.security is not None:  # security groups, and the port-security split
-            secured = self.security.for_create(conn, ctx, body, owner, port_security)
-            port_security, anti_spoofing = secured.port_security, secured.anti_spoofing
+        # security groups, and the port-security split
+        secured = self.security.for_create(conn, ctx, body, owner, port_security)
+        port_security, anti_spoofing = secured.port_security, secured.anti_spoofing
         pairs = self._address_pairs(body.get("allowed_address_pairs", []), mac, anti_spoofing)
         _check_cloud_owner(ctx, body.get("device_owner", ""), "create_port")
         _check_device_id(conn, ctx, owner, body.get("device_owner", ""),
@@ -241,19 +323,20 @@ class Ports(c.Collection):
             "port_security_enabled": port_security, "binding_host_id": host,
             "binding_vnic_type": body.get("binding:vnic_type", "normal"),
             "binding_profile": body.get("binding:profile") or {},
-            **self._binding(conn, host, network.id),
-            **(secured.columns if secured else {}),
+            **self._binding(conn, row["id"], host, network.id,
+                            body.get("binding:vnic_type", "normal"), body.get("binding:profile")),
+            **secured.columns,
         })
         conn.execute(_INSERT_PORT, row)
-        if secured and secured.groups:
+        if secured.groups:
             self.security.bind(conn, row["id"], secured.groups)
-        subnets = self.subnets.infos(conn, network.id)
+        subnets = subnet_infos(conn, network.id)
         if "fixed_ips" in body:
             wanted = self._resolve_fixed_ips(conn, ctx, body["fixed_ips"], subnets, network.id,
                                              row["device_owner"])
             # SLAAC subnets give their address whatever was asked (as upstream)
             asked = {s.id for s, _ in wanted}
-            if not _is_router(row["device_owner"]):
+            if not is_router(row["device_owner"]):
                 wanted += [(s, None) for s in subnets if s.auto_address and s.id not in asked]
             requests = _each(wanted)
         else:
@@ -267,6 +350,7 @@ class Ports(c.Collection):
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"port": 1})
+        self._changed(conn, "create_port", row["id"])
         return row["id"]
 
     def create_owned(self, conn: Connection, *, network_id: str, project_id: str,
@@ -287,17 +371,47 @@ class Ports(c.Collection):
             "status": status, "device_id": device_id, "device_owner": device_owner,
             "port_security_enabled": False, "binding_host_id": "",
             "binding_vnic_type": "normal", "binding_profile": {},
-            "binding_vif_type": vif_type(""), "binding_vif_details": {},
+            "binding_vif_type": UNBOUND, "binding_vif_details": {},
         })
         conn.execute(_INSERT_PORT, row)
-        subnets = self.subnets.infos(conn, network_id)
+        subnets = subnet_infos(conn, network_id)
         if fixed_ips is None:
             requests = self._default_fixed_ips(subnets, device_owner)
         else:
-            requests = _each(self._resolve_fixed_ips(conn, Context.admin(), fixed_ips, subnets,
+            requests = _each(self._resolve_fixed_ips(conn, ADMIN, fixed_ips, subnets,
                                                      network_id, device_owner))
         self._allocate(conn, row["id"], network_id, mac, requests)
+        self._changed(conn, "create_port", row["id"])
         return row["id"]
+
+    def remove(self, conn: Connection, port_id: str) -> None:
+        """Delete a port another service owns (a router's, a floating IP's, a network's
+        DHCP port as the network goes), past the guards that keep such ports from the
+        port API; its addresses and router_ports row go with it."""
+        self._remove(conn, port_id)
+
+    def _remove(self, conn: Connection, port_id: str) -> None:
+        if self.mechanism.follow_changes:
+            self.mechanism.changed(conn, "delete_port", self._context(conn, port_id))
+        conn.execute(t.tags.delete().where(t.tags.c.resource_id == port_id))
+        conn.execute(t.ports.delete().where(t.ports.c.id == port_id))
+
+    # addresses a subnet change asks for (subnets.PortAddresses)
+
+    def add_auto_addresses(self, conn: Connection, subnet: SubnetInfo) -> None:
+        """A new SLAAC subnet gives every existing port on the network its address
+        (routers' ports take theirs through the router)."""
+        rows = conn.execute(sa.select(t.ports.c.id, t.ports.c.mac_address).where(
+            t.ports.c.network_id == subnet.network_id,
+            sa.not_(t.ports.c.device_owner.startswith("network:router")))).all()
+        if rows:
+            conn.execute(t.ip_allocations.insert(), [
+                {"subnet_id": subnet.id, "ip_address": ipam.eui64(subnet.cidr, mac),
+                 "port_id": pid, "network_id": subnet.network_id} for pid, mac in rows])
+
+    @staticmethod
+    def release_subnet(conn: Connection, subnet_id: str) -> None:
+        conn.execute(t.ip_allocations.delete().where(t.ip_allocations.c.subnet_id == subnet_id))
 
     # MAC addresses
 
@@ -363,7 +477,7 @@ class Ports(c.Collection):
                         f"IP address {ip} is not a valid IP for any of the subnets on the "
                         f"specified network.", type="InvalidIpForNetwork")
                 subnet = matches[0]
-            if ip is not None and subnet.auto_address and not _is_router(device_owner):
+            if ip is not None and subnet.auto_address and not is_router(device_owner):
                 raise errors.BadRequest(
                     f"IPv6 address {ip} cannot be directly assigned to a port on subnet "
                     f"{subnet.id} as the subnet is configured for automatic addresses",
@@ -381,7 +495,7 @@ class Ports(c.Collection):
         v4 = tuple(s for s in subnets if s.ip_version == 4)
         v6 = tuple(s for s in subnets if s.ip_version == 6 and not s.auto_address)
         out.extend((group, None) for group in (v4, v6) if group)
-        if not _is_router(device_owner):
+        if not is_router(device_owner):
             out.extend(((s,), None) for s in subnets if s.auto_address)
         return out
 
@@ -454,8 +568,8 @@ class Ports(c.Collection):
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         policy.check_write(ctx, "update_port")
-        row = self.get_row(conn, ctx, ident)
-        network = self.networks.get_row(conn, Context.admin(), row.network_id)
+        row = self.listing.get_row(conn, ctx, ident)
+        network = self.networks.get_row(conn, ADMIN, row.network_id)
         net_owner = ctx.is_admin or network.project_id == ctx.project_id
         # the network's owner sees others' ports on it, but only their owner changes them
         if not ctx.is_admin and row.project_id != ctx.project_id:
@@ -472,8 +586,8 @@ class Ports(c.Collection):
                              body.get("device_owner", row.device_owner),
                              body.get("device_id", row.device_id))
         lock_rows(conn, t.networks, [row.network_id])
-        for hook in self.before_update:
-            hook(conn, ctx, row, body)
+        self.guards.update(conn, ctx, row, body)
+        original = self._before(conn, ident)
         values: dict = {}
         for attr, column in (("name", "name"), ("description", "description"),
                              ("admin_state_up", "admin_state_up"), ("device_id", "device_id"),
@@ -486,15 +600,18 @@ class Ports(c.Collection):
         if "binding:host_id" in body:
             host = body["binding:host_id"] or ""
             values["binding_host_id"] = host
-            if host != row.binding_host_id or row.binding_vif_type == "binding_failed":
-                values.update(self._binding(conn, host, row.network_id))
+            if host != row.binding_host_id or row.binding_vif_type == BINDING_FAILED:
+                values.update(self._binding(
+                    conn, ident, host, row.network_id,
+                    body.get("binding:vnic_type", row.binding_vnic_type),
+                    values.get("binding_profile", row.binding_profile)))
             if host != row.binding_host_id:
                 values["status"] = "DOWN"  # until the new host's agent wires it
         # to tell a change from a no-op (the row's own columns are compared below)
-        before = self.render_fields(conn, ctx, [row], RELATED)[0]
+        before = render(conn, ctx, [row], RELATED)[0]
         mac = row.mac_address
         if "mac_address" in body and body["mac_address"] != mac:
-            if row.binding_vif_type not in ("unbound", "binding_failed"):
+            if row.binding_vif_type not in (UNBOUND, BINDING_FAILED):
                 raise errors.Conflict(f"Port {ident} is bound; its MAC address cannot change.",
                                       type="PortBound")
             self._check_mac_free(conn, row.network_id, body["mac_address"], except_port=ident)
@@ -503,17 +620,16 @@ class Ports(c.Collection):
         port_security = body.get("port_security_enabled", row.port_security_enabled)
         if "port_security_enabled" in body:
             values["port_security_enabled"] = port_security
-        if self.security is not None:
-            # from here on: whether anti-spoofing is on, which address pairs need
-            port_security = self.security.anti_spoofing_after(row, body)
+        # from here on: whether anti-spoofing is on, which address pairs need
+        port_security = self.security.anti_spoofing_after(row, body)
         if "allowed_address_pairs" in body:
             pairs = self._address_pairs(body["allowed_address_pairs"] or [], mac, port_security)
             self._write_pairs(conn, ident, pairs)
         elif not port_security and conn.scalar(sa.select(t.address_pairs.c.port_id).where(
                 t.address_pairs.c.port_id == ident).limit(1)):
             raise pairs_need_port_security()
-        if self.security is not None:  # after the pairs: upstream checks them first
-            self.security.for_update(conn, ctx, row, body, values)
+        # after the pairs: upstream checks them first
+        self.security.for_update(conn, ctx, row, body, values)
         if "extra_dhcp_opts" in body:
             current = [{"opt_name": r.opt_name, "opt_value": r.opt_value,
                         "ip_version": r.ip_version}
@@ -523,9 +639,10 @@ class Ports(c.Collection):
         if "fixed_ips" in body:
             self._replace_fixed_ips(conn, ctx, ident, row.network_id, mac, body["fixed_ips"],
                                     body.get("device_owner", row.device_owner))
-        after = self.render_fields(conn, ctx, [row], RELATED)[0]
+        after = render(conn, ctx, [row], RELATED)[0]
         if c.changed(row, values) or any(before[k] != after[k] for k in RELATED):
             c.bump(conn, t.ports, ident, values)
+        self._changed(conn, "update_port", ident, original)
 
     @staticmethod
     def _renumber_auto_addresses(conn: Connection, port_id: str, mac: str) -> None:
@@ -544,14 +661,14 @@ class Ports(c.Collection):
     def _replace_fixed_ips(self, conn: Connection, ctx: Context, port_id: str,
                            network_id: str, mac: str, requested: list[dict],
                            device_owner: str) -> None:
-        subnets = self.subnets.infos(conn, network_id)
+        subnets = subnet_infos(conn, network_id)
         wanted = self._resolve_fixed_ips(conn, ctx, requested, subnets, network_id,
                                          device_owner)
         current = {(sid, ip) for sid, ip in conn.execute(
             sa.select(t.ip_allocations.c.subnet_id, t.ip_allocations.c.ip_address)
             .where(t.ip_allocations.c.port_id == port_id))}
         # a port keeps its SLAAC addresses whatever fixed_ips says (as upstream)
-        auto = {s.id for s in subnets if s.auto_address and not _is_router(device_owner)}
+        auto = {s.id for s in subnets if s.auto_address and not is_router(device_owner)}
         keep: set[tuple[str, str]] = {(sid, ip) for sid, ip in current if sid in auto}
         resolved: list[tuple[SubnetInfo, str | None]] = []
         for subnet, ip in wanted:
@@ -575,20 +692,18 @@ class Ports(c.Collection):
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_port")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         if not ctx.is_admin:
             # the port's or the network's owner, but instances' ports are their service's
             # to remove (upstream's default policy)
             if row.device_owner.startswith(SERVICE_MANAGED_OWNERS):
                 raise errors.PolicyNotAuthorized("delete_port")
             if row.project_id != ctx.project_id:
-                network = self.networks.get_row(conn, Context.admin(), row.network_id)
+                network = self.networks.get_row(conn, ADMIN, row.network_id)
                 if network.project_id != ctx.project_id:
                     raise errors.PolicyNotAuthorized("delete_port")
-        for hook in self.before_delete:
-            hook(conn, ctx, row)
-        conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
-        conn.execute(t.ports.delete().where(t.ports.c.id == ident))
+        self.guards.delete(conn, ctx, row)
+        self._remove(conn, ident)
 
 
 def _each(wanted: list[tuple[SubnetInfo, str | None]]) -> list[AddressRequest]:
@@ -642,10 +757,6 @@ def _check_cloud_owner(ctx: Context, device_owner: str, action: str) -> None:
         raise errors.PolicyNotAuthorized(f"{action}:device_owner")
 
 
-def _is_router(device_owner: str) -> bool:
-    return device_owner.startswith("network:router")
-
-
 _ROUTER_OWNER = sa.select(t.routers.c.project_id).where(t.routers.c.id == sa.bindparam("id"))
 
 
@@ -657,7 +768,7 @@ def _check_device_id(conn: Connection, ctx: Context, port_owner: str, device_own
     no router is any device's."""
     if ctx.is_admin or not device_id:
         return
-    if not (_is_router(device_owner) or device_owner == ROUTER_HA_INTERFACE):
+    if not (is_router(device_owner) or device_owner == ROUTER_HA_INTERFACE):
         return
     router_owner = conn.scalar(_ROUTER_OWNER, {"id": device_id})
     if router_owner is not None and router_owner != port_owner:

@@ -26,7 +26,7 @@ from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
 from neutrino.schema.resources import SUBNETPOOL
 from neutrino.services.core import collection as c
-from neutrino.services.core.quotas import Quotas
+from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2.ipam import IPNetwork
 
 #: the address width of each IP version: the longest prefix
@@ -34,6 +34,8 @@ MAX_PREFIXLEN = {4: 32, 6: 128}
 #: upstream's default shortest prefix a pool hands out
 DEFAULT_MIN_PREFIXLEN = {4: 8, 6: 64}
 ALLOCATIONS = t.subnet_pool_allocations
+#: no configured default: unlimited, as upstream
+QUOTA = Counter("subnetpool", t.subnetpools)
 
 
 def bad_subnet_request(reason: str) -> errors.BadRequest:
@@ -137,23 +139,29 @@ def pools_of(conn: Connection, subnet_ids: Sequence[str]) -> dict[str, str]:
     return out
 
 
-class SubnetPools(c.Collection):
-    resource = SUBNETPOOL
-    table = t.subnetpools
+def scope(ctx: Context) -> ColumnElement[bool] | None:
+    """A project sees its own pools and the shared ones."""
+    if ctx.is_admin:
+        return None
+    return sa.or_(t.subnetpools.c.project_id == ctx.project_id,
+                  t.subnetpools.c.shared.is_(True))
 
+
+def not_found(ident: str) -> errors.NotFound:
+    # upstream's spelling: "Subnet pool <id> ...", SubnetPoolNotFound
+    return errors.ResourceNotFound("subnet_pool", ident)
+
+
+class SubnetPools:
     def __init__(self, quotas: Quotas) -> None:
-        super().__init__()
         self.quotas = quotas
-
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        if ctx.is_admin:
-            return None
-        return sa.or_(t.subnetpools.c.project_id == ctx.project_id,
-                      t.subnetpools.c.shared.is_(True))
-
-    def not_found(self, ident: str) -> errors.NotFound:
-        # upstream's spelling: "Subnet pool <id> ...", SubnetPoolNotFound
-        return errors.ResourceNotFound("subnet_pool", ident)
+        self.listing = c.Listing(SUBNETPOOL, t.subnetpools, scope=scope, render=self.render,
+                                 not_found=not_found)
+        self.actions: dict[str, c.Action] = {
+            "add_prefixes": lambda conn, ctx, ident, body: self.change_prefixes(
+                conn, ctx, ident, body, add=True),
+            "remove_prefixes": lambda conn, ctx, ident, body: self.change_prefixes(
+                conn, ctx, ident, body, add=False)}
 
     @staticmethod
     def prefixes(conn: Connection, ids: Sequence[str]) -> dict[str, list[IPNetwork]]:
@@ -166,7 +174,8 @@ class SubnetPools(c.Collection):
         return {pid: sorted(nets, key=lambda n: (n.network_address, n.prefixlen))
                 for pid, nets in out.items()}
 
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+               fields: c.Fields = None) -> list[dict]:
         ids = [r.id for r in rows]
         prefixes = self.prefixes(conn, ids)
         tags: dict[str, list[str]] = {}
@@ -223,7 +232,7 @@ class SubnetPools(c.Collection):
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         policy.check_write(ctx, "update_subnetpool")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "update_subnetpool")
         c.check_revision(row, if_match)
         lock_rows(conn, t.subnetpools, [ident])
@@ -252,12 +261,6 @@ class SubnetPools(c.Collection):
         if values or prefixes_changed:
             c.bump(conn, t.subnetpools, ident, values)
 
-    def actions(self) -> dict[str, c.Action]:
-        return {"add_prefixes": lambda conn, ctx, ident, body: self.change_prefixes(
-                    conn, ctx, ident, body, add=True),
-                "remove_prefixes": lambda conn, ctx, ident, body: self.change_prefixes(
-                    conn, ctx, ident, body, add=False)}
-
     def change_prefixes(self, conn: Connection, ctx: Context, ident: str, body: object,
                         add: bool) -> dict[str, list[str]]:
         """``PUT .../add_prefixes`` and ``.../remove_prefixes`` (subnetpool-prefix-ops):
@@ -269,7 +272,7 @@ class SubnetPools(c.Collection):
                                     '{"prefixes": [<cidr>, ...]}')
         requested = SUBNETPOOL.by_name["prefixes"].convert(body["prefixes"])
         policy.check_write(ctx, f"{action}_subnetpool")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, f"{action}_subnetpool")
         lock_rows(conn, t.subnetpools, [ident])
         current = self.prefixes(conn, [ident]).get(ident, [])
@@ -290,7 +293,7 @@ class SubnetPools(c.Collection):
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_subnetpool")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_subnetpool")
         lock_rows(conn, t.subnetpools, [ident])
         if conn.scalar(sa.select(ALLOCATIONS.c.subnet_id).where(
@@ -313,15 +316,15 @@ class SubnetPools(c.Collection):
             raise bad_subnet_request("subnetpool_id and use_default_subnetpool cannot both be "
                                      "specified.")
         if pool_id is not None:
-            return self.get_row(conn, ctx, pool_id)
+            return self.listing.get_row(conn, ctx, pool_id)
         if not use_default:
             return None
         version = body.get("ip_version")
         stmt = sa.select(t.subnetpools).where(t.subnetpools.c.is_default.is_(True),
                                               t.subnetpools.c.ip_version == version)
-        scope = self.scope(ctx)
-        if scope is not None:
-            stmt = stmt.where(scope)
+        visible = scope(ctx)
+        if visible is not None:
+            stmt = stmt.where(visible)
         row = conn.execute(stmt.limit(1)).first()
         if row is None:
             raise bad_subnet_request(f"No default subnetpool found for IPv{version}.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -15,19 +16,28 @@ from neutrino.config import Settings
 from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
+from neutrino.policy import sharing
 from neutrino.schema.resources import SUBNET
 from neutrino.services.core import collection as c
-from neutrino.services.core.quotas import Quotas
+from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2 import ipam
-from neutrino.services.l2.networks import (
-    IPV4_MIN_MTU,
-    IPV6_MIN_MTU,
-    NETWORK_OWNED_PORTS,
-    SUBNET_ORDER,
-    Networks,
-    mtu_conflict,
-)
+from neutrino.services.l2.device_owners import NETWORK_OWNED_PORTS
 from neutrino.services.l2.subnetpools import Allocation, SubnetPools, bad_subnet_request, pools_of
+
+QUOTA = Counter("subnet", t.subnets)
+#: the smallest MTU an IPv6 subnet can live with (RFC 8200)
+IPV6_MIN_MTU = 1280
+#: and an IPv4 one (RFC 791)
+IPV4_MIN_MTU = 68
+#: a network's subnets in the order they were made, as upstream lists them and tries
+#: them for a port's address (``position`` counts per network: created_at has only
+#: whole seconds)
+SUBNET_ORDER = (t.subnets.c.position, t.subnets.c.id)
+
+
+def mtu_conflict(network_id: str, minimum: int) -> errors.Conflict:
+    return errors.Conflict(f"MTU of {network_id} is not valid, subnet requires a minimum of "
+                           f"{minimum}", type="NetworkMTUSubnetConflict")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,125 +71,158 @@ _LAST_POSITION = sa.select(sa.func.max(t.subnets.c.position)).where(
     t.subnets.c.network_id == sa.bindparam("network_id"))
 
 
-class Subnets(c.Collection):
-    resource = SUBNET
-    table = t.subnets
+def subnet_infos(conn: Connection, network_id: str) -> list[SubnetInfo]:
+    """The network's subnets in creation order (the order a port tries them in), with
+    their pools."""
+    rows = conn.execute(_SUBNETS_OF, {"network_id": network_id}).all()
+    pools: dict[str, list[ipam.Pool]] = {}
+    if rows:
+        for sid, first, last in conn.execute(_POOLS_OF, {"ids": [r.id for r in rows]}):
+            pools.setdefault(sid, []).append(
+                ipam.Pool(ipaddress.ip_address(first), ipaddress.ip_address(last)))
+    return [SubnetInfo(r.id, r.network_id, r.ip_version, r.cidr, r.gateway_ip,
+                       r.ipv6_ra_mode, r.ipv6_address_mode,
+                       tuple(sorted(pools.get(r.id, []), key=lambda p: p.start)))
+            for r in rows]
 
-    def __init__(self, settings: Settings, networks: Networks, quotas: Quotas,
-                 pools: SubnetPools | None = None) -> None:
-        super().__init__()
-        self.settings = settings
-        self.networks = networks
-        self.quotas = quotas
-        self.pools = pools if pools is not None else SubnetPools(quotas)
 
-    def column_overrides(self) -> dict[str, sa.Column]:
-        # sorting by the pool a subnet came from (as upstream allows): it is stored beside
-        # the subnet, so the sort key is a subquery per row (filters use their own clause)
-        alloc = t.subnet_pool_allocations
-        pool = sa.select(alloc.c.subnetpool_id).where(
-            alloc.c.subnet_id == t.subnets.c.id).scalar_subquery()
-        return {"subnetpool_id": pool}  # type: ignore[dict-item]  # sorts like a column
+def scope(ctx: Context) -> ColumnElement[bool] | None:
+    """Subnets are seen with their network: the project's own and those on networks
+    shared with it or external to it."""
+    if ctx.is_admin:
+        return None
+    return sa.or_(t.subnets.c.project_id == ctx.project_id,
+                  t.subnets.c.network_id.in_(sharing.visible_network_ids(ctx)))
 
-    def filter_overrides(self) -> dict:
-        def subnetpool(values: list) -> ColumnElement[bool]:
-            wanted = [SUBNET.by_name["subnetpool_id"].convert_query(v) for v in values]
-            alloc = t.subnet_pool_allocations
-            return t.subnets.c.id.in_(sa.select(alloc.c.subnet_id).where(
-                alloc.c.subnetpool_id.in_(wanted)))
 
-        def shared(values: list) -> ColumnElement[bool]:
-            # a subnet is shared when its network is shared with every project
-            wanted = {SUBNET.by_name["shared"].convert_query(v) for v in values}
-            on_shared = t.subnets.c.network_id.in_(sa.select(t.network_rbacs.c.object_id).where(
-                t.network_rbacs.c.action == policy.SHARED,
-                t.network_rbacs.c.target_project == "*"))
-            if wanted == {True}:
-                return on_shared
-            return sa.not_(on_shared) if wanted == {False} else sa.true()
+def _filter_subnetpool(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    wanted = [SUBNET.by_name["subnetpool_id"].convert_query(v) for v in values]
+    alloc = t.subnet_pool_allocations
+    return t.subnets.c.id.in_(sa.select(alloc.c.subnet_id).where(
+        alloc.c.subnetpool_id.in_(wanted)))
 
-        def external(values: list) -> ColumnElement[bool]:
-            wanted = {SUBNET.by_name["router:external"].convert_query(v) for v in values}
-            ext = t.subnets.c.network_id.in_(
-                sa.select(t.networks.c.id).where(t.networks.c.router_external.is_(True)))
-            return ext if wanted == {True} else sa.not_(ext) if wanted == {False} else sa.true()
 
-        return {"subnetpool_id": subnetpool, "router:external": external, "shared": shared}
+def _filter_shared(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    # a subnet is shared when its network is shared with every project
+    wanted = {SUBNET.by_name["shared"].convert_query(v) for v in values}
+    on_shared = sharing.shared_with_everyone(t.subnets.c.network_id)
+    if wanted == {True}:
+        return on_shared
+    return sa.not_(on_shared) if wanted == {False} else sa.true()
 
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        return policy.subnet_scope(ctx)
 
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
-        return self.render_fields(conn, ctx, rows, None)
+def _filter_external(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    wanted = {SUBNET.by_name["router:external"].convert_query(v) for v in values}
+    ext = t.subnets.c.network_id.in_(
+        sa.select(t.networks.c.id).where(t.networks.c.router_external.is_(True)))
+    return ext if wanted == {True} else sa.not_(ext) if wanted == {False} else sa.true()
 
-    def render_fields(self, conn: Connection, ctx: Context, rows: Sequence[Row],
-                      fields: c.Fields) -> list[dict]:
-        ids = [r.id for r in rows]
-        # read only the tables the shown attributes come from
-        want_pools, want_dns, want_routes, want_tags, want_pool_id, want_external = (
-            c.wants(fields, name) for name in ("allocation_pools", "dns_nameservers",
-                                               "host_routes", "tags", "subnetpool_id",
-                                               "router:external"))
-        pools: dict[str, list[dict]] = {}
-        dns: dict[str, list[str]] = {}
-        routes: dict[str, list[dict]] = {}
-        tags: dict[str, list[str]] = {}
-        external: set[str] = set()
-        for part in c.chunks(ids):
-            if want_pools:
-                for sid, first, last in conn.execute(_POOLS_OF, {"ids": part}):
-                    pools.setdefault(sid, []).append({"start": first, "end": last})
-            if want_dns:
-                for sid, address in conn.execute(_DNS_OF, {"ids": part}):
-                    dns.setdefault(sid, []).append(address)
-            if want_routes:
-                for sid, dest, hop in conn.execute(_ROUTES_OF, {"ids": part}):
-                    routes.setdefault(sid, []).append({"destination": dest, "nexthop": hop})
-            if want_tags:
-                tags.update(c.load_tags(conn, part))
-        pools_by_subnet = pools_of(conn, ids) if want_pool_id else {}
+
+def render(conn: Connection, ctx: Context, rows: Sequence[Row],
+           fields: c.Fields = None) -> list[dict]:
+    ids = [r.id for r in rows]
+    # read only the tables the shown attributes come from
+    want_pools, want_dns, want_routes, want_tags, want_pool_id, want_external = (
+        c.wants(fields, name) for name in ("allocation_pools", "dns_nameservers",
+                                           "host_routes", "tags", "subnetpool_id",
+                                           "router:external"))
+    pools: dict[str, list[dict]] = {}
+    dns: dict[str, list[str]] = {}
+    routes: dict[str, list[dict]] = {}
+    tags: dict[str, list[str]] = {}
+    external: set[str] = set()
+    for part in c.chunks(ids):
+        if want_pools:
+            for sid, first, last in conn.execute(_POOLS_OF, {"ids": part}):
+                pools.setdefault(sid, []).append({"start": first, "end": last})
+        if want_dns:
+            for sid, address in conn.execute(_DNS_OF, {"ids": part}):
+                dns.setdefault(sid, []).append(address)
+        if want_routes:
+            for sid, dest, hop in conn.execute(_ROUTES_OF, {"ids": part}):
+                routes.setdefault(sid, []).append({"destination": dest, "nexthop": hop})
+        if want_tags:
+            tags.update(c.load_tags(conn, part))
+    pools_by_subnet = pools_of(conn, ids) if want_pool_id else {}
+    if want_external:
+        net_ids = list({r.network_id for r in rows})
+        for part in c.chunks(net_ids):
+            external.update(conn.scalars(sa.select(t.networks.c.id).where(
+                t.networks.c.id.in_(part), t.networks.c.router_external.is_(True))))
+    out = []
+    for r in rows:
+        item = c.standard_attrs(r, tags.get(r.id, []) if want_tags else None)
+        item.update({
+            "network_id": r.network_id, "ip_version": r.ip_version, "cidr": r.cidr,
+            "gateway_ip": r.gateway_ip, "enable_dhcp": r.enable_dhcp,
+            "ipv6_ra_mode": r.ipv6_ra_mode, "ipv6_address_mode": r.ipv6_address_mode,
+        })
+        if want_pools:
+            item["allocation_pools"] = _sorted_pools(pools.get(r.id, []))
+        if want_dns:
+            item["dns_nameservers"] = dns.get(r.id, [])
+        if want_routes:
+            item["host_routes"] = routes.get(r.id, [])
+        if want_pool_id:
+            item["subnetpool_id"] = pools_by_subnet.get(r.id)
+        item["service_types"] = r.service_types
         if want_external:
-            net_ids = list({r.network_id for r in rows})
-            for part in c.chunks(net_ids):
-                external.update(conn.scalars(sa.select(t.networks.c.id).where(
-                    t.networks.c.id.in_(part), t.networks.c.router_external.is_(True))))
-        out = []
-        for r in rows:
-            item = c.standard_attrs(r, tags.get(r.id, []) if want_tags else None)
-            item.update({
-                "network_id": r.network_id, "ip_version": r.ip_version, "cidr": r.cidr,
-                "gateway_ip": r.gateway_ip, "enable_dhcp": r.enable_dhcp,
-                "ipv6_ra_mode": r.ipv6_ra_mode, "ipv6_address_mode": r.ipv6_address_mode,
-            })
-            if want_pools:
-                item["allocation_pools"] = _sorted_pools(pools.get(r.id, []))
-            if want_dns:
-                item["dns_nameservers"] = dns.get(r.id, [])
-            if want_routes:
-                item["host_routes"] = routes.get(r.id, [])
-            if want_pool_id:
-                item["subnetpool_id"] = pools_by_subnet.get(r.id)
-            item["service_types"] = r.service_types
-            if want_external:
-                item["router:external"] = r.network_id in external
-            out.append(item)
-        return out
+            item["router:external"] = r.network_id in external
+        out.append(item)
+    return out
+
+
+def listing() -> c.Listing:
+    """How subnets are read (the ports read them before the subnet service exists: it
+    holds them)."""
+    # sorting by the pool a subnet came from (as upstream allows): it is stored beside
+    # the subnet, so the sort key is a subquery per row (filters use their own clause)
+    alloc = t.subnet_pool_allocations
+    pool = sa.select(alloc.c.subnetpool_id).where(
+        alloc.c.subnet_id == t.subnets.c.id).scalar_subquery()
+    return c.Listing(SUBNET, t.subnets, scope=scope, render=render,
+                     columns={"subnetpool_id": pool},
+                     filters={"subnetpool_id": _filter_subnetpool,
+                              "router:external": _filter_external, "shared": _filter_shared})
+
+
+class PortAddresses(Protocol):
+    """What a subnet change asks of the ports (the port service owns their addresses)."""
+
+    def add_auto_addresses(self, conn: Connection, subnet: SubnetInfo) -> None:
+        """A new SLAAC subnet: an address on it for every port of its network."""
+        ...
+
+    def release_subnet(self, conn: Connection, subnet_id: str) -> None:
+        """A subnet going away: the addresses ports still hold on it go too."""
+        ...
+
+
+class Subnets:
+    actions = c.NO_ACTIONS
+
+    def __init__(self, settings: Settings, listing: c.Listing, networks: c.Listing,
+                 ports: PortAddresses, quotas: Quotas, pools: SubnetPools,
+                 guards: c.Guards = c.NO_GUARDS) -> None:
+        self.settings = settings
+        self.listing = listing
+        self.networks = networks
+        self.ports = ports
+        self.quotas = quotas
+        self.pools = pools
+        self.guards = guards
+
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+               fields: c.Fields = None) -> list[dict]:
+        return render(conn, ctx, rows, fields)
+
+    def get_row(self, conn: Connection, ctx: Context, ident: str) -> Row:
+        return self.listing.get_row(conn, ctx, ident)
 
     # -- what ports need ----------------------------------------------------
 
     def infos(self, conn: Connection, network_id: str) -> list[SubnetInfo]:
-        """The network's subnets in creation order (the order a port tries them in), with
-        their pools."""
-        rows = conn.execute(_SUBNETS_OF, {"network_id": network_id}).all()
-        pools: dict[str, list[ipam.Pool]] = {}
-        if rows:
-            for sid, first, last in conn.execute(_POOLS_OF, {"ids": [r.id for r in rows]}):
-                pools.setdefault(sid, []).append(
-                    ipam.Pool(ipaddress.ip_address(first), ipaddress.ip_address(last)))
-        return [SubnetInfo(r.id, r.network_id, r.ip_version, r.cidr, r.gateway_ip,
-                           r.ipv6_ra_mode, r.ipv6_address_mode,
-                           tuple(sorted(pools.get(r.id, []), key=lambda p: p.start)))
-                for r in rows]
+        return subnet_infos(conn, network_id)
 
     # -- writes -------------------------------------------------------------
 
@@ -247,9 +290,27 @@ class Subnets(c.Collection):
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         if ipam.auto_address(version, ra_mode, addr_mode):
-            self._add_auto_addresses(conn, row["id"], network.id, str(net))
+            self.ports.add_auto_addresses(conn, SubnetInfo(
+                row["id"], network.id, version, str(net), row["gateway_ip"], ra_mode,
+                addr_mode, tuple(pools)))
         self.quotas.check(conn, owner, {"subnet": 1})
-        c.bump(conn, t.networks, network.id)
+        self.networks.touch(conn, network.id)
+        return row["id"]
+
+    def create_owned(self, conn: Connection, *, network_id: str, project_id: str, name: str,
+                     cidr: str) -> str:
+        """A subnet a service makes for itself (a project's HA network's): the whole
+        range as its pool, no gateway, no DHCP; no policy and no quota apply."""
+        net = ipam.network(cidr)
+        row = c.standard_row(project_id, {"name": name})
+        row.update({"network_id": network_id, "ip_version": net.version, "cidr": str(net),
+                    "gateway_ip": None, "enable_dhcp": False, "ipv6_ra_mode": None,
+                    "ipv6_address_mode": None, "service_types": [],
+                    "position": (conn.scalar(_LAST_POSITION,
+                                             {"network_id": network_id}) or 0) + 1})
+        conn.execute(t.subnets.insert().values(row))
+        self._write_pools(conn, row["id"], ipam.default_pools(net, None))
+        self.networks.touch(conn, network_id)
         return row["id"]
 
     def _from_pool(self, conn: Connection, ctx: Context, body: dict,
@@ -333,21 +394,10 @@ class Subnets(c.Collection):
                 {"subnet_id": sid, "destination": r["destination"], "nexthop": r["nexthop"]}
                 for r in routes])
 
-    @staticmethod
-    def _add_auto_addresses(conn: Connection, sid: str, network_id: str, cidr: str) -> None:
-        """A new SLAAC subnet gives every existing port on the network its address."""
-        rows = conn.execute(sa.select(t.ports.c.id, t.ports.c.mac_address).where(
-            t.ports.c.network_id == network_id,
-            sa.not_(t.ports.c.device_owner.startswith("network:router")))).all()
-        if rows:
-            conn.execute(t.ip_allocations.insert(), [
-                {"subnet_id": sid, "ip_address": ipam.eui64(cidr, mac), "port_id": pid,
-                 "network_id": network_id} for pid, mac in rows])
-
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         policy.check_write(ctx, "update_subnet")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "update_subnet")
         c.check_revision(row, if_match)
         net = ipam.network(row.cidr)
@@ -390,8 +440,7 @@ class Subnets(c.Collection):
         if "allocation_pools" in body and list(pools) != current_pools:
             self._write_pools(conn, ident, pools)
             changed = True
-        current = self.render_fields(conn, ctx, [row],
-                                     frozenset(("dns_nameservers", "host_routes")))[0]
+        current = render(conn, ctx, [row], frozenset(("dns_nameservers", "host_routes")))[0]
         if "dns_nameservers" in body \
                 and (body["dns_nameservers"] or []) != current["dns_nameservers"]:
             self._write_dns(conn, ident, body["dns_nameservers"] or [])
@@ -405,11 +454,10 @@ class Subnets(c.Collection):
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_subnet")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_subnet")
         lock_rows(conn, t.networks, [row.network_id])
-        for hook in self.before_delete:
-            hook(conn, ctx, row)
+        self.guards.delete(conn, ctx, row)
         auto = ipam.auto_address(row.ip_version, row.ipv6_ra_mode, row.ipv6_address_mode)
         if not auto:
             users = conn.scalars(
@@ -421,10 +469,15 @@ class Subnets(c.Collection):
                 raise errors.InUse(
                     f"Unable to complete operation on subnet {ident}: One or more ports have "
                     f"an IP allocation from this subnet.", type="SubnetInUse")
-        conn.execute(t.ip_allocations.delete().where(t.ip_allocations.c.subnet_id == ident))
-        conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
-        conn.execute(t.subnets.delete().where(t.subnets.c.id == ident))
-        c.bump(conn, t.networks, row.network_id)
+        self.remove(conn, row)
+        self.networks.touch(conn, row.network_id)
+
+    def remove(self, conn: Connection, row: Row) -> None:
+        """The subnet gone, with what ports still hold on it (the only way a subnet row
+        goes: its network's delete removes its subnets through here too)."""
+        self.ports.release_subnet(conn, row.id)
+        conn.execute(t.tags.delete().where(t.tags.c.resource_id == row.id))
+        conn.execute(t.subnets.delete().where(t.subnets.c.id == row.id))
 
 
 def _sorted_pools(pools: list[dict]) -> list[dict]:

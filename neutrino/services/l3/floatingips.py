@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.sql.elements import ColumnElement
 
 from neutrino import errors, policy
 from neutrino.context import Context
@@ -23,12 +22,12 @@ from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
 from neutrino.schema.resources import FLOATINGIP
 from neutrino.services.core import collection as c
-from neutrino.services.core.quotas import Quotas
-from neutrino.services.l2.networks import Networks
+from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2.ports import Ports
 from neutrino.services.l2.subnets import Subnets
-from neutrino.services.l3.routers import ROUTER_GATEWAY, ROUTER_INTERFACE, drop_port
+from neutrino.services.l3.routers import ROUTER_GATEWAY, ROUTER_INTERFACE
 
+QUOTA = Counter("floatingip", t.floatingips)
 FLOATINGIP_OWNER = "network:floatingip"
 #: ports that never get a floating IP (upstream's is_fip_serviced)
 NOT_SERVICED = ("network:dhcp",)
@@ -45,30 +44,33 @@ def _version(ip: str) -> int:
     return ipaddress.ip_address(ip).version
 
 
-class FloatingIps(c.Collection):
-    resource = FLOATINGIP
-    table = t.floatingips
+def may_choose_address(ctx: Context) -> bool:
+    """A specific floating IP address is for admins and project managers (upstream)."""
+    return ctx.is_admin or "manager" in ctx.roles
 
-    def __init__(self, networks: Networks, subnets: Subnets, ports: Ports,
+
+def not_found(ident: str) -> errors.NotFound:
+    # upstream's words (no full stop)
+    return errors.NotFound(f"Floating IP {ident} could not be found", type="FloatingIPNotFound")
+
+
+class FloatingIps:
+    actions = c.NO_ACTIONS
+
+    def __init__(self, networks: c.Listing, subnets: Subnets, ports: Ports,
                  quotas: Quotas) -> None:
-        super().__init__()
+        #: the external networks floating IPs come from (read only)
         self.networks = networks
         self.subnets = subnets
         self.ports = ports
         self.quotas = quotas
+        self.listing = c.Listing(FLOATINGIP, t.floatingips, scope=policy.owned(t.floatingips),
+                                 render=self.render,
+                                 columns={"port_id": t.floatingips.c.fixed_port_id},
+                                 not_found=not_found)
 
-    def column_overrides(self) -> dict[str, sa.Column]:
-        return {"port_id": t.floatingips.c.fixed_port_id}
-
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        return policy.floatingip_scope(ctx)
-
-    def not_found(self, ident: str) -> errors.NotFound:
-        # upstream's words (no full stop)
-        return errors.NotFound(f"Floating IP {ident} could not be found",
-                               type="FloatingIPNotFound")
-
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+               fields: c.Fields = None) -> list[dict]:
         ids = [r.id for r in rows]
         tags: dict[str, list[str]] = {}
         details: dict[str, dict] = {}
@@ -98,7 +100,7 @@ class FloatingIps(c.Collection):
         policy.check_write(ctx, "create_floatingip")
         owner = policy.owner_for_create(ctx, body, "create_floatingip")
         if body.get("floating_ip_address") is not None \
-                and not policy.may_choose_floating_ip(ctx):
+                and not may_choose_address(ctx):
             raise errors.PolicyNotAuthorized("create_floatingip:floating_ip_address")
         network = self.networks.get_row(conn, ctx, body["floating_network_id"])
         if not network.router_external:
@@ -135,7 +137,7 @@ class FloatingIps(c.Collection):
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         policy.check_write(ctx, "update_floatingip")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "update_floatingip")
         c.check_revision(row, if_match)
         lock_rows(conn, t.floatingips, [ident])
@@ -152,11 +154,16 @@ class FloatingIps(c.Collection):
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_floatingip")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_floatingip")
+        self._remove(conn, ident, row.floating_port_id)
+
+    def _remove(self, conn: Connection, ident: str, port_id: str) -> None:
+        """The floating IP gone, and its address with it (its port, through the port
+        service)."""
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(t.floatingips.delete().where(t.floatingips.c.id == ident))
-        drop_port(conn, row.floating_port_id)
+        self.ports.remove(conn, port_id)
 
     # -- association ----------------------------------------------------------------
 
@@ -247,44 +254,6 @@ class FloatingIps(c.Collection):
                 return router_id
         return found[0][0]
 
-    # -- guards other services call (subscribed in services/__init__.py) -------------
-
-    def guard_port_delete(self, conn: Connection, ctx: Context, port: Row) -> None:
-        """A floating IP's own port goes with it; a deleted port's floating IPs are
-        disassociated (unless they are another project's, for a non-admin)."""
-        if conn.scalar(sa.select(t.floatingips.c.id).where(
-                t.floatingips.c.floating_port_id == port.id)) is not None:
-            raise errors.InUse(f"Port {port.id} cannot be deleted directly via the port API: "
-                               f"has device owner {port.device_owner}.",
-                               type="ServicePortInUse")
-        owners = conn.scalars(sa.select(t.floatingips.c.project_id).where(
-            t.floatingips.c.fixed_port_id == port.id)).all()
-        if not owners:
-            return
-        if not ctx.is_admin and any(o != ctx.project_id for o in owners):
-            raise errors.InUse(f"Unable to complete the operation on port {port.id} because "
-                               f"the port still has an associated floating IP.",
-                               type="FipAssociated")
-        for fip_id in conn.scalars(sa.select(t.floatingips.c.id).where(
-                t.floatingips.c.fixed_port_id == port.id)).all():
-            c.bump(conn, t.floatingips, fip_id,
-                   {"fixed_port_id": None, "fixed_ip_address": None, "router_id": None})
-
-    def guard_port_update(self, conn: Connection, ctx: Context, port: Row,
-                          changes: dict) -> None:
-        """The fixed IP a floating IP forwards to stays on the port."""
-        if "fixed_ips" not in changes:
-            return
-        forwarded = conn.scalar(sa.select(t.floatingips.c.fixed_ip_address).where(
-            t.floatingips.c.fixed_port_id == port.id,
-            t.floatingips.c.fixed_ip_address.is_not(None)).limit(1))
-        if forwarded is None:
-            return
-        if not any(f.get("ip_address") == forwarded for f in changes["fixed_ips"] or []):
-            raise errors.BadRequest(f"Bad port request: Cannot update the fixed_ips of the "
-                                    f"port {port.id}, because its original fixed_ip has been "
-                                    f"associated to a floating ip.", type="BadRequest")
-
     def drop_unassociated(self, conn: Connection, ctx: Context, network: Row) -> None:
         """Deleting an external network takes its unused floating IPs with it (as
         upstream); associated ones keep it in use."""
@@ -292,6 +261,44 @@ class FloatingIps(c.Collection):
                 t.floatingips.c.id, t.floatingips.c.floating_port_id).where(
                 t.floatingips.c.floating_network_id == network.id,
                 t.floatingips.c.fixed_port_id.is_(None))).all():
-            conn.execute(t.tags.delete().where(t.tags.c.resource_id == fip_id))
-            conn.execute(t.floatingips.delete().where(t.floatingips.c.id == fip_id))
-            drop_port(conn, port_id)
+            self._remove(conn, fip_id, port_id)
+
+
+# -- guards the port service runs (listed in services/__init__.py) ---------------------
+
+def guard_port_delete(conn: Connection, ctx: Context, port: Row) -> None:
+    """A floating IP's own port goes with it; a deleted port's floating IPs are
+    disassociated (unless they are another project's, for a non-admin)."""
+    if conn.scalar(sa.select(t.floatingips.c.id).where(
+            t.floatingips.c.floating_port_id == port.id)) is not None:
+        raise errors.InUse(f"Port {port.id} cannot be deleted directly via the port API: "
+                           f"has device owner {port.device_owner}.",
+                           type="ServicePortInUse")
+    owners = conn.scalars(sa.select(t.floatingips.c.project_id).where(
+        t.floatingips.c.fixed_port_id == port.id)).all()
+    if not owners:
+        return
+    if not ctx.is_admin and any(o != ctx.project_id for o in owners):
+        raise errors.InUse(f"Unable to complete the operation on port {port.id} because "
+                           f"the port still has an associated floating IP.",
+                           type="FipAssociated")
+    for fip_id in conn.scalars(sa.select(t.floatingips.c.id).where(
+            t.floatingips.c.fixed_port_id == port.id)).all():
+        c.bump(conn, t.floatingips, fip_id,
+               {"fixed_port_id": None, "fixed_ip_address": None, "router_id": None})
+
+
+def guard_port_update(conn: Connection, ctx: Context, port: Row,
+                      changes: dict) -> None:
+    """The fixed IP a floating IP forwards to stays on the port."""
+    if "fixed_ips" not in changes:
+        return
+    forwarded = conn.scalar(sa.select(t.floatingips.c.fixed_ip_address).where(
+        t.floatingips.c.fixed_port_id == port.id,
+        t.floatingips.c.fixed_ip_address.is_not(None)).limit(1))
+    if forwarded is None:
+        return
+    if not any(f.get("ip_address") == forwarded for f in changes["fixed_ips"] or []):
+        raise errors.BadRequest(f"Bad port request: Cannot update the fixed_ips of the "
+                                f"port {port.id}, because its original fixed_ip has been "
+                                f"associated to a floating ip.", type="BadRequest")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,8 +25,8 @@ from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.db.engine import Database
 from neutrino.schema.resources import NETWORK, SUBNET
-from neutrino.services import Services
-from neutrino.services.l2.networks import SUBNET_ORDER
+from neutrino.services.l2.networks import Networks
+from neutrino.services.l2.subnets import SUBNET_ORDER, Subnets
 
 #: the embedded identity's bootstrap project (the public network is the admin's)
 _ADMIN_PROJECT = ("admin", "default")
@@ -36,6 +37,13 @@ def _admin_project(conn: Connection) -> str:
         t.identity_projects.c.name == _ADMIN_PROJECT[0],
         t.identity_projects.c.domain_id == _ADMIN_PROJECT[1]))
     return found or "admin"
+
+
+class L2(Protocol):
+    """What this needs of the composed services (neutrino.services.Services)."""
+
+    networks: Networks
+    subnets: Subnets
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ def _describe(conn: Connection, network_id: str, made: bool) -> PublicNetwork:
                          sub.gateway_ip if sub else None)
 
 
-def ensure_public_network(db: Database, services: Services,
+def ensure_public_network(db: Database, services: L2,
                           settings: Settings) -> PublicNetwork | None:
     """The external network named ``public_network_name``, made now if the database
     has no external network; None when others exist and none has that name."""

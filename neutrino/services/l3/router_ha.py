@@ -27,9 +27,9 @@ from sqlalchemy.engine import Connection
 from neutrino.config import Settings
 from neutrino.context import Context
 from neutrino.db import tables as t
-from neutrino.services.core import collection as c
-from neutrino.services.l2 import ipam
-from neutrino.services.l2.networks import NETWORK_OWNED_PORTS, Networks
+from neutrino.services.l2.device_owners import NETWORK_OWNED_PORTS
+from neutrino.services.l2.networks import Networks
+from neutrino.services.l2.subnets import Subnets
 
 #: upstream's names (neutron-lib's HA_NETWORK_NAME and its subnet's)
 HA_NETWORK_NAME = "HA network project %s"
@@ -38,9 +38,12 @@ HA = t.router_ha_networks
 
 
 class HaNetworks:
-    def __init__(self, settings: Settings, networks: Networks) -> None:
+    """Made and removed through the network and subnet services."""
+
+    def __init__(self, settings: Settings, networks: Networks, subnets: Subnets) -> None:
         self.settings = settings
         self.networks = networks
+        self.subnets = subnets
 
     @staticmethod
     def network_of(conn: Connection, project_id: str, *, lock: bool = False) -> str | None:
@@ -56,32 +59,15 @@ class HaNetworks:
         if existing is not None:
             return existing
         ntype = self.settings.l3_ha_network_type or self.settings.tenant_network_type
+        network_id = self.networks.create_owned(
+            conn, project_id="", name=HA_NETWORK_NAME % project_id, network_type=ntype)
+        # a concurrent maker fails here (the key is the project) and is retried whole
+        conn.execute(HA.insert().values(project_id=project_id, network_id=network_id))
         # revision 2, as upstream's: made, then changed by its subnet
-        row = c.standard_row("", {"name": HA_NETWORK_NAME % project_id}, revision=2)
-        row.update({"admin_state_up": True, "status": "ACTIVE",
-                    "mtu": self.networks.segments.max_mtu(ntype), "router_external": False,
-                    "port_security_enabled": True, "availability_zone_hints": [],
-                    "is_default": False})
-        conn.execute(t.networks.insert().values(row))
-        # right after the network (the key refers to it): a concurrent maker fails here,
-        # before it allocates anything
-        conn.execute(HA.insert().values(project_id=project_id, network_id=row["id"]))
-        self.networks.segments.allocate(conn, row["id"], {"provider:network_type": ntype})
-        self._make_subnet(conn, row["id"], project_id)
-        return row["id"]
-
-    def _make_subnet(self, conn: Connection, network_id: str, project_id: str) -> None:
-        net = ipam.network(self.settings.l3_ha_net_cidr)
-        sub = c.standard_row("", {"name": HA_SUBNET_NAME % project_id})
-        sub.update({"network_id": network_id, "ip_version": net.version, "cidr": str(net),
-                    "gateway_ip": None, "enable_dhcp": False, "ipv6_ra_mode": None,
-                    "ipv6_address_mode": None, "service_types": []})
-        conn.execute(t.subnets.insert().values(sub))
-        pools = ipam.default_pools(net, None)
-        if pools:
-            conn.execute(t.allocation_pools.insert(), [
-                {"subnet_id": sub["id"], "first_ip": str(p.start), "last_ip": str(p.end)}
-                for p in pools])
+        self.subnets.create_owned(conn, network_id=network_id, project_id="",
+                                  name=HA_SUBNET_NAME % project_id,
+                                  cidr=self.settings.l3_ha_net_cidr)
+        return network_id
 
     def release(self, conn: Connection, project_id: str, router_id: str) -> None:
         """``router_id`` is no longer one of the project's HA routers (deleted, or made

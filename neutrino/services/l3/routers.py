@@ -7,7 +7,8 @@ ordinary ports listed in ``router_ports``: interfaces (``network:router_interfac
 owned by the router's project) and the gateway (``network:router_gateway``, owned by
 no project, as upstream).  The port, subnet and network services call this service's
 guards (subscribed in :mod:`neutrino.services`) so that nothing changes under a
-router through their APIs.
+router through their APIs.  A router's ports are made and removed through the port
+service.
 """
 
 from __future__ import annotations
@@ -25,16 +26,17 @@ from neutrino import errors, policy
 from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
+from neutrino.policy import sharing
 from neutrino.schema.kinds import BadValue, Uuid
 from neutrino.schema.resources import ROUTER
 from neutrino.services.core import collection as c
-from neutrino.services.core.quotas import Quotas
+from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2 import ipam
-from neutrino.services.l2.networks import Networks
 from neutrino.services.l2.ports import Ports
 from neutrino.services.l2.subnets import Subnets
 from neutrino.services.l3.router_ha import HaNetworks
 
+QUOTA = Counter("router", t.routers)
 ROUTER_INTERFACE = "network:router_interface"
 ROUTER_GATEWAY = "network:router_gateway"
 _UUID = Uuid()
@@ -75,12 +77,6 @@ class Address:
     @property
     def version(self) -> int:
         return ipaddress.ip_address(self.ip_address).version
-
-
-def drop_port(conn: Connection, port_id: str) -> None:
-    """Delete a port a service owns (its addresses and router_ports row go with it)."""
-    conn.execute(t.tags.delete().where(t.tags.c.resource_id == port_id))
-    conn.execute(t.ports.delete().where(t.ports.c.id == port_id))
 
 
 def _addresses(conn: Connection, *where: ColumnElement[bool]) -> list[Address]:
@@ -128,37 +124,35 @@ def load_routes(conn: Connection, router_ids: Sequence[str]) -> dict[str, list[d
     return routes
 
 
-class Routers(c.Collection):
-    resource = ROUTER
-    table = t.routers
+def not_found(ident: str) -> errors.NotFound:
+    # upstream's words (no full stop)
+    return errors.NotFound(f"Router {ident} could not be found", type="RouterNotFound")
 
-    def __init__(self, networks: Networks, subnets: Subnets, ports: Ports,
+
+class Routers:
+    def __init__(self, networks: c.Listing, subnets: Subnets, ports: Ports,
                  quotas: Quotas, ha: HaNetworks, max_routes: int = 30) -> None:
-        super().__init__()
         #: extra routes one router may hold (the ``max_routes`` setting)
         self.max_routes = max_routes
+        #: the networks gateways go on (read only)
         self.networks = networks
         self.subnets = subnets
         self.ports = ports
         self.quotas = quotas
         self.ha = ha
-
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        return policy.router_scope(ctx)
-
-    def not_found(self, ident: str) -> errors.NotFound:
-        # upstream's words (no full stop)
-        return errors.NotFound(f"Router {ident} could not be found", type="RouterNotFound")
-
-    def actions(self) -> dict[str, c.Action]:
-        return {"add_router_interface": self.add_interface,
-                "remove_router_interface": self.remove_interface,
-                "add_extraroutes": self.add_extraroutes,
-                "remove_extraroutes": self.remove_extraroutes}
+        # routers are their project's alone (upstream has no router sharing)
+        self.listing = c.Listing(ROUTER, t.routers, scope=policy.owned(t.routers),
+                                 render=self.render, not_found=not_found)
+        self.actions: dict[str, c.Action] = {
+            "add_router_interface": self.add_interface,
+            "remove_router_interface": self.remove_interface,
+            "add_extraroutes": self.add_extraroutes,
+            "remove_extraroutes": self.remove_extraroutes}
 
     # -- reads ---------------------------------------------------------------
 
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+               fields: c.Fields = None) -> list[dict]:
         ids = [r.id for r in rows]
         tags: dict[str, list[str]] = {}
         routes = load_routes(conn, ids)
@@ -218,7 +212,7 @@ class Routers(c.Collection):
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         if gateway:
-            self._set_gateway(conn, ctx, self.get_row(conn, Context.admin(), row["id"]),
+            self._set_gateway(conn, ctx, self.listing.get_row(conn, Context.admin(), row["id"]),
                               gateway)
             c.bump(conn, t.routers, row["id"])  # upstream's router is at 2 with a gateway
         self.quotas.check(conn, owner, {"router": 1})
@@ -227,7 +221,7 @@ class Routers(c.Collection):
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         policy.check_write(ctx, "update_router")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "update_router")
         c.check_revision(row, if_match)
         lock_rows(conn, t.routers, [ident])
@@ -250,7 +244,7 @@ class Routers(c.Collection):
             _check_gateway_policy(ctx, gateway or {}, "update_router")
             before = self.render(conn, ctx, [row])[0]["external_gateway_info"]
             self._set_gateway(conn, ctx, row, gateway)
-            fresh = self.get_row(conn, ctx, ident)
+            fresh = self.listing.get_row(conn, ctx, ident)
             changed = self.render(conn, ctx, [fresh])[0]["external_gateway_info"] != before
         if "routes" in body:
             changed = self._set_routes(conn, ident, body["routes"] or []) or changed
@@ -264,7 +258,7 @@ class Routers(c.Collection):
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_router")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_router")
         lock_rows(conn, t.routers, [ident])
         attached = conn.scalars(sa.select(t.router_ports.c.port_id).where(
@@ -279,8 +273,8 @@ class Routers(c.Collection):
             conn.execute(t.routers.update().where(t.routers.c.id == ident)
                          .values(gw_port_id=None))
         for port_id in conn.scalars(sa.select(t.router_ports.c.port_id).where(
-                t.router_ports.c.router_id == ident)).all():
-            drop_port(conn, port_id)
+                t.router_ports.c.router_id == ident).order_by(t.router_ports.c.port_id)).all():
+            self.ports.remove(conn, port_id)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(t.routers.delete().where(t.routers.c.id == ident))
         if row.ha:
@@ -331,7 +325,7 @@ class Routers(c.Collection):
                 self._check_no_floating_ips(conn, router)
                 conn.execute(t.routers.update().where(t.routers.c.id == router.id)
                              .values(gw_port_id=None))
-                drop_port(conn, current.id)
+                self.ports.remove(conn, current.id)
             if network_id:
                 infos = self.subnets.infos(conn, network_id)
                 self._check_subnets_free(conn, router.id, [(s.id, s.cidr) for s in infos])
@@ -416,7 +410,7 @@ class Routers(c.Collection):
                      action: str) -> dict:
         """extraroute-atomic: add or remove some routes, keeping the others."""
         policy.check_write(ctx, action)
-        router = self.get_row(conn, ctx, ident)
+        router = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, router.project_id, action)
         items, _ = ROUTER.unwrap(body, allow_bulk=False)
         if "routes" not in items[0]:
@@ -431,13 +425,13 @@ class Routers(c.Collection):
             routes = [r for r in current if r not in given]
         if self._set_routes(conn, ident, routes):
             c.bump(conn, t.routers, ident)
-        return {"router": self.get(conn, ctx, ident)}
+        return {"router": self.listing.get(conn, ctx, ident)}
 
     # -- interfaces ---------------------------------------------------------------
 
     def add_interface(self, conn: Connection, ctx: Context, ident: str, body: Any) -> dict:
         policy.check_write(ctx, "add_router_interface")
-        router = self.get_row(conn, ctx, ident)
+        router = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, router.project_id, "add_router_interface")
         port_id, subnet_id = _interface_info(body, removal=False)
         lock_rows(conn, t.routers, [ident])
@@ -457,10 +451,8 @@ class Routers(c.Collection):
         if not ctx.is_admin and subnet.project_id != ctx.project_id:
             # a network shared with this project by name may be attached; one shared with
             # everybody may not (upstream: LP-1757482, LP-1975603)
-            granted = conn.scalar(sa.select(t.network_rbacs.c.id).where(
-                t.network_rbacs.c.object_id == subnet.network_id,
-                t.network_rbacs.c.action == policy.SHARED,
-                t.network_rbacs.c.target_project == ctx.project_id).limit(1))
+            granted = conn.scalar(sharing.granted_to(subnet.network_id,
+                                                    ctx.project_id).limit(1))
             if granted is None:
                 raise bad_router(f"Cannot add interface to router because subnet {subnet_id} "
                                  f"is not owned by project making the request")
@@ -535,7 +527,7 @@ class Routers(c.Collection):
     def remove_interface(self, conn: Connection, ctx: Context, ident: str,
                          body: Any) -> dict:
         policy.check_write(ctx, "remove_router_interface")
-        router = self.get_row(conn, ctx, ident)
+        router = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, router.project_id, "remove_router_interface")
         port_id, subnet_id = _interface_info(body, removal=True)
         lock_rows(conn, t.routers, [ident])
@@ -563,7 +555,7 @@ class Routers(c.Collection):
         for a in mine:
             self._check_interface_unused(conn, router.id, a.subnet_id, a.cidr)
         port = self._port(conn, port_id)
-        drop_port(conn, port_id)
+        self.ports.remove(conn, port_id)
         return port, subnet_ids
 
     def _remove_by_subnet(self, conn: Connection, ctx: Context, router: Row,
@@ -584,7 +576,7 @@ class Routers(c.Collection):
                         for a in mine if a.subnet_id != subnet_id]
                 self.ports.update(conn, Context.admin(), port_id, {"fixed_ips": keep}, None)
             else:
-                drop_port(conn, port_id)
+                self.ports.remove(conn, port_id)
             return port, [subnet_id]
         raise errors.NotFound(f"Router {router.id} has no interface on subnet {subnet_id}",
                               type="RouterInterfaceNotFoundForSubnet")
@@ -616,68 +608,72 @@ class Routers(c.Collection):
         assert row is not None
         return row
 
-    # -- guards other services call (subscribed in services/__init__.py) -------------
 
-    def guard_port_delete(self, conn: Connection, ctx: Context, port: Row) -> None:
-        """A router's ports go with remove_router_interface or the gateway, not the port
-        API (409 ``ServicePortInUse``, as upstream)."""
-        if conn.scalar(sa.select(t.router_ports.c.router_id).where(
-                t.router_ports.c.port_id == port.id)) is not None:
-            raise service_port_in_use(port.id, port.device_owner)
+# -- guards the port, subnet and network services run (listed in services/__init__.py) --
 
-    def guard_port_update(self, conn: Connection, ctx: Context, port: Row,
-                          changes: dict) -> None:
-        """An interface's IPv4 address is the subnet's gateway: it cannot be changed
-        through the port (l3-port-ip-change-not-allowed)."""
-        if "fixed_ips" not in changes:
-            return
-        port_type = conn.scalar(sa.select(t.router_ports.c.port_type).where(
-            t.router_ports.c.port_id == port.id))
-        if port_type != ROUTER_INTERFACE:
-            return
-        current = {a.ip_address: a.subnet_id
-                   for a in _addresses(conn, t.ip_allocations.c.port_id == port.id)
-                   if a.version == 4}
-        kept: set[str] = set()
-        for fixed in changes["fixed_ips"] or []:
-            ip = fixed.get("ip_address")
-            if ip is not None:
-                if ipaddress.ip_address(ip).version != 4:
-                    continue
-                if ip not in current:
-                    raise _ip_change_refused(port.id)
-                kept.add(ip)
-            elif fixed.get("subnet_id") is not None:
-                held = [a for a, s in current.items() if s == fixed["subnet_id"]]
-                version = conn.scalar(sa.select(t.subnets.c.ip_version).where(
-                    t.subnets.c.id == fixed["subnet_id"]))
-                if version == 4 and not held:
-                    raise _ip_change_refused(port.id)
-                kept.update(held[:1])
-        if set(current) - kept:
-            raise _ip_change_refused(port.id)
+def guard_port_delete(conn: Connection, ctx: Context, port: Row) -> None:
+    """A router's ports go with remove_router_interface or the gateway, not the port
+    API (409 ``ServicePortInUse``, as upstream)."""
+    if conn.scalar(sa.select(t.router_ports.c.router_id).where(
+            t.router_ports.c.port_id == port.id)) is not None:
+        raise service_port_in_use(port.id, port.device_owner)
 
-    def guard_subnet_delete(self, conn: Connection, ctx: Context, subnet: Row) -> None:
-        """A subnet a router is attached to stays (even one with SLAAC addresses)."""
-        if conn.scalar(sa.select(t.ip_allocations.c.port_id)
-                       .join(t.router_ports,
-                             t.router_ports.c.port_id == t.ip_allocations.c.port_id)
-                       .where(t.ip_allocations.c.subnet_id == subnet.id,
-                              t.router_ports.c.port_type == ROUTER_INTERFACE)
-                       .limit(1)) is not None:
-            raise subnet_in_use(subnet.id)
 
-    def guard_network_update(self, conn: Connection, ctx: Context, network: Row,
-                             changes: dict) -> None:
-        """A network routers use as their gateway stays external."""
-        if changes.get("router:external") is not False or not network.router_external:
-            return
-        if conn.scalar(sa.select(t.ports.c.id).where(
-                t.ports.c.network_id == network.id,
-                t.ports.c.device_owner == ROUTER_GATEWAY).limit(1)) is not None:
-            raise errors.InUse(f"External network {network.id} cannot be updated to be made "
-                               f"non-external, since it has existing gateway ports.",
-                               type="ExternalNetworkInUse")
+def guard_port_update(conn: Connection, ctx: Context, port: Row,
+                      changes: dict) -> None:
+    """An interface's IPv4 address is the subnet's gateway: it cannot be changed
+    through the port (l3-port-ip-change-not-allowed)."""
+    if "fixed_ips" not in changes:
+        return
+    port_type = conn.scalar(sa.select(t.router_ports.c.port_type).where(
+        t.router_ports.c.port_id == port.id))
+    if port_type != ROUTER_INTERFACE:
+        return
+    current = {a.ip_address: a.subnet_id
+               for a in _addresses(conn, t.ip_allocations.c.port_id == port.id)
+               if a.version == 4}
+    kept: set[str] = set()
+    for fixed in changes["fixed_ips"] or []:
+        ip = fixed.get("ip_address")
+        if ip is not None:
+            if ipaddress.ip_address(ip).version != 4:
+                continue
+            if ip not in current:
+                raise _ip_change_refused(port.id)
+            kept.add(ip)
+        elif fixed.get("subnet_id") is not None:
+            held = [a for a, s in current.items() if s == fixed["subnet_id"]]
+            version = conn.scalar(sa.select(t.subnets.c.ip_version).where(
+                t.subnets.c.id == fixed["subnet_id"]))
+            if version == 4 and not held:
+                raise _ip_change_refused(port.id)
+            kept.update(held[:1])
+    if set(current) - kept:
+        raise _ip_change_refused(port.id)
+
+
+def guard_subnet_delete(conn: Connection, ctx: Context, subnet: Row) -> None:
+    """A subnet a router is attached to stays (even one with SLAAC addresses)."""
+    if conn.scalar(sa.select(t.ip_allocations.c.port_id)
+                   .join(t.router_ports,
+                         t.router_ports.c.port_id == t.ip_allocations.c.port_id)
+                   .where(t.ip_allocations.c.subnet_id == subnet.id,
+                          t.router_ports.c.port_type == ROUTER_INTERFACE)
+                   .limit(1)) is not None:
+        raise subnet_in_use(subnet.id)
+
+
+def guard_network_update(conn: Connection, ctx: Context, network: Row,
+                         changes: dict) -> None:
+    """A network routers use as their gateway stays external."""
+    if changes.get("router:external") is not False or not network.router_external:
+        return
+    if conn.scalar(sa.select(t.ports.c.id).where(
+            t.ports.c.network_id == network.id,
+            t.ports.c.device_owner == ROUTER_GATEWAY).limit(1)) is not None:
+        raise errors.InUse(f"External network {network.id} cannot be updated to be made "
+                           f"non-external, since it has existing gateway ports.",
+                           type="ExternalNetworkInUse")
 
 
 def _ip_change_refused(port_id: str) -> errors.BadRequest:

@@ -8,24 +8,24 @@ stored: it is "heard from within ``agent_down_time``", computed at read time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
 
-from neutrino import errors
+from neutrino import errors, policy
 from neutrino.bus.messages import AgentState
 from neutrino.config import Settings
 from neutrino.context import Context
 from neutrino.db import tables as t
-from neutrino.drivers.mechanism.linuxbridge import BINDING_FAILED, Binding, LinuxBridge
-from neutrino.drivers.types.segments import SegmentAllocator
+from neutrino.drivers.mechanism.linuxbridge import AGENT_TYPE
 from neutrino.schema.resources import AGENT
 from neutrino.services.core import collection as c
 
-L2_AGENT = "Linux bridge agent"
+L2_AGENT = AGENT_TYPE
 DHCP_AGENT = "DHCP agent"
 #: upstream's spelling of agent timestamps (no "T", no zone: UTC)
 TIMESTAMP = "%Y-%m-%d %H:%M:%S"
@@ -35,17 +35,14 @@ def timestamp(when: datetime | None = None) -> str:
     return (when or datetime.now(UTC)).strftime(TIMESTAMP)
 
 
-class Agents(c.Collection):
-    resource = AGENT
-    table = t.agents
+class Agents:
+    actions = c.NO_ACTIONS
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__()
         self.settings = settings
-
-    def _default_columns(self) -> dict[str, sa.Column]:
-        return {f.name: self.table.c[f.name] for f in self.resource.fields
-                if f.name in self.table.c}
+        # agents exist for admins only: to anyone else the list is empty, an id a 404
+        self.listing = c.Listing(AGENT, t.agents, scope=policy.admins_only, render=self.render,
+                                 filters={"alive": self._filter_alive})
 
     def _threshold(self) -> str:
         """Heartbeats at or after this are from live agents."""
@@ -54,21 +51,16 @@ class Agents(c.Collection):
     def alive_clause(self) -> ColumnElement[bool]:
         return t.agents.c.heartbeat_timestamp >= self._threshold()
 
-    def filter_overrides(self) -> dict:
-        def alive(values: list) -> ColumnElement[bool]:
-            wanted = {AGENT.by_name["alive"].convert_query(v) for v in values}
-            if wanted == {True}:
-                return self.alive_clause()
-            if wanted == {False}:
-                return sa.not_(self.alive_clause())
-            return sa.true()
-        return {"alive": alive}
+    def _filter_alive(self, ctx: Context, values: list[str]) -> ColumnElement[bool]:
+        wanted = {AGENT.by_name["alive"].convert_query(v) for v in values}
+        if wanted == {True}:
+            return self.alive_clause()
+        if wanted == {False}:
+            return sa.not_(self.alive_clause())
+        return sa.true()
 
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        # agents exist for admins only: to anyone else the list is empty, an id a 404
-        return None if ctx.is_admin else sa.false()
-
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+               fields: c.Fields = None) -> list[dict]:
         threshold = self._threshold()
         return [{
             "id": r.id, "agent_type": r.agent_type, "binary": r.binary, "topic": r.topic,
@@ -85,7 +77,7 @@ class Agents(c.Collection):
 
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         values = {k: body[k] for k in ("admin_state_up", "description") if k in body}
         if values.get("description", "") is None:
             values["description"] = ""
@@ -95,7 +87,7 @@ class Agents(c.Collection):
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         # a live agent registers again with its next heartbeat, as upstream
-        self.get_row(conn, ctx, ident)
+        self.listing.get_row(conn, ctx, ident)
         conn.execute(t.agents.delete().where(t.agents.c.id == ident))
 
     # -- the bus side ----------------------------------------------------------
@@ -132,38 +124,8 @@ class Agents(c.Collection):
             stmt = stmt.where(t.agents.c.host == host)
         return list(conn.execute(stmt.order_by(t.agents.c.created_at, t.agents.c.host)))
 
-
-class PortBinder:
-    """Binds ports inside their transaction: the live agents of the host and the
-    network's segment, handed to the mechanism driver."""
-
-    def __init__(self, agents: Agents, driver: LinuxBridge | None = None) -> None:
-        self.agents = agents
-        self.driver = driver or LinuxBridge()
-
-    def bind(self, conn: Connection, host: str, network_id: str) -> Binding:
-        if not host:
-            return self.driver.bind(host, network_id, None, [])
-        segment = SegmentAllocator.load(conn, [network_id]).get(network_id)
-        configs = [r.configurations for r in self.agents.live(conn, self.driver.agent_type, host)
-                   if r.admin_state_up]
-        return self.driver.bind(host, network_id, segment, configs)
-
-    def columns(self, conn: Connection, host: str, network_id: str) -> dict:
-        """The port's binding columns for ``host``."""
-        b = self.bind(conn, host, network_id)
-        return {"binding_vif_type": b.vif_type, "binding_vif_details": b.vif_details}
-
-    def rebind_host(self, conn: Connection, host: str) -> list[str]:
-        """Bind again the ports on ``host`` that failed to bind (its agent just came up);
-        returns their ids."""
-        rows = conn.execute(sa.select(t.ports.c.id, t.ports.c.network_id).where(
-            t.ports.c.binding_host_id == host,
-            t.ports.c.binding_vif_type == BINDING_FAILED)).all()
-        done = []
-        for pid, network_id in rows:
-            values = self.columns(conn, host, network_id)
-            if values["binding_vif_type"] != BINDING_FAILED:
-                c.bump(conn, t.ports, pid, values)
-                done.append(pid)
-        return done
+    def configurations(self, conn: Connection, agent_type: str,
+                       host: str) -> list[Mapping[str, Any]]:
+        """What the live, enabled agents of a type on ``host`` reported they can do (what
+        the mechanism drivers bind with)."""
+        return [r.configurations for r in self.live(conn, agent_type, host) if r.admin_state_up]

@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from neutrino.bus.messages import Changed, HostState
 from neutrino.context import Context
 from neutrino.db import tables as t
-from neutrino.drivers.types.segments import SegmentAllocator
+from neutrino.drivers.types import segments as segment_rows
 from neutrino.schema.resources import PORT
 from neutrino.services.core import collection as c
 from neutrino.services.l2.networks import SUBNET_ORDER
@@ -133,7 +133,7 @@ class Hosts:
             return HostState(generation, routers=routers, security_groups=groups)
         admin = Context.admin()
         nets = conn.execute(sa.select(t.networks).where(t.networks.c.id.in_(wanted))).all()
-        segments = SegmentAllocator.load(conn, wanted)
+        segments = segment_rows.load(conn, wanted)
         subnet_rows = conn.execute(sa.select(t.subnets).where(
             t.subnets.c.network_id.in_(wanted)).order_by(*SUBNET_ORDER)).all()
         subnets: dict[str, list[dict]] = {}

@@ -16,7 +16,6 @@ reports: ``ACTIVE`` once realised, ``ERROR`` when realising failed, ``DOWN`` whi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -68,11 +67,8 @@ class L3Hosts:
             .join(t.router_ports, t.router_ports.c.port_id == t.ports.c.id)
             .where(t.router_ports.c.router_id == router_id, t.ports.c.binding_host_id == "")
             .order_by(t.ports.c.id)).all()
-        for pid, network_id in rows:
-            values: dict[str, Any] = {"binding_host_id": host, "status": "DOWN"}
-            if self.ports.binder is not None:
-                values.update(self.ports.binder.columns(conn, host, network_id))
-            c.bump(conn, t.ports, pid, values)
+        for pid, _ in rows:
+            self.ports.bind_host(conn, pid, host)
         return [r.id for r in rows]
 
     def schedule(self, conn: Connection, router_id: str) -> str | None:

@@ -24,6 +24,7 @@ from neutrino import errors, policy
 from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
+from neutrino.policy import sharing
 from neutrino.schema import rules
 from neutrino.schema.resources import (
     DEFAULT_SECURITY_GROUP_RULE,
@@ -31,7 +32,7 @@ from neutrino.schema.resources import (
     SECURITY_GROUP_RULE,
 )
 from neutrino.services.core import collection as c
-from neutrino.services.core.quotas import Quotas
+from neutrino.services.core.quotas import Counter, Quotas
 
 DEFAULT_NAME = "default"
 DEFAULT_DESCRIPTION = "Default security group"
@@ -44,10 +45,31 @@ RULE_KEY = ("direction", "ethertype", "port_range_min", "port_range_max", "remot
 ANYWHERE = ("0.0.0.0/0", "::/0")
 
 SGR = t.security_group_rules
+QUOTAS = (Counter("security_group", t.security_groups), Counter("security_group_rule", SGR))
 _RULES_OF = sa.select(SGR).where(c.in_ids(SGR.c.security_group_id)).order_by(
     SGR.c.created_at, SGR.c.id)
 _DEFAULT_GROUP_OF = sa.select(t.default_security_groups.c.security_group_id).where(
     t.default_security_groups.c.project_id == sa.bindparam("project_id"))
+
+
+def group_scope(ctx: Context) -> ColumnElement[bool] | None:
+    """A project sees its own groups and those shared with it."""
+    return None if ctx.is_admin else usable_by(ctx.project_id)
+
+
+def usable_by(project_id: str) -> ColumnElement[bool]:
+    """Groups a port of ``project_id`` may be in: its own and those shared with it."""
+    return sa.or_(t.security_groups.c.project_id == project_id,
+                  t.security_groups.c.id.in_(sharing.shared_security_group_ids(project_id)))
+
+
+def rule_scope(ctx: Context) -> ColumnElement[bool] | None:
+    """A rule is seen by its own project and by its group's owner (upstream's policy)."""
+    if ctx.is_admin:
+        return None
+    return sa.or_(SGR.c.project_id == ctx.project_id,
+                  SGR.c.security_group_id.in_(sa.select(t.security_groups.c.id).where(
+                      t.security_groups.c.project_id == ctx.project_id)))
 
 
 def group_not_found(ident: str) -> errors.NotFound:
@@ -156,28 +178,25 @@ def _rule_attrs(r: Row | dict) -> dict:
             "remote_address_group_id": m.get("remote_address_group_id")}
 
 
-class DefaultRules(c.Collection):
+def _template_not_found(ident: str) -> errors.NotFound:
+    return errors.NotFound(f"Default Security Group rule {ident} does not exist",
+                           type="DefaultSecurityGroupRuleNotFound")
+
+
+class DefaultRules:
     """``/v2.0/default-security-group-rules``: what new groups start with (admins write)."""
 
-    resource = DEFAULT_SECURITY_GROUP_RULE
     table = t.default_security_group_rules
+    actions = c.NO_ACTIONS
 
-    def _default_columns(self) -> dict[str, sa.Column]:
-        # templates belong to no project
-        return {f.name: self.table.c[f.name] for f in self.resource.fields
-                if f.name in self.table.c}
+    def __init__(self) -> None:
+        # every project may read them (upstream: any reader); they belong to no project
+        self.listing = c.Listing(DEFAULT_SECURITY_GROUP_RULE, self.table,
+                                 scope=policy.everyone, render=self.render,
+                                 not_found=_template_not_found)
 
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        return None  # every project may read them (upstream: any reader)
-
-    def find_row(self, conn: Connection, ctx: Context, ident: str) -> Row | None:
-        return conn.execute(c.by_id(self.table), {"ident": ident}).first()
-
-    def not_found(self, ident: str) -> errors.NotFound:
-        return errors.NotFound(f"Default Security Group rule {ident} does not exist",
-                               type="DefaultSecurityGroupRuleNotFound")
-
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+               fields: c.Fields = None) -> list[dict]:
         return [{"id": r.id, **_rule_attrs(r), "description": r.description,
                  "used_in_default_sg": r.used_in_default_sg,
                  "used_in_non_default_sg": r.used_in_non_default_sg} for r in rows]
@@ -211,12 +230,12 @@ class DefaultRules(c.Collection):
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         # every attribute is read-only (the schema refuses them); an empty body is a no-op
-        self.get_row(conn, ctx, ident)
+        self.listing.get_row(conn, ctx, ident)
         if not ctx.is_admin:
             raise errors.PolicyNotAuthorized("update_default_security_group_rule")
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
-        self.get_row(conn, ctx, ident)
+        self.listing.get_row(conn, ctx, ident)
         if not ctx.is_admin:
             raise errors.PolicyNotAuthorized("delete_default_security_group_rule")
         conn.execute(self.table.delete().where(self.table.c.id == ident))
@@ -227,37 +246,28 @@ class DefaultRules(c.Collection):
                             .order_by(self.table.c.id)).all()
 
 
-class SecurityGroups(c.Collection):
-    resource = SECURITY_GROUP
+def _filter_shared(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    """``shared`` means shared with the caller."""
+    wanted = {SECURITY_GROUP.by_name["shared"].convert_query(v) for v in values}
+    shared = t.security_groups.c.id.in_(sharing.shared_security_group_ids(ctx.project_id))
+    if wanted == {True}:
+        return shared
+    if wanted == {False}:
+        return sa.not_(shared)
+    return sa.true()
+
+
+class SecurityGroups:
     table = t.security_groups
-    prepares_lists = True
+    actions = c.NO_ACTIONS
 
     def __init__(self, quotas: Quotas, templates: DefaultRules) -> None:
-        super().__init__()
         self.quotas = quotas
         self.templates = templates
-
-    def _filter_clauses(self, ctx: Context, filters: dict[str, list[str]]) \
-            -> list[ColumnElement[bool]]:
-        # ``shared`` means shared with the caller, which a plain filter (no context) cannot
-        # say; the other filters are the shared machinery's
-        filters = dict(filters)
-        raw = filters.pop("shared", None)
-        clauses = super()._filter_clauses(ctx, filters)
-        if raw is not None:
-            wanted = {SECURITY_GROUP.by_name["shared"].convert_query(v) for v in raw}
-            shared = self.table.c.id.in_(policy.shared_security_group_ids(ctx.project_id))
-            if wanted == {True}:
-                clauses.append(shared)
-            elif wanted == {False}:
-                clauses.append(sa.not_(shared))
-        return clauses
-
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        return policy.security_group_scope(ctx)
-
-    def not_found(self, ident: str) -> errors.NotFound:
-        return group_not_found(ident)
+        # a list makes the project's default group first (prepare_list)
+        self.listing = c.Listing(SECURITY_GROUP, self.table, scope=group_scope,
+                                 render=self.render, filters={"shared": _filter_shared},
+                                 not_found=group_not_found, prepare=self)
 
     def usable_rows(self, conn: Connection, ctx: Context, project_id: str,
                     ids: Iterable[str]) -> dict[str, Row]:
@@ -266,7 +276,7 @@ class SecurityGroups(c.Collection):
         wanted = list(dict.fromkeys(ids))
         stmt = sa.select(self.table).where(self.table.c.id.in_(wanted))
         if not ctx.is_admin:
-            stmt = stmt.where(policy.usable_security_group(project_id))
+            stmt = stmt.where(usable_by(project_id))
         found = {r.id: r for r in conn.execute(stmt)}
         missing = [i for i in wanted if i not in found]
         if missing:
@@ -331,7 +341,8 @@ class SecurityGroups(c.Collection):
 
     # -- reads ----------------------------------------------------------------
 
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
+    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
+               fields: c.Fields = None) -> list[dict]:
         ids = [r.id for r in rows]
         tags: dict[str, list[str]] = {}
         shared: set[str] = set()
@@ -339,7 +350,7 @@ class SecurityGroups(c.Collection):
         group_rules: dict[str, list[Row]] = {}
         for part in c.chunks(ids):
             tags.update(c.load_tags(conn, part))
-            shared.update(conn.scalars(policy.shared_security_group_ids(ctx.project_id).where(
+            shared.update(conn.scalars(sharing.shared_security_group_ids(ctx.project_id).where(
                 t.securitygroup_rbacs.c.object_id.in_(part))))
             defaults.update(conn.scalars(sa.select(
                 t.default_security_groups.c.security_group_id).where(
@@ -378,7 +389,7 @@ class SecurityGroups(c.Collection):
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         policy.check_write(ctx, "update_security_group")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "update_security_group")
         c.check_revision(row, if_match)
         if "name" in body:
@@ -402,7 +413,7 @@ class SecurityGroups(c.Collection):
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_security_group")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_security_group")
         lock_rows(conn, self.table, [ident])
         if conn.scalar(sa.select(t.port_security_groups.c.port_id).where(
@@ -464,61 +475,56 @@ def render_rules(conn: Connection, rows: Sequence[Row], default_groups: set[str]
     return out
 
 
-class SecurityGroupRules(c.Collection):
-    resource = SECURITY_GROUP_RULE
-    table = SGR
-    # upstream makes the caller's default group on rule lists too
-    prepares_lists = True
+def _filter_belongs_to_default(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    wanted = {SECURITY_GROUP_RULE.by_name["belongs_to_default_sg"].convert_query(v)
+              for v in values}
+    is_default = SGR.c.security_group_id.in_(
+        sa.select(t.default_security_groups.c.security_group_id))
+    if wanted == {True}:
+        return is_default
+    if wanted == {False}:
+        return sa.not_(is_default)
+    return sa.true()
+
+
+def _filter_protocol(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    # by what the protocol means: protocol=6 finds the rules spelled "tcp" too
+    numbers, anything = [], False
+    for v in values:
+        try:
+            number = rules.protocol_number(rules.canonical_protocol(v))
+        except errors.BadRequest:
+            continue  # matches nothing
+        if number is None:
+            anything = True
+        else:
+            numbers.append(number)
+    return sa.or_(SGR.c.protocol_number.in_(numbers),
+                  SGR.c.protocol_number.is_(None) if anything else sa.false())
+
+
+def _rule_not_found(ident: str) -> errors.NotFound:
+    return errors.NotFound(f"Security group rule {ident} does not exist",
+                           type="SecurityGroupRuleNotFound")
+
+
+def _render_rules(conn: Connection, ctx: Context, rows: Sequence[Row],
+                  fields: c.Fields = None) -> list[dict]:
+    return render_rules(conn, rows)
+
+
+class SecurityGroupRules:
+    actions = c.NO_ACTIONS
 
     def __init__(self, groups: SecurityGroups, quotas: Quotas) -> None:
-        super().__init__()
         self.groups = groups
         self.quotas = quotas
-
-    def filter_overrides(self) -> dict:
-        def belongs_to_default(values: list) -> ColumnElement[bool]:
-            wanted = {SECURITY_GROUP_RULE.by_name["belongs_to_default_sg"].convert_query(v)
-                      for v in values}
-            is_default = SGR.c.security_group_id.in_(
-                sa.select(t.default_security_groups.c.security_group_id))
-            if wanted == {True}:
-                return is_default
-            if wanted == {False}:
-                return sa.not_(is_default)
-            return sa.true()
-
-        def protocol(values: list) -> ColumnElement[bool]:
-            # by what the protocol means: protocol=6 finds the rules spelled "tcp" too
-            numbers, anything = [], False
-            for v in values:
-                try:
-                    number = rules.protocol_number(rules.canonical_protocol(v))
-                except errors.BadRequest:
-                    continue  # matches nothing
-                if number is None:
-                    anything = True
-                else:
-                    numbers.append(number)
-            return sa.or_(SGR.c.protocol_number.in_(numbers),
-                          SGR.c.protocol_number.is_(None) if anything else sa.false())
-
-        return {"belongs_to_default_sg": belongs_to_default, "protocol": protocol}
-
-    def list_needs(self, conn: Connection, ctx: Context, q: c.ListQuery) -> bool:
-        return self.groups.list_needs(conn, ctx, q)
-
-    def prepare_list(self, conn: Connection, ctx: Context, q: c.ListQuery) -> None:
-        self.groups.prepare_list(conn, ctx, q)
-
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        return policy.security_group_rule_scope(ctx)
-
-    def not_found(self, ident: str) -> errors.NotFound:
-        return errors.NotFound(f"Security group rule {ident} does not exist",
-                               type="SecurityGroupRuleNotFound")
-
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
-        return render_rules(conn, rows)
+        # upstream makes the caller's default group on rule lists too
+        self.listing = c.Listing(
+            SECURITY_GROUP_RULE, SGR, scope=rule_scope, render=_render_rules,
+            filters={"belongs_to_default_sg": _filter_belongs_to_default,
+                     "protocol": _filter_protocol},
+            not_found=_rule_not_found, prepare=groups)
 
     def create(self, conn: Connection, ctx: Context, body: dict) -> str:
         policy.check_write(ctx, "create_security_group_rule")
@@ -538,7 +544,7 @@ class SecurityGroupRules(c.Collection):
                                          **_rule_attrs(rule),
                                          protocol_number=rule["protocol_number"],
                                          normalized_cidr=rule["normalized_cidr"]))
-        c.bump(conn, t.security_groups, group_id)
+        self.groups.listing.touch(conn, group_id)
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"security_group_rule": 1})
@@ -567,7 +573,7 @@ class SecurityGroupRules(c.Collection):
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         policy.check_write(ctx, "update_security_group_rule")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         self._check_may_change(conn, ctx, row, "update_security_group_rule")
         c.check_revision(row, if_match)
         values = c.changed(row, {k: body[k] for k in ("description",) if k in body})
@@ -576,9 +582,9 @@ class SecurityGroupRules(c.Collection):
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_security_group_rule")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         self._check_may_change(conn, ctx, row, "delete_security_group_rule")
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(SGR.delete().where(SGR.c.id == ident))
-        c.bump(conn, t.security_groups, row.security_group_id)
+        self.groups.listing.touch(conn, row.security_group_id)
 

@@ -19,63 +19,32 @@ ports on the network, their ports in the group, their routers on the external
 network) cannot be taken back: 409 ``RbacPolicyInUse``.
 
 The two tables (``network_rbacs``, ``securitygroup_rbacs``) are listed as one
-collection through a ``UNION ALL``.
+collection through a ``UNION ALL``; their SQL is :mod:`neutrino.policy.sharing`'s, and
+a policy's object is changed through its own service.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.sql.elements import ColumnElement
 
 from neutrino import errors, policy
 from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
+from neutrino.policy import sharing
+from neutrino.policy.sharing import EXTERNAL, NETWORK, POLICIES, SECURITY_GROUP, SHARED
 from neutrino.schema.resources import RBAC_POLICY
 from neutrino.services.core import collection as c
+from neutrino.services.core.quotas import Counter, Quotas
+from neutrino.services.l2.networks import Networks
+from neutrino.services.security.security_groups import SecurityGroups
 
-if TYPE_CHECKING:
-    from neutrino.services.core.quotas import Quotas
-    from neutrino.services.l2.networks import Networks
-    from neutrino.services.security.security_groups import SecurityGroups
-
-NETWORK = "network"
-SECURITY_GROUP = "security_group"
-#: the actions each object type knows, in upstream's order (for its message)
-ACTIONS = {NETWORK: (policy.SHARED, policy.EXTERNAL), SECURITY_GROUP: (policy.SHARED,)}
-TABLES = {NETWORK: t.network_rbacs, SECURITY_GROUP: t.securitygroup_rbacs}
+QUOTA = Counter("rbac_policy", POLICIES)
+#: the rows each kind of policy is on
 OBJECTS = {NETWORK: t.networks, SECURITY_GROUP: t.security_groups}
-
-
-def _policies_of(kind: str) -> sa.Select:
-    table = TABLES[kind]
-    return sa.select(table.c.id, table.c.project_id, table.c.object_id,
-                     table.c.target_project.label("target_tenant"), table.c.action,
-                     sa.literal(kind, sa.String(32)).label("object_type"))
-
-
-#: every policy, whatever it shares (also what the rbac_policy quota counts)
-POLICIES = sa.union_all(_policies_of(NETWORK), _policies_of(SECURITY_GROUP)) \
-    .subquery("rbac_policies")
-
-
-def set_external(conn: Connection, network_id: str, owner: str, external: bool) -> None:
-    """``router:external`` through the networks API: a policy to ``*``, or none at all."""
-    table = t.network_rbacs
-    if not external:
-        conn.execute(table.delete().where(table.c.object_id == network_id,
-                                          table.c.action == policy.EXTERNAL))
-        return
-    if conn.scalar(sa.select(table.c.id).where(
-            table.c.object_id == network_id, table.c.action == policy.EXTERNAL,
-            table.c.target_project == "*")) is None:
-        conn.execute(table.insert().values(id=c.new_id(), object_id=network_id,
-                                           project_id=owner, target_project="*",
-                                           action=policy.EXTERNAL))
 
 
 def in_use(object_id: str, details: str) -> errors.Conflict:
@@ -84,31 +53,28 @@ def in_use(object_id: str, details: str) -> errors.Conflict:
                            type="RbacPolicyInUse")
 
 
-class RbacPolicies(c.Collection):
-    resource = RBAC_POLICY
-    table = POLICIES  # type: ignore[assignment]  # a UNION, read like a table
+def not_found(ident: str) -> errors.NotFound:
+    return errors.NotFound(f"RBAC policy of type unknown with ID {ident} not found",
+                           type="RbacPolicyNotFound")
+
+
+def render(conn: Connection, ctx: Context, rows: Sequence[Row],
+           fields: c.Fields = None) -> list[dict]:
+    return [{"id": r.id, "project_id": r.project_id, "tenant_id": r.project_id,
+             "object_type": r.object_type, "object_id": r.object_id, "action": r.action,
+             "target_tenant": r.target_tenant} for r in rows]
+
+
+class RbacPolicies:
+    actions = c.NO_ACTIONS
 
     def __init__(self, networks: Networks, groups: SecurityGroups, quotas: Quotas) -> None:
-        super().__init__()
         self.networks = networks
         self.groups = groups
         self.quotas = quotas
-
-    def scope(self, ctx: Context) -> ColumnElement[bool] | None:
-        return policy.rbac_policy_scope(ctx, POLICIES.c.project_id)
-
-    def not_found(self, ident: str) -> errors.NotFound:
-        return errors.NotFound(f"RBAC policy of type unknown with ID {ident} not found",
-                               type="RbacPolicyNotFound")
-
-    def render(self, conn: Connection, ctx: Context, rows: Sequence[Row]) -> list[dict]:
-        return [{"id": r.id, "project_id": r.project_id, "tenant_id": r.project_id,
-                 "object_type": r.object_type, "object_id": r.object_id, "action": r.action,
-                 "target_tenant": r.target_tenant} for r in rows]
-
-    def count(self, conn: Connection, project_id: str) -> int:
-        return conn.scalar(sa.select(sa.func.count()).select_from(POLICIES).where(
-            POLICIES.c.project_id == project_id)) or 0
+        # a policy is its creator's alone to see (the target project does not see it)
+        self.listing = c.Listing(RBAC_POLICY, POLICIES, scope=policy.owned(POLICIES),
+                                 render=render, not_found=not_found)
 
     # -- the shared object -----------------------------------------------------
 
@@ -116,7 +82,7 @@ class RbacPolicies(c.Collection):
         """The object a policy is on: visible to the caller (else 404) and its own (else,
         as upstream, 400: only admins share what they do not own)."""
         service = self.networks if kind == NETWORK else self.groups
-        row = service.get_row(conn, ctx, ident)
+        row = service.listing.get_row(conn, ctx, ident)
         if not ctx.is_admin and row.project_id != ctx.project_id:
             what = "networks" if kind == NETWORK else "objects"
             raise errors.InvalidInput(f"Only admins can manipulate policies on {what} they "
@@ -124,21 +90,13 @@ class RbacPolicies(c.Collection):
         lock_rows(conn, OBJECTS[kind], [ident])
         return row
 
-    def _exists(self, conn: Connection, kind: str, object_id: str, action: str,
-                target: str, but: str | None = None) -> str | None:
-        table = TABLES[kind]
-        stmt = sa.select(table.c.id).where(table.c.object_id == object_id,
-                                           table.c.action == action,
-                                           table.c.target_project == target)
-        if but is not None:
-            stmt = stmt.where(table.c.id != but)
-        return conn.scalar(stmt)
-
-    def _targets(self, conn: Connection, kind: str, object_id: str, action: str,
-                 but: str) -> set[str]:
-        table = TABLES[kind]
-        return set(conn.scalars(sa.select(table.c.target_project).where(
-            table.c.object_id == object_id, table.c.action == action, table.c.id != but)))
+    def _object_changed(self, conn: Connection, kind: str, object_id: str,
+                        router_external: bool | None = None) -> None:
+        """A policy on the object came, changed or went: the object's service records it."""
+        if kind == NETWORK:
+            self.networks.rbac_changed(conn, object_id, router_external)
+        else:
+            self.groups.listing.touch(conn, object_id)
 
     # -- writes ---------------------------------------------------------------
 
@@ -146,54 +104,50 @@ class RbacPolicies(c.Collection):
         policy.check_write(ctx, "create_rbac_policy")
         owner = policy.owner_for_create(ctx, body, "create_rbac_policy")
         kind, action, target = body["object_type"], body["action"], body["target_tenant"]
-        if action not in ACTIONS[kind]:
+        if action not in sharing.ACTIONS[kind]:
             raise errors.BadRequest(f"Invalid action '{action}' for object type '{kind}'. "
-                                    f"Valid actions: {ACTIONS[kind]}",
+                                    f"Valid actions: {sharing.ACTIONS[kind]}",
                                     type="InvalidActionForType")
-        policy.check_rbac_target(ctx, target, "create_rbac_policy")
+        sharing.check_target(ctx, target, "create_rbac_policy")
         obj = self._object(conn, ctx, kind, body["object_id"])
-        if self._exists(conn, kind, obj.id, action, target):
+        if sharing.find(conn, kind, obj.id, action, target):
             raise errors.Conflict("An RBAC policy already exists with those values.",
                                   type="DuplicateRbacPolicy")
-        ident = c.new_id()
-        conn.execute(TABLES[kind].insert().values(id=ident, object_id=obj.id, project_id=owner,
-                                                  target_project=target, action=action))
-        values = {}
-        if kind == NETWORK and action == policy.EXTERNAL and not obj.router_external:
-            values["router_external"] = True  # the first external policy makes it external
-        c.bump(conn, OBJECTS[kind], obj.id, values)
+        ident = sharing.grant(conn, kind, obj.id, owner, target, action)
+        # the first external policy makes the network external
+        external = True if kind == NETWORK and action == EXTERNAL \
+            and not obj.router_external else None
+        self._object_changed(conn, kind, obj.id, external)
         self.quotas.check(conn, owner, {"rbac_policy": 1})
         return ident
 
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
         policy.check_write(ctx, "update_rbac_policy")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         if "target_tenant" not in body or body["target_tenant"] == row.target_tenant:
             return
         target = body["target_tenant"]
-        policy.check_rbac_target(ctx, target, "update_rbac_policy")
+        sharing.check_target(ctx, target, "update_rbac_policy")
         self._object(conn, ctx, row.object_type, row.object_id)
-        if self._exists(conn, row.object_type, row.object_id, row.action, target):
+        if sharing.find(conn, row.object_type, row.object_id, row.action, target):
             raise errors.Conflict("An RBAC policy already exists with those values.",
                                   type="DuplicateRbacPolicy")
         self._check_release(conn, row, replacement=target)
-        table = TABLES[row.object_type]
-        conn.execute(table.update().where(table.c.id == ident).values(target_project=target))
-        c.bump(conn, OBJECTS[row.object_type], row.object_id)
+        sharing.retarget(conn, row.object_type, ident, target)
+        self._object_changed(conn, row.object_type, row.object_id)
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_rbac_policy")
-        row = self.get_row(conn, ctx, ident)
+        row = self.listing.get_row(conn, ctx, ident)
         lock_rows(conn, OBJECTS[row.object_type], [row.object_id])
         self._check_release(conn, row, replacement=None)
-        table = TABLES[row.object_type]
-        conn.execute(table.delete().where(table.c.id == ident))
-        values = {}
-        if row.object_type == NETWORK and row.action == policy.EXTERNAL \
-                and not self._targets(conn, NETWORK, row.object_id, policy.EXTERNAL, ident):
-            values["router_external"] = False  # the last external policy is gone
-        c.bump(conn, OBJECTS[row.object_type], row.object_id, values)
+        sharing.revoke(conn, row.object_type, ident)
+        # the last external policy gone: the network is internal again
+        internal = row.object_type == NETWORK and row.action == EXTERNAL \
+            and not sharing.targets(conn, NETWORK, row.object_id, EXTERNAL, ident)
+        self._object_changed(conn, row.object_type, row.object_id,
+                             False if internal else None)
 
     # -- who depends on a policy ------------------------------------------------
 
@@ -206,7 +160,7 @@ class RbacPolicies(c.Collection):
         if replacement == "*":
             return  # everyone keeps the access
         kind, object_id, target = row.object_type, row.object_id, row.target_tenant
-        if kind == NETWORK and row.action == policy.EXTERNAL and target == "*" \
+        if kind == NETWORK and row.action == EXTERNAL and target == "*" \
                 and conn.scalar(sa.select(t.networks.c.is_default).where(
                     t.networks.c.id == object_id)):
             raise errors.Conflict(
@@ -216,7 +170,7 @@ class RbacPolicies(c.Collection):
             OBJECTS[kind].c.id == object_id))
         if target == owner:
             return
-        others = self._targets(conn, kind, object_id, row.action, row.id)
+        others = sharing.targets(conn, kind, object_id, row.action, row.id)
         if target != "*" and "*" in others:
             return  # a policy to everyone still covers the project
         keep = {owner, *others} - {"*"}
@@ -227,7 +181,7 @@ class RbacPolicies(c.Collection):
             lost = {target} & users if target != "*" else users - keep
             if lost:
                 raise in_use(object_id, f"project_id={sorted(lost)[0]}")
-        elif row.action == policy.SHARED:
+        elif row.action == SHARED:
             users = self._network_users(conn, object_id)
             if (target in users) if target != "*" else (users - keep - {""}):
                 raise in_use(object_id, f"Unable to reconfigure sharing settings for network "
