@@ -281,3 +281,68 @@ def test_a_dhcp_port_asked_for_twice_at_once_is_made_once(cloud: Cloud) -> None:
             made = {f.result(timeout=60) for f in futures}
             listed = api.get(f"/ports?network_id={net_id}&device_owner=network:dhcp").json()
             assert len(made) == 1 and [p["id"] for p in listed["ports"]] == list(made)
+
+
+def test_router_and_floating_ip_reports_are_rows_every_server_reads(cloud: Cloud) -> None:
+    tag = uuid.uuid4().hex[:6]
+    host = f"l3-{tag}"
+    for kind, binary, conf in (
+            (*L2_AGENT, {"bridge_mappings": {"public": "br-ex"},
+                         "network_types": ["flat", "vxlan"]}),
+            ("L3 agent", "neutrino-l3-agent", {"agent_mode": "legacy"})):
+        cloud.bus("a").call(m.REPORT_STATE, m.AgentState(host, kind, binary, "N/A", conf,
+                                                         start_flag=True))
+    api = cloud.api("a")
+    public = api.create("networks", name=f"public-{tag}", **{
+        "router:external": True, "provider:network_type": "flat",
+        "provider:physical_network": "public"})
+    api.create("subnets", network_id=public["id"], cidr="172.24.4.0/24", ip_version=4,
+               gateway_ip="172.24.4.1", enable_dhcp=False)
+    net, sub = api.network_with_subnet("10.4.0.0/24")
+    router = api.create("routers", name="r", external_gateway_info={"network_id": public["id"]})
+    assert api.put(f"/routers/{router['id']}/add_router_interface",
+                   {"subnet_id": sub["id"]}).status_code == 200
+    port = api.create("ports", network_id=net["id"])
+    fip = api.create("floatingips", floating_network_id=public["id"], port_id=port["id"])
+    rev = api.get(f"/routers/{router['id']}").json()["router"]["revision_number"]
+
+    def report(via: str, who: str, routers: list[tuple[str, int]],
+               fips: tuple[str, ...] = ()) -> None:
+        reply = cloud.bus(via).call(m.REPORT_ROUTERS, m.RouterReports(
+            who, [{"router_id": router["id"], "status": s, "revision": r} for s, r in routers],
+            [{"floatingip_id": fip["id"], "status": s} for s in fips]))
+        assert isinstance(reply, m.Ack)
+
+    def shown(via: str) -> tuple[str, str]:
+        return (cloud.api(via).get(f"/routers/{router['id']}").json()["router"]["status"],
+                cloud.api(via).get(f"/floatingips/{fip['id']}").json()["floatingip"]["status"])
+
+    report("a", host, [("ERROR", rev)], ("DOWN",))
+    assert shown("b") == ("ERROR", "DOWN")
+    report("b", host, [("ACTIVE", rev)], ("ACTIVE",))
+    assert shown("a") == shown("b") == ("ACTIVE", "ACTIVE")
+    # only the host forwarding a floating IP (its router's) speaks for it
+    report("b", f"other-{tag}", [("DOWN", rev)], ("DOWN",))
+    assert shown("a") == ("ACTIVE", "ACTIVE")
+
+    # a late report (of an older revision than the one taken) is left out
+    report("a", host, [("DOWN", rev + 1)])
+    report("b", host, [("ACTIVE", rev)])
+    assert shown("a")[0] == "DOWN"
+    with cloud.engine.connect() as conn:
+        rr, fr = t.router_realisations, t.floatingip_realisations
+        assert set(conn.execute(sa.select(rr.c.component, rr.c.host, rr.c.revision, rr.c.status)
+                                .where(rr.c.router_id == router["id"]))) == {
+            ("l3", host, rev + 1, "DOWN"), ("l3", f"other-{tag}", rev, "DOWN")}
+        assert set(conn.execute(sa.select(fr.c.host, fr.c.status)
+                                .where(fr.c.floatingip_id == fip["id"]))) == {
+            (host, "ACTIVE"), (f"other-{tag}", "DOWN")}
+
+    cloud.stop("a")
+    cloud.start("a")
+    report("a", host, [("DOWN", rev + 1)], ("ACTIVE",))  # the same again: nothing changes
+    assert shown("a") == shown("b") == ("DOWN", "ACTIVE")
+    assert cloud.api("b").delete(f"/floatingips/{fip['id']}").status_code == 204
+    with cloud.engine.connect() as conn:
+        assert conn.scalar(sa.select(sa.func.count()).select_from(fr).where(
+            fr.c.floatingip_id == fip["id"])) == 0
