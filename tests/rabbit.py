@@ -48,8 +48,9 @@ def delete_topology(prefix: str, url: str = AMQP_URL) -> None:
     async def delete() -> None:
         conn = await aio_pika.connect(url, timeout=5)
         try:
-            for kind, name in (("queue", f"{prefix}.rpc.server"), ("exchange", f"{prefix}.rpc"),
-                               ("exchange", f"{prefix}.events")):
+            for kind, name in (("queue", f"{prefix}.rpc.servers"),
+                               ("queue", f"{prefix}.rpc.server"),  # older servers'
+                               ("exchange", f"{prefix}.rpc"), ("exchange", f"{prefix}.events")):
                 channel = await conn.channel()  # a failed delete closes its channel
                 try:
                     if kind == "queue":

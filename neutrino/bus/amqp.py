@@ -7,12 +7,15 @@ Topology (``<p>`` is the ``bus_prefix`` setting, ``neutrino`` by default):
   binds its own exclusive, server-named queue with ``<topic>.#``.  A port's network
   concerns other hosts too (the one serving its DHCP), so agents take every mark and
   only the host in the key is left for finer bindings later.
-- ``<p>.rpc``: a direct exchange; the server's queue ``<p>.rpc.server`` is bound once
-  per method it serves (routing key = method).  The queue has a single active
-  consumer: with several server workers one answers every agent call (the host
-  realisation it keeps in memory stays in one place) and another takes over when it
-  goes.  It is auto-deleted with its last consumer, so a call while no server is up
-  comes back unroutable at once (``mandatory``) instead of waiting for a timeout.
+- ``<p>.rpc``: a direct exchange; the servers' queue ``<p>.rpc.servers`` is bound once
+  per method served (routing key = method).  Every server process consumes it, each
+  call going to one of them: they keep nothing between calls (what hosts report is in
+  the database), so any of them can answer any call.  It is auto-deleted with its
+  last consumer, so a call while no server is up comes back unroutable at once
+  (``mandatory``) instead of waiting for a timeout.  (Servers before it kept host
+  state in memory and shared ``<p>.rpc.server``, with a single active consumer;
+  while one of them still runs, a call reaches both queues and is answered twice,
+  which the handlers' idempotence makes harmless.)
 - replies: each connection's exclusive reply queue; requests carry ``reply_to``, a
   ``correlation_id`` and an ``expiration`` equal to the caller's timeout (a request
   nobody took in time is dropped, never run late).  A failed handler answers with
@@ -355,8 +358,7 @@ class AmqpBus:
         if self._rpc_q is None:
             # durable + auto-delete: RabbitMQ 4 refuses transient shared queues
             self._rpc_q = await self._channel.declare_queue(
-                f"{self.prefix}.rpc.server", durable=True, auto_delete=True,
-                arguments={"x-single-active-consumer": True})
+                f"{self.prefix}.rpc.servers", durable=True, auto_delete=True)
             await self._rpc_q.consume(self._on_request)
         await self._rpc_q.bind(self._rpc_x, method)  # type: ignore[arg-type]
         self._bound_methods.add(method)

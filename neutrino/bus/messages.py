@@ -133,7 +133,8 @@ class HostState(Message):
     """What ``host`` should realise for the networks asked about.
 
     A network asked about but missing here is no longer the host's concern.
-    ``generation`` orders snapshots: an agent reports the highest it applied.
+    ``generation`` orders snapshots, across servers and their restarts: a snapshot holds
+    every change of generation up to its own; an agent reports the highest it applied.
     """
 
     TYPE: ClassVar[str] = "host_state"
@@ -151,7 +152,10 @@ class HostState(Message):
 @dataclass(frozen=True)
 class PortReports(Message):
     """Realisation of ports by one host's components: each report is
-    ``{"port_id", "component": "l2"|"dhcp", "up": bool, "revision": int}``."""
+    ``{"port_id", "component": "l2"|"dhcp", "up": bool, "revision": int}``, the revision
+    being the port's ``revision_number`` in the snapshot the host realised (a report of
+    an older revision than the port must be realised at does not make it ACTIVE).
+    Idempotent: the server may take the same reports twice."""
 
     TYPE: ClassVar[str] = "port_reports"
     host: str
@@ -163,7 +167,9 @@ class PortReports(Message):
 class RouterReports(Message):
     """Realisation of routers and floating IPs by one host's L3 agent:
     ``{"router_id", "status"}`` and ``{"floatingip_id", "status"}``, the status being
-    ``ACTIVE``, ``DOWN`` or ``ERROR``."""
+    ``ACTIVE``, ``DOWN`` or ``ERROR``; each may add ``"revision"`` (the object's
+    ``revision_number`` realised), and then one older than a report already taken for
+    that host is not taken."""
 
     TYPE: ClassVar[str] = "router_reports"
     host: str

@@ -176,15 +176,23 @@ class Database:
     def _write_once(self) -> Iterator[Connection]:
         if self._write_lock is None:
             with self.engine.connect() as conn, conn.begin():
-                yield conn
+                conn.info.pop(_BEFORE_COMMIT, None)  # one a non-write transaction left
+                try:
+                    yield conn
+                    _run_before_commit(conn)
+                finally:
+                    conn.info.pop(_BEFORE_COMMIT, None)
             return
         with self._write_lock, self.engine.connect() as conn:
             conn.info["immediate"] = True
+            conn.info.pop(_BEFORE_COMMIT, None)
             try:
                 with conn.begin():
                     yield conn
+                    _run_before_commit(conn)
             finally:
                 conn.info["immediate"] = False
+                conn.info.pop(_BEFORE_COMMIT, None)
 
     def write(self, operation: Callable[[Connection], T]) -> T:
         """Run ``operation`` in one write transaction, retrying lost races; then what it
@@ -240,6 +248,23 @@ def after_commit(conn: Connection, call: Callable[[], None]) -> None:
     if pending is None:
         raise RuntimeError("after_commit outside a Database.write transaction")
     pending.append(call)
+
+
+_BEFORE_COMMIT = "neutrino.before_commit"
+
+
+def before_commit(conn: Connection, key: str, fn: Callable[[Connection], None]) -> None:
+    """Run ``fn`` as the last statement(s) of this write transaction (once per ``key``),
+    after the operation itself.  For a hot row every writer updates (a counter): its
+    lock is then held only for the commit, and no writer waits on another lock while
+    holding it, so it cannot take part in a deadlock."""
+    conn.info.setdefault(_BEFORE_COMMIT, {}).setdefault(key, fn)
+
+
+def _run_before_commit(conn: Connection) -> None:
+    # conn.info belongs to the pooled DBAPI connection: never left for the next checkout
+    for fn in conn.info.pop(_BEFORE_COMMIT, {}).values():
+        fn(conn)
 
 
 _TRANSIENT = ("deadlock", "lock wait timeout", "could not serialize", "database is locked",

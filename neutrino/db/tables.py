@@ -461,3 +461,52 @@ agents = sa.Table(
     sa.Column("resources_synced", sa.Boolean, nullable=True),
     sa.UniqueConstraint("agent_type", "host", name="uq_agents_type_host"),
 )
+
+# -- realisation: what the hosts report back (services/realisation) -------------------
+
+
+def _realisations(name: str, target: str, key: str, state: sa.Column) -> sa.Table:
+    """What each host's components realised of one kind of object, as last reported:
+    one row per object, component and host, with the revision of the object the agent
+    was given, its state and when it said so.  Siblings of one shape: ports (l2, dhcp),
+    routers and floating IPs (l3); HA router states (``ha``: active/standby per agent),
+    load-balancer members (health) and firewall groups come the same way.  Written in
+    the report's transaction; statuses are derived from these rows."""
+    return sa.Table(
+        name, metadata,
+        sa.Column(key, ID, sa.ForeignKey(f"{target}.id", ondelete="CASCADE"),
+                  primary_key=True),
+        sa.Column("component", sa.String(16), primary_key=True),
+        sa.Column("host", sa.String(255), primary_key=True),
+        sa.Column("revision", sa.BigInteger, nullable=False),
+        state,
+        sa.Column("updated_at", sa.String(20), nullable=False),
+    )
+
+
+port_realisations = _realisations("port_realisations", "ports", "port_id",
+                                  sa.Column("up", sa.Boolean, nullable=False))
+router_realisations = _realisations("router_realisations", "routers", "router_id",
+                                    sa.Column("status", sa.String(16), nullable=False))
+floatingip_realisations = _realisations("floatingip_realisations", "floatingips",
+                                        "floatingip_id",
+                                        sa.Column("status", sa.String(16), nullable=False))
+
+# a port's status write bumps its revision_number (as upstream's does) but asks nothing
+# new of the hosts: the revision that write made, and the revision the hosts had to
+# realise then, so that a report of that revision still counts afterwards
+port_status_writes = sa.Table(
+    "port_status_writes", metadata,
+    sa.Column("port_id", ID, sa.ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("written_revision", sa.BigInteger, nullable=False),
+    sa.Column("desired_revision", sa.BigInteger, nullable=False),
+)
+
+# one row: the generation of the desired state, bumped just before the commit of every
+# transaction whose changes the bus publishes (so generations follow commit order); a
+# snapshot carries the value read before the state, so it holds every change up to it
+bus_generation = sa.Table(
+    "bus_generation", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.BigInteger, nullable=False),
+)

@@ -1,7 +1,11 @@
 """The server's side of the bus: agents' calls answered from the services, and the
 change events of committed transactions published to them.
 
-Kept small on purpose: each handler is one transaction over a service method.
+Kept small on purpose: each handler is one transaction over a service method, and
+keeps nothing of its own between calls (what hosts report is in the database), so any
+server or worker can answer any call.  Each is idempotent: AMQP may deliver a call
+twice (the server that took it died before answering, or two servers are told the
+same during an upgrade), and the second delivery changes nothing the first did not.
 """
 
 from __future__ import annotations
@@ -36,32 +40,29 @@ class AgentServer:
     def publish(self, changes: Iterable[m.Changed | None]) -> None:
         for change in changes:
             if change is not None:
-                self.services.hosts.next_generation()
                 self.bus.publish(CHANGES, change)
 
     def _report_state(self, msg: m.Message) -> m.Message:
         assert isinstance(msg, m.AgentState)
 
-        def op(conn: Connection) -> tuple[str, list[m.Changed | None]]:
+        def op(conn: Connection) -> tuple[str, list[m.Changed | None], list[str] | None]:
             ident, revived = self.services.agents.report_state(conn, msg)
             rebound: list[str] = []
             if revived and msg.agent_type == L2_AGENT:
                 # ports that failed to bind for want of this agent bind now
-                rebound = self.services.binder.rebind_host(conn, msg.host)
+                rebound = self.services.ports.rebind_host(conn, msg.host)
             changes = [self.services.hosts.change(conn, "ports", p) for p in rebound]
             if revived and msg.agent_type == L3_AGENT:
                 # routers no host took yet are this agent's now: their ports bind here
                 changes += [self.services.hosts.change(conn, "routers", r)
                             for r in self.services.hosts.l3.schedule_host(conn, msg.host)]
-            return ident, changes
+            # read after the heartbeat was written: this agent counts as alive in it
+            served = (self.services.hosts.dhcp_networks(conn, msg.host)
+                      if msg.agent_type == DHCP_AGENT else None)
+            return ident, changes, served
 
-        ident, changes = self.db.write(op)
+        ident, changes, served = self.db.write(op)
         self.publish(changes)
-        served = None
-        if msg.agent_type == DHCP_AGENT:
-            # read after the heartbeat committed: this agent counts as alive in it
-            served = self.db.run_read(
-                lambda conn: self.services.hosts.dhcp_networks(conn, msg.host))
         return m.AgentRegistered(ident, self.services.settings.agent_down_time, served)
 
     def _sync(self, msg: m.Message) -> m.Message:

@@ -97,12 +97,6 @@ class Services:
             "rbac-policies": self.rbac,
         }
 
-    @property
-    def binder(self) -> Ports:
-        """Where the agents' calls rebind a host's ports (``rebind_host``): the port
-        service, which binds through the mechanism drivers."""
-        return self.ports
-
     def changed(self, conn: Connection, collection: str, ident: str) -> Changed | None:
         """The change event of a write to ``ident`` (inside its transaction)."""
         return self.hosts.change(conn, collection, ident)

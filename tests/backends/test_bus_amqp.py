@@ -317,8 +317,8 @@ def test_agent_command_needs_a_bus_url(tmp_path: Path, capsys: pytest.CaptureFix
 def test_serve_with_two_workers_on_postgresql(buses: Buses, tmp_path: Path,
                                               database_factory) -> None:
     """`neutrino serve` as operators run it (PostgreSQL, two workers, bus_url): both
-    workers publish marks, and every agent call lands on the one active consumer, so a
-    port's reports from L2 and DHCP meet there and make it ACTIVE."""
+    workers publish marks, and both consume the agents' calls: a port's reports from L2
+    and DHCP, taken by whichever worker, meet in the database and make it ACTIVE."""
     url = database_factory("postgresql")
     port = free_port()
     cfg = tmp_path / "neutrino.toml"
@@ -353,7 +353,7 @@ def test_serve_with_two_workers_on_postgresql(buses: Buses, tmp_path: Path,
         wait_for(lambda: {p["id"] for p in ports} <= {getattr(c, "id", "") for c in marks},
                  what="a mark for every port")
         for p in ports:
-            for component in ("l2", "dhcp"):  # two calls: they must meet in one worker
+            for component in ("l2", "dhcp"):  # two calls, maybe two workers
                 agent.call(m.REPORT_PORTS, m.PortReports("hv1", [
                     {"port_id": p["id"], "component": component, "up": True,
                      "revision": p["revision_number"]}]))

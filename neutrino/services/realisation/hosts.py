@@ -12,25 +12,32 @@ The server side of the agents' bus calls, as domain logic over the database:
   (upstream's provisioning blocks); DOWN when unplugged.
 - ``change``: the key a committed change is published under.
 
-Realisation is kept per port and component as (host, revision, up), in memory:
-after a server restart the agents resync and report everything again.
+Realisation is data: each report is a row of ``port_realisations`` (port, component,
+host: revision, up), written in the report's transaction, and the port's status is
+derived from those rows in that transaction, so every server and worker answers alike
+and a restarted one knows what it knew.  A report counts only for the revision the
+port has to be realised at (its *desired revision*, see :func:`desired_revision`).
+
+Generations order the desired state: the one counter row of ``bus_generation`` is
+bumped at the end of every transaction that publishes changes, and a snapshot carries
+the value it read before reading the state (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
 
 from neutrino.bus.messages import Changed, HostState
 from neutrino.context import Context
 from neutrino.db import tables as t
+from neutrino.db.engine import before_commit, lock_rows
 from neutrino.drivers.types import segments as segment_rows
 from neutrino.schema.resources import PORT
 from neutrino.services.core import collection as c
@@ -38,11 +45,37 @@ from neutrino.services.l2.networks import SUBNET_ORDER
 from neutrino.services.l2.ports import DHCP_OWNER, Ports
 from neutrino.services.l2.subnets import Subnets
 from neutrino.services.realisation.agents import DHCP_AGENT, Agents
-from neutrino.services.realisation.l3hosts import L3Hosts
+from neutrino.services.realisation.l3hosts import L3Hosts, report_revision
 
 L2 = "l2"
 DHCP = "dhcp"
 ACTIVE, DOWN = "ACTIVE", "DOWN"
+GENERATION = sa.select(t.bus_generation.c.generation).where(t.bus_generation.c.id == 1)
+
+
+def generation(conn: Connection) -> int:
+    """The generation of the desired state as committed now."""
+    return int(conn.scalar(GENERATION) or 0)
+
+
+def _bump_generation(conn: Connection) -> None:
+    g = t.bus_generation
+    done = conn.execute(g.update().where(g.c.id == 1).values(generation=g.c.generation + 1))
+    if done.rowcount == 0:  # the row migration 0011 made is gone: on from the clock
+        conn.execute(g.insert().values(id=1, generation=int(time.time() * 1000)))
+
+
+def desired_revision(revision_number: int, write: Row | None) -> int:
+    """The revision of the port the hosts must have realised for their reports to count.
+
+    Every change of a port bumps its ``revision_number``, status writes included (as
+    upstream); but a status write asks nothing new of the hosts.  So when the port's
+    revision is still the one its last status write made, the revision to realise is
+    the one recorded with that write; otherwise something else changed the port since
+    (an API write, a binding) and it is the port's revision itself."""
+    if write is not None and write.written_revision == revision_number:
+        return int(write.desired_revision)
+    return int(revision_number)
 
 
 def dhcp_device_id(host: str, network_id: str) -> str:
@@ -57,17 +90,19 @@ class Hosts:
         self.ports = ports
         #: routers and floating IPs: scheduling, desired state, status reports
         self.l3 = L3Hosts(agents, ports)
-        self._lock = threading.Lock()
-        # seeded with the clock: generations keep growing across server restarts
-        self._generation = itertools.count(int(time.time() * 1000))
-        self.generation = next(self._generation)
-        #: port id -> (component, host) -> (revision, up)
-        self._realised: dict[str, dict[tuple[str, str], tuple[int, bool]]] = {}
 
     # -- change events ---------------------------------------------------------
 
     def change(self, conn: Connection, collection: str, ident: str) -> Changed | None:
-        """The event for a change to ``ident`` (call while its row still exists)."""
+        """The event for a change to ``ident`` (call while its row still exists, in its
+        write transaction): a transaction with an event bumps the generation as it
+        commits."""
+        event = self._change(conn, collection, ident)
+        if event is not None:
+            before_commit(conn, "bus_generation", _bump_generation)
+        return event
+
+    def _change(self, conn: Connection, collection: str, ident: str) -> Changed | None:
         if collection == "networks":
             return Changed("network", ident, ident)
         if collection == "subnets":
@@ -84,11 +119,6 @@ class Hosts:
             # no one network: agents refilter every port they have
             return Changed("security_group", ident)
         return None
-
-    def next_generation(self) -> int:
-        with self._lock:
-            self.generation = next(self._generation)
-            return self.generation
 
     # -- desired state ---------------------------------------------------------
 
@@ -115,7 +145,8 @@ class Hosts:
 
     def host_state(self, conn: Connection, host: str, network_ids: list[str] | None = None,
                    router_ids: list[str] | None = None) -> HostState:
-        generation = self.generation  # before reading: a later change has a higher one
+        # read first: the state read after it holds every change up to this generation
+        current = generation(conn)
         routers = self.l3.routers_state(
             conn, host, None if network_ids is None else (router_ids or []))
         bound = sa.select(t.ports.c.network_id).where(t.ports.c.binding_host_id == host,
@@ -130,7 +161,7 @@ class Hosts:
         wanted = sorted(l2_nets | dhcp_nets)
         groups = _security_groups(conn, host)  # whole on every sync: members live anywhere
         if not wanted:
-            return HostState(generation, routers=routers, security_groups=groups)
+            return HostState(current, routers=routers, security_groups=groups)
         admin = Context.admin()
         nets = conn.execute(sa.select(t.networks).where(t.networks.c.id.in_(wanted))).all()
         segments = segment_rows.load(conn, wanted)
@@ -155,7 +186,7 @@ class Hosts:
         rows = conn.execute(sa.select(t.ports).where(port_filter)
                             .order_by(t.ports.c.id)).all()
         ports = [_port(p, host) for p in self.ports.render(conn, admin, rows)]
-        return HostState(generation, networks, ports, routers, groups)
+        return HostState(current, networks, ports, routers, groups)
 
     # -- DHCP ports --------------------------------------------------------------
 
@@ -169,6 +200,9 @@ class Hosts:
         made or completed if needed.  ``release`` (or no DHCP subnet left) removes it.
         Also says whether anything changed."""
         admin = Context.admin()
+        # one at a time per network: a request delivered twice (or to two servers at
+        # once) finds the port the first one made
+        lock_rows(conn, t.networks, [network_id])
         existing = conn.execute(sa.select(t.ports).where(
             _host_dhcp(host, network_id))).first()
         infos = {s.id: s for s in self.subnets.infos(conn, network_id)}
@@ -210,60 +244,101 @@ class Hosts:
     # -- realisation ---------------------------------------------------------------
 
     def report_ports(self, conn: Connection, host: str, reports: list[dict]) -> list[str]:
-        """Record what ``host`` realised; returns the ports whose status changed."""
-        touched = []
-        with self._lock:
-            for r in reports:
-                pid = r.get("port_id")
-                component = r.get("component")
-                if not pid or component not in (L2, DHCP):
-                    continue
-                self._realised.setdefault(pid, {})[(component, host)] = (
-                    int(r.get("revision") or 0), bool(r.get("up")))
-                touched.append(pid)
-        if not touched:
+        """Record what ``host`` realised (in the caller's transaction) and derive the
+        ports' status; returns the ports whose status changed.  Idempotent: the same
+        reports again change nothing, and a report older than the one recorded for its
+        port, component and host (a late redelivery) is left out."""
+        latest: dict[tuple[str, str], tuple[int, bool]] = {}
+        for r in reports:
+            pid, component = r.get("port_id"), r.get("component")
+            revision = report_revision(r.get("revision"))
+            if isinstance(pid, str) and pid and component in (L2, DHCP) \
+                    and revision is not None:
+                latest[(pid, component)] = (revision, bool(r.get("up")))
+        if not latest:
             return []
-        return self.refresh_status(conn, touched)
+        ports = _lock_ports(conn, sorted({pid for pid, _ in latest}))  # gone: left out
+        ids = sorted(ports)
+        pr = t.port_realisations
+        recorded = {(x.port_id, x.component): x for x in _realisations(conn, ids)
+                    if x.host == host}
+        now = c.now()
+        for (pid, component), (revision, up) in latest.items():
+            if pid not in ports:
+                continue
+            old = recorded.get((pid, component))
+            if old is None:
+                conn.execute(pr.insert().values(port_id=pid, component=component, host=host,
+                                                revision=revision, up=up, updated_at=now))
+            elif revision >= old.revision and (revision, up) != (old.revision, old.up):
+                conn.execute(pr.update().where(
+                    pr.c.port_id == pid, pr.c.component == component, pr.c.host == host)
+                    .values(revision=revision, up=up, updated_at=now))
+        return self._refresh_status(conn, [ports[pid] for pid in ids])
 
-    def refresh_status(self, conn: Connection, port_ids: list[str]) -> list[str]:
-        """Set ACTIVE/DOWN on these ports from what was realised; the changed ones."""
-        rows = conn.execute(sa.select(t.ports).where(t.ports.c.id.in_(port_ids))).all()
+    def _refresh_status(self, conn: Connection, rows: Sequence[Row]) -> list[str]:
+        """Set ACTIVE/DOWN on these (locked) ports from their realisation rows; the ids
+        of those that changed."""
         ids = [r.id for r in rows]
-        self.forget([pid for pid in port_ids if pid not in ids])  # deleted meanwhile
-        if not rows:
-            return []
         on_dhcp_subnets = set(conn.scalars(
             sa.select(t.ip_allocations.c.port_id).join(
                 t.subnets, t.subnets.c.id == t.ip_allocations.c.subnet_id)
             .where(t.ip_allocations.c.port_id.in_(ids), t.subnets.c.enable_dhcp)))
         dhcp_served = bool(self.agents.live(conn, DHCP_AGENT))
+        seen: dict[str, list[Row]] = {}
+        for x in _realisations(conn, ids):
+            seen.setdefault(x.port_id, []).append(x)
+        sw = t.port_status_writes
+        writes = {w.port_id: w for w in conn.execute(sa.select(sw).where(sw.c.port_id.in_(ids)))}
         changed = []
         for row in rows:
-            with self._lock:
-                seen = dict(self._realised.get(row.id, {}))
+            desired = desired_revision(row.revision_number, writes.get(row.id))
+            # what was realised of an older revision does not count
+            up = {(x.component, x.host): x.up for x in seen.get(row.id, ())
+                  if x.revision >= desired}
             # only the bound host's L2 agent speaks for the wiring; any DHCP server for DHCP
-            l2 = seen.get((L2, row.binding_host_id))
-            wired = l2 is not None and l2[1]
+            wired = up.get((L2, row.binding_host_id), False)
             needs_dhcp = (dhcp_served and row.device_owner != DHCP_OWNER
                           and row.id in on_dhcp_subnets)
-            known = not needs_dhcp or any(up for (comp, _), (_, up) in seen.items()
-                                          if comp == DHCP)
+            known = not needs_dhcp or any(v for (comp, _), v in up.items() if comp == DHCP)
             status = ACTIVE if wired and known and row.admin_state_up else DOWN
-            if status != row.status:
-                c.bump(conn, t.ports, row.id, {"status": status})
-                changed.append(row.id)
+            if status == row.status:
+                continue
+            c.bump(conn, t.ports, row.id, {"status": status})
+            # the port's row is locked: its new revision is exactly one more
+            values = {"written_revision": row.revision_number + 1, "desired_revision": desired}
+            if row.id in writes:
+                conn.execute(sw.update().where(sw.c.port_id == row.id).values(**values))
+            else:
+                conn.execute(sw.insert().values(port_id=row.id, **values))
+            changed.append(row.id)
         return changed
 
-    def realised(self, port_id: str) -> dict[str, Any]:
+    @staticmethod
+    def realised(conn: Connection, port_id: str) -> dict[str, Any]:
         """What is known of a port's realisation (for diagnostics and tests)."""
-        with self._lock:
-            return {f"{comp}@{host}": {"revision": rev, "up": up}
-                    for (comp, host), (rev, up) in self._realised.get(port_id, {}).items()}
+        return {f"{x.component}@{x.host}": {"revision": x.revision, "up": x.up,
+                                            "updated_at": x.updated_at}
+                for x in _realisations(conn, [port_id])}
 
-    def forget(self, port_ids: list[str]) -> None:
-        with self._lock:
-            for pid in port_ids:
-                self._realised.pop(pid, None)
+
+def _lock_ports(conn: Connection, ids: list[str]) -> dict[str, Row]:
+    """The ports of ``ids`` that exist, locked for the transaction in id order (so that
+    concurrent reports, whatever hosts they come from, queue instead of deadlocking,
+    and each derives status from what the one before it wrote)."""
+    out: dict[str, Row] = {}
+    for chunk in c.chunks(ids):
+        stmt = sa.select(t.ports).where(t.ports.c.id.in_(chunk)).order_by(t.ports.c.id)
+        out.update((r.id, r) for r in conn.execute(stmt.with_for_update()))
+    return out
+
+
+def _realisations(conn: Connection, port_ids: list[str]) -> list[Row]:
+    pr = t.port_realisations
+    out: list[Row] = []
+    for chunk in c.chunks(port_ids):
+        out += conn.execute(sa.select(pr).where(pr.c.port_id.in_(chunk))).all()
+    return out
 
 
 def _subnet(s: dict) -> dict:

@@ -10,18 +10,25 @@ that host: its L2 agent plugs their taps and they go ACTIVE like an instance's.
 Status: a router shows ``ACTIVE`` on creation (as upstream), then what its host
 reports: ``ACTIVE`` once realised, ``ERROR`` when realising failed, ``DOWN`` while
 ``admin_state_up`` is false.  A floating IP is ``ACTIVE`` once its NAT is in place,
-``DOWN`` otherwise.
+``DOWN`` otherwise.  Reports are rows (``router_realisations``,
+``floatingip_realisations``: object, component ``l3``, host -> revision, status),
+written in the report's transaction; a status is that of the row of the host that
+realises the object (its router's, for a floating IP), so every server derives the
+same.  L3 agents do not say yet which revision they realised: a report without one
+is never taken for a late one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from neutrino.bus.messages import Changed
 from neutrino.db import tables as t
+from neutrino.db.engine import lock_rows
 from neutrino.services.core import collection as c
 from neutrino.services.l2.ports import Ports
 from neutrino.services.l3.routers import load_routes
@@ -30,6 +37,17 @@ from neutrino.services.realisation.agents import Agents
 L3_AGENT = "L3 agent"
 ROUTER_GATEWAY = "network:router_gateway"
 STATUSES = ("ACTIVE", "DOWN", "ERROR")
+L3 = "l3"
+
+
+def report_revision(value: object) -> int | None:
+    """The revision a report names (missing: 0, which an agent that does not say sends);
+    None if it is no revision at all."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
 
 
 class L3Hosts:
@@ -170,27 +188,70 @@ class L3Hosts:
 
     def report(self, conn: Connection, host: str, routers: list[dict],
                floatingips: list[dict]) -> list[str]:
-        """Record what ``host``'s L3 agent realised; the ids whose status changed."""
-        changed = []
-        hosts = self.router_hosts(conn, [r.get("router_id") or "" for r in routers])
-        for r in routers:
-            rid, status = r.get("router_id"), r.get("status")
-            if status not in STATUSES or hosts.get(rid) != host:
-                continue  # only the router's own host speaks for it
-            row = conn.execute(sa.select(t.routers.c.status).where(
-                t.routers.c.id == rid)).first()
-            if row is not None and row.status != status:
-                c.bump(conn, t.routers, rid, {"status": status})
-                changed.append(rid)
-        for f in floatingips:
-            fid, status = f.get("floatingip_id"), f.get("status")
-            if status not in STATUSES:
-                continue
-            row = conn.execute(sa.select(t.floatingips.c.status, t.floatingips.c.fixed_port_id)
-                               .where(t.floatingips.c.id == fid)).first()
-            if row is None or (status == "ACTIVE" and row.fixed_port_id is None):
-                continue  # gone, or disassociated since: a late report
-            if row.status != status:
-                c.bump(conn, t.floatingips, fid, {"status": status})
-                changed.append(fid)
+        """Record what ``host``'s L3 agent realised (in the caller's transaction) and
+        derive the statuses; the ids whose status changed.  Idempotent under
+        redelivery: the same reports again change nothing."""
+        def parse(items: list[dict], key: str) -> dict[str, tuple[int, str]]:
+            out = {}
+            for item in items:
+                ident, status = item.get(key), item.get("status")
+                revision = report_revision(item.get("revision"))
+                if isinstance(ident, str) and status in STATUSES and revision is not None:
+                    out[ident] = (revision, status)
+            return out
+
+        changed: list[str] = []
+        router_reports = parse(routers, "router_id")
+        if router_reports:
+            rows = _locked(conn, t.routers, sorted(router_reports))
+            hosts = self.router_hosts(conn, rows)
+            for rid, row in rows.items():
+                taken = _record(conn, t.router_realisations, "router_id", rid, host,
+                                router_reports[rid])
+                # only the router's own host speaks for it
+                if taken and hosts.get(rid) == host and row.status != taken:
+                    c.bump(conn, t.routers, rid, {"status": taken})
+                    changed.append(rid)
+        fip_reports = parse(floatingips, "floatingip_id")
+        if fip_reports:
+            rows = _locked(conn, t.floatingips, sorted(fip_reports))
+            hosts = self.router_hosts(conn, {r.router_id for r in rows.values() if r.router_id})
+            for fid, row in rows.items():
+                taken = _record(conn, t.floatingip_realisations, "floatingip_id", fid, host,
+                                fip_reports[fid])
+                if not taken or (row.router_id and hosts.get(row.router_id) != host):
+                    continue  # a late report, or not from the host forwarding it
+                if taken == "ACTIVE" and row.fixed_port_id is None:
+                    continue  # disassociated since: a late report
+                if row.status != taken:
+                    c.bump(conn, t.floatingips, fid, {"status": taken})
+                    changed.append(fid)
         return changed
+
+
+def _locked(conn: Connection, table: sa.Table, ids: list[str]) -> dict[str, Any]:
+    """The rows of ``ids`` that exist, locked in id order: reports about one object
+    from several servers take their turns."""
+    lock_rows(conn, table, ids)
+    return {r.id: r for r in conn.execute(
+        sa.select(table).where(table.c.id.in_(ids)).order_by(table.c.id))}
+
+
+def _record(conn: Connection, table: sa.Table, key: str, ident: str, host: str,
+            report: tuple[int, str]) -> str | None:
+    """Write ``host``'s report on ``ident`` into its realisation row (the object's row
+    is locked); the status it now records, None if the report is older than the one
+    recorded (a redelivery after a later report)."""
+    revision, status = report
+    where = (table.c[key] == ident, table.c.component == L3, table.c.host == host)
+    old = conn.execute(sa.select(table.c.revision, table.c.status).where(*where)).first()
+    if old is None:
+        conn.execute(table.insert().values({key: ident, "component": L3, "host": host,
+                                            "revision": revision, "status": status,
+                                            "updated_at": c.now()}))
+    elif revision and revision < old.revision:
+        return None
+    elif (revision, status) != (old.revision, old.status):
+        conn.execute(table.update().where(*where).values(
+            revision=revision or old.revision, status=status, updated_at=c.now()))
+    return status
