@@ -33,7 +33,7 @@ from neutrino.bus import Bus, BusError, BusUnavailable
 from neutrino.bus import messages as m
 from neutrino.bus.core import CHANGES
 from neutrino.config import Settings
-from neutrino.linux import netlink, rtnl
+from neutrino.linux import namespaces, rtnl, vlans
 from neutrino.linux.errors import LinuxError
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,10 @@ class Agent:
         self.state_dir = Path(settings.agent_state_dir or "/run/neutrino")
         # VLAN segments are veth pairs with tc-BPF programs: the host can make them when
         # it can load a program (no 802.1Q needed); otherwise VLAN ports fail to bind
-        self.vlan_supported = netlink.vlan_supported()
+        self.vlan_supported = vlans.vlan_supported()
         if not self.vlan_supported:
             log.warning("VLAN networks cannot be wired on this host: %s",
-                        netlink.vlan_unsupported_reason())
+                        vlans.vlan_unsupported_reason())
         self.l2 = L2(L2Config(self.netns, settings.vxlan_local_ip or None,
                               tuple(settings.vxlan_remotes),
                               dict(settings.physical_interface_mappings),
@@ -499,7 +499,7 @@ class Agent:
             return
         dead = [n.id for n in self._snapshot.networks.values() if n.dhcp
                 and self._snapshot.dhcp_port(n.id) is not None
-                and netlink.namespace_exists(names.dhcp_namespace(n.id))
+                and namespaces.namespace_exists(names.dhcp_namespace(n.id))
                 and not self.dhcp.backend.daemon(n.id, names.dhcp_namespace(n.id)).alive()]
         if dead:
             log.warning("DHCP server gone for network(s) %s: starting it again", ", ".join(dead))

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from neutrino import names
-from neutrino.linux import netlink
+from neutrino.linux import addressing, devices, namespaces
 from tests.conftest import wait_for
 
 from .l3_env import L3Up, l3up_fixture  # noqa: F401
@@ -27,7 +27,7 @@ def test_router_snat_floating_ip_restart_and_teardown(l3up: L3Up) -> None:
     # the external network, made on first start, and its host end in the "hypervisor"
     public = l3up.show("network", "show", "public")
     assert public["router:external"] is True and public["provider:network_type"] == "flat"
-    assert "172.24.4.1/24" in netlink.list_addresses("br-ex", l3up.hostns)
+    assert "172.24.4.1/24" in addressing.list_addresses("br-ex", l3up.hostns)
 
     os = l3up.openstack
     os("network", "create", "private")
@@ -100,8 +100,8 @@ def test_router_snat_floating_ip_restart_and_teardown(l3up: L3Up) -> None:
     os("router", "unset", "--external-gateway", "edge")
     os("router", "delete", "edge")
     qrouter = names.router_namespace(router["id"])
-    _wait(lambda: not netlink.namespace_exists(qrouter), what="the router's namespace gone")
+    _wait(lambda: not namespaces.namespace_exists(qrouter), what="the router's namespace gone")
     router_taps = {names.tap(p["ID"]) for p in ports}
-    _wait(lambda: not router_taps & {lk.name for lk in netlink.list_links(l3up.hostns)},
+    _wait(lambda: not router_taps & {lk.name for lk in devices.list_links(l3up.hostns)},
           what="the router ports' taps gone")
     assert not (l3up.base / "agent" / "l3" / router["id"]).exists()

@@ -24,7 +24,7 @@ from neutrino.agent.l2.bridges import (
 )
 from neutrino.agent.model import Network, Port, Segment, Snapshot
 from neutrino.linux import bpf
-from neutrino.linux.netlink import Link, VxlanInfo
+from neutrino.linux.devices import Link, VxlanInfo
 
 NET_A = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 NET_B = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"

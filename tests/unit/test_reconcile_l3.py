@@ -39,7 +39,7 @@ from neutrino.agent.model import (
 from neutrino.bus import messages as m
 from neutrino.drivers.mechanism.linuxbridge import LinuxBridge, can_realise
 from neutrino.drivers.types.segments import Segment as DbSegment
-from neutrino.linux.netlink import Link
+from neutrino.linux.devices import Link
 
 R1 = "11111111-1111-4111-8111-111111111111"
 R2 = "22222222-2222-4222-8222-222222222222"

@@ -23,7 +23,7 @@ from neutrino import names
 from neutrino.agent.dhcp.dnsmasq import CONF, DhcpFiles, dhcp_subnets, served_ports
 from neutrino.agent.model import Network, Port, Snapshot
 from neutrino.agent.reconciler import apply_plan
-from neutrino.linux import netlink, process
+from neutrino.linux import addressing, devices, namespaces, process
 
 log = logging.getLogger(__name__)
 
@@ -272,19 +272,19 @@ class Dhcp:
         """What exists for ``keys`` (None: every network we left a trace of), and the
         bridge-side tap of each DHCP namespace found."""
         if keys is None:
-            found = {p.ident for n in netlink.list_namespaces()
+            found = {p.ident for n in namespaces.list_namespaces()
                      if (p := names.parse_namespace(n)) and p.kind == names.Kind.DHCP_NAMESPACE}
             keys = found | set(self.backend.networks()) | set(want)
-        host_links = {lk.name for lk in netlink.list_links(self.netns)}
+        host_links = {lk.name for lk in devices.list_links(self.netns)}
         seen, taps = {}, {}
         for key in keys:
             ns = names.dhcp_namespace(key)
             on_disk = {n: t for n, t in self.backend.read(key).items() if t is not None}
-            if not netlink.namespace_exists(ns):
+            if not namespaces.namespace_exists(ns):
                 seen[key] = DhcpSeen(files=on_disk)
                 continue
             interface, addresses = None, frozenset()
-            for link in netlink.list_links(ns):
+            for link in devices.list_links(ns):
                 parsed = names.parse_link(link.name)
                 if parsed is None or parsed.kind != names.Kind.DHCP_NS_PORT:
                     continue
@@ -292,9 +292,9 @@ class Dhcp:
                 if spec is not None and spec.port is not None and link.name != spec.interface:
                     continue  # another port's leftover: the teardown of the veth takes it
                 interface = ((link.mac or "").lower(), link.mtu, link.up)
-                addresses = frozenset(a for a in netlink.list_addresses(link.name, ns)
+                addresses = frozenset(a for a in addressing.list_addresses(link.name, ns)
                                       if not ipaddress.ip_interface(a).ip.is_link_local)
-                taps[key] = "tap" + link.name[len("ns-"):]
+                taps[key] = names.tap(link.name[len("ns-"):])
             spec = want.get(key)
             tap = spec.tap if spec is not None and spec.port is not None else taps.get(key)
             seen[key] = DhcpSeen(True, interface, addresses, tap in host_links, on_disk,
@@ -311,12 +311,12 @@ class Dhcp:
             case RequestPort(key, release):
                 self.request_port(key, release)
             case EnsureNamespace(_, ns):
-                netlink.ensure_namespace(ns)
+                namespaces.ensure_namespace(ns)
             case EnsureVeth(_, tap, interface, ns, mtu, mac):
-                netlink.ensure_veth(tap, interface, netns=self.netns, peer_netns=ns, mtu=mtu)
-                netlink.set_link(interface, mac=mac, netns=ns)
+                devices.ensure_veth(tap, interface, netns=self.netns, peer_netns=ns, mtu=mtu)
+                devices.set_link(interface, mac=mac, netns=ns)
             case EnsureAddresses(_, interface, ns, addresses):
-                netlink.ensure_addresses(interface, addresses, netns=ns)
+                addressing.ensure_addresses(interface, addresses, netns=ns)
             case WriteFiles(key, content):
                 self.backend.write(key, dict(content))
             case Start(key, ns):
@@ -328,11 +328,11 @@ class Dhcp:
             case Stop(key, ns):
                 self.backend.daemon(key, ns).stop()
             case DeleteTap(_, tap):
-                netlink.delete_link(tap, netns=self.netns)  # its peer inside goes with it
+                devices.delete_link(tap, netns=self.netns)  # its peer inside goes with it
             case DeleteNamespace(_, ns):
                 for pid in process.namespace_pids(ns):
                     process.terminate(pid)  # nothing may hold it (dnsmasq was ours)
-                netlink.delete_namespace(ns)
+                namespaces.delete_namespace(ns)
             case RemoveFiles(key):
                 self.backend.remove(key)
             case _:

@@ -45,12 +45,12 @@ from neutrino.linux.run import run
 
 log = logging.getLogger(__name__)
 
-TABLE = "neutrino-sg"
+TABLE = names.SG_TABLE
 KEY = "firewall"  # one key: the tables are one transaction
 MAX_PORTS = 0xFFFF
 FINGERPRINT = "neutrino-sg fingerprint "
 #: the set (in both tables) whose one element carries the fingerprint as its comment
-FINGERPRINT_SET = "fingerprint"
+FINGERPRINT_SET = names.SG_FINGERPRINT_SET
 #: ICMPv6 neighbour discovery and MLD an instance needs (130-132 MLD, 133 RS, 135/136 NS/NA)
 ND_TYPES = (130, 131, 132, 133, 135, 136, 143)
 CONNTRACK_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp", 33: "dccp"}
@@ -121,8 +121,7 @@ class FlushConntrack:
 Op = ReplaceTables | PatchTables | SetElements | FlushConntrack
 
 
-def set_name(group_id: str, ethertype: str) -> str:
-    return f"rg{4 if ethertype == 'IPv4' else 6}-{group_id}"
+set_name = names.sg_remote_set
 
 
 def _member(address: str) -> str:
@@ -281,7 +280,7 @@ def _anti_spoofing(port: Port, tap: str) -> nft.Chain:
     rules.append(nft.Rule([nft.match(nft.payload("ether", "type"), "ip6"),
                            nft.match(nft.payload("ip6", "saddr"), v6), nft.ACCEPT], note))
     rules.append(nft.Rule([nft.DROP], note))  # any other source, or ethertype (VLAN tags)
-    return nft.Chain(f"spoof-{port.id}", rules)
+    return nft.Chain(names.sg_spoof_chain(port.id), rules)
 
 
 def _rule_exprs(rule: SgRule, sets: set[str]) -> list[nft.Expr] | None:
@@ -347,7 +346,8 @@ def _filter_chains(port: Port, rules: Sequence[SgRule], sets: set[str]) \
     # fail closed: what no rule allows ends here
     ingress.append(nft.Rule([nft.DROP], f"default deny port {port.id}"))
     egress.append(nft.Rule([nft.DROP], f"default deny port {port.id}"))
-    return nft.Chain(f"in-{port.id}", ingress), nft.Chain(f"out-{port.id}", egress)
+    return nft.Chain(names.sg_ingress_chain(port.id), ingress), \
+        nft.Chain(names.sg_egress_chain(port.id), egress)
 
 
 @dataclass(frozen=True)
@@ -386,15 +386,15 @@ def _port_dispatch(port_id: str, index: int) -> tuple[nft.Rule, ...]:
             "key": nft.meta("mark"), "value": {"|": [nft.meta("mark"), index]}}}],
             f"to port {port_id}"),
         nft.Rule([nft.match(_masked_mark(0xFFFF0000), index << 16),
-                  nft.jump(f"out-{port_id}")], f"from port {port_id}"),
-        nft.Rule([nft.match(_masked_mark(0xFFFF), index), nft.goto(f"in-{port_id}")],
-                 f"to port {port_id}"))
+                  nft.jump(names.sg_egress_chain(port_id))], f"from port {port_id}"),
+        nft.Rule([nft.match(_masked_mark(0xFFFF), index),
+                  nft.goto(names.sg_ingress_chain(port_id))], f"to port {port_id}"))
 
 
 @functools.lru_cache(maxsize=8192)
 def _spoof_jump(port_id: str) -> nft.Rule:
     return nft.Rule([nft.match(nft.meta("iifname"), names.tap(port_id)),
-                     nft.jump(f"spoof-{port_id}")], f"port {port_id}")
+                     nft.jump(names.sg_spoof_chain(port_id))], f"port {port_id}")
 
 
 def desired(snap: Snapshot) -> Desired:
@@ -432,8 +432,7 @@ def desired(snap: Snapshot) -> Desired:
     bridge_forward = nft.Chain("forward", marks, "filter", "forward", -300, "accept")
     inet_sets = []
     for name in sorted(sets):
-        group_id = name.split("-", 1)[1]
-        v = 4 if name.startswith("rg4") else 6
+        group_id, v = names.parse_sg_remote_set(name)  # type: ignore[misc]
         group = snap.security_groups.get(group_id)
         members = _uncovered(a for a in (group.members if group else ())
                              if _family(a) == v)

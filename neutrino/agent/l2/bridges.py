@@ -8,7 +8,7 @@ devices it recognises as its own by name (``brq…``, ``vxlan-…``, and the vet
 ``<physdev>.<vid>``/``vw-<physdev>.<vid>`` of VLAN segments), never a physical
 interface or a tap, and only the tc filters of its own VLAN segments.
 
-A VLAN segment is a veth pair and two tc-BPF programs (``netlink.ensure_vlan``): the
+A VLAN segment is a veth pair and two tc-BPF programs (``vlans.ensure_vlan``): the
 kernel here has no 802.1Q sub-interfaces, and one way everywhere beats two.
 """
 
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from neutrino import names
 from neutrino.agent.model import Network, Snapshot
 from neutrino.agent.reconciler import apply_plan
-from neutrino.linux import bpf, netlink
-from neutrino.linux.netlink import Link, VxlanInfo
+from neutrino.linux import bpf, devices, fdb, vlans
+from neutrino.linux.devices import Link, VxlanInfo
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +222,14 @@ def observe(cfg: L2Config) -> L2Observed:
     # VLAN filters live on the mapped physical devices and our wire ends: read with the
     # links over the same socket
     physdevs = set(cfg.interface_mappings.values())
-    view = netlink.vlan_view(lambda lk: lk.name in physdevs or _is_wire(lk), cfg.netns)
+    view = vlans.vlan_view(lambda lk: lk.name in physdevs or _is_wire(lk), cfg.netns)
     links = {lk.name: lk for lk in view.links}
     flood = {}
     for name, lk in links.items():
         parsed = names.parse_link(name)
         if lk.kind == "vxlan" and parsed is not None and parsed.kind == names.Kind.VXLAN:
-            flood[name] = frozenset(e.dst for e in netlink.list_fdb(name, cfg.netns)
-                                    if e.mac == netlink.FLOOD_MAC and e.dst)
+            flood[name] = frozenset(e.dst for e in fdb.list_fdb(name, cfg.netns)
+                                    if e.mac == fdb.FLOOD_MAC and e.dst)
     return L2Observed(links, flood, view.filters)
 
 
@@ -278,7 +278,7 @@ def _remove(bridge: str, member: Link, seen: L2Observed) -> L2Op:
 
 
 def _vxlan_ok(link: Link | None, up: Uplink, bridge: str, mtu: int) -> bool:
-    want = VxlanInfo(vni=up.vni or 0, port=netlink.VXLAN_PORT, local=up.local, learning=False,
+    want = VxlanInfo(vni=up.vni or 0, port=devices.VXLAN_PORT, local=up.local, learning=False,
                      underlay=None)
     return (link is not None and link.kind == "vxlan" and link.vxlan == want
             and link.mtu == mtu and link.master == bridge and link.up)
@@ -432,25 +432,25 @@ class L2:
         ns = self.cfg.netns
         match op:
             case EnsureBridge(key, mtu):
-                netlink.ensure_bridge(key, mtu=mtu, netns=ns)
+                devices.ensure_bridge(key, mtu=mtu, netns=ns)
             case EnsureVxlan(key, name, vni, local, mtu):
-                netlink.ensure_vxlan(name, vni=vni, local=local, mtu=mtu, netns=ns)
-                netlink.set_link(name, master=key, up=True, netns=ns)
+                devices.ensure_vxlan(name, vni=vni, local=local, mtu=mtu, netns=ns)
+                devices.set_link(name, master=key, up=True, netns=ns)
             case EnsureFlood(_, name, remotes):
-                netlink.ensure_flood(name, remotes, netns=ns)
+                fdb.ensure_flood(name, remotes, netns=ns)
             case EnsureVlan(key, name, wire, parent, vid, mtu):
-                netlink.ensure_vlan(name, wire=wire, parent=parent, vid=vid, mtu=mtu, netns=ns)
-                netlink.set_link(name, master=key, up=True, netns=ns)
+                vlans.ensure_vlan(name, wire=wire, parent=parent, vid=vid, mtu=mtu, netns=ns)
+                devices.set_link(name, master=key, up=True, netns=ns)
             case DeleteVlan(_, name, parent, vid):
-                netlink.delete_vlan(name, parent=parent, vid=vid, netns=ns)
+                vlans.delete_vlan(name, parent=parent, vid=vid, netns=ns)
             case DeleteVlanFilter(_, dev, vid):
-                netlink.delete_vlan_filter(dev, vid, ns)
+                vlans.delete_vlan_filter(dev, vid, ns)
             case Plug(key, name, mtu):
-                netlink.set_link(name, master=key, mtu=mtu, up=True, netns=ns)
+                devices.set_link(name, master=key, mtu=mtu, up=True, netns=ns)
             case Unplug(_, name):
-                netlink.set_link(name, master=None, netns=ns)
+                devices.set_link(name, master=None, netns=ns)
             case DeleteLink(_, name):
-                netlink.delete_link(name, netns=ns)
+                devices.delete_link(name, netns=ns)
             case _:
                 raise AssertionError(f"unknown l2 step {op!r}")
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from neutrino.linux import netlink, nft, sysctl
+from neutrino import names
+from neutrino.linux import addressing, devices, nft, sysctl
 
-MASQUERADE_TABLE = "neutrino-public"
+MASQUERADE_TABLE = names.PUBLIC_MASQUERADE_TABLE
 
 
 def ensure_bridge(bridge: str, gateway_ip: str, cidr: str, *, netns: str | None = None,
@@ -24,10 +25,10 @@ def ensure_bridge(bridge: str, gateway_ip: str, cidr: str, *, netns: str | None 
     the operator gave it stay).  True if anything changed."""
     net = ipaddress.ip_network(cidr)
     address = f"{ipaddress.ip_address(gateway_ip)}/{net.prefixlen}"
-    changed = netlink.ensure_bridge(bridge, mtu=mtu, netns=netns)
-    have = netlink.list_addresses(bridge, netns)
+    changed = devices.ensure_bridge(bridge, mtu=mtu, netns=netns)
+    have = addressing.list_addresses(bridge, netns)
     if address not in have:
-        netlink.ensure_addresses(bridge, [*have, address], netns=netns)
+        addressing.ensure_addresses(bridge, [*have, address], netns=netns)
         changed = True
     return changed
 

@@ -42,9 +42,9 @@ from neutrino import names
 from neutrino.agent.model import Router, RouterPort, Snapshot
 from neutrino.agent.reconciler import apply_plan
 from neutrino.bus import messages as m
-from neutrino.linux import netlink, nft, process, sysctl
+from neutrino.linux import addressing, devices, namespaces, nft, process, routing, sysctl
+from neutrino.linux.devices import Link
 from neutrino.linux.errors import CommandError, NamespaceNotFound
-from neutrino.linux.netlink import Link
 from neutrino.linux.run import run, spawn
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 #: how router keys are told from network ids in the agent's dirty set
 KEY_PREFIX = "router:"
 NAT_FAMILY = "ip"
-NAT_TABLE = "neutrino-l3"
+NAT_TABLE = names.L3_NAT_TABLE
 #: gratuitous ARPs sent for a new address (upstream's send_arp_for_ha default)
 GARP_COUNT = 3
 _IPV6 = os.path.exists("/proc/sys/net/ipv6/conf/all/forwarding")
@@ -448,7 +448,7 @@ class L3:
         every ``qrouter-`` namespace there is."""
         keys = set(want) | self.marked()
         if not self.cfg.sandboxed:
-            keys |= {p.ident for n in netlink.list_namespaces()
+            keys |= {p.ident for n in namespaces.list_namespaces()
                      if (p := names.parse_namespace(n)) and p.kind == names.Kind.ROUTER_NAMESPACE}
         return keys
 
@@ -497,9 +497,9 @@ class L3:
     @staticmethod
     def _observe(key: str, marked: bool) -> RouterSeen:
         ns = names.router_namespace(key)
-        if not netlink.namespace_exists(ns):
+        if not namespaces.namespace_exists(ns):
             return RouterSeen(marked=marked)
-        inside = netlink.view(ns)  # one socket for links, addresses and routes
+        inside = namespaces.view(ns)  # one socket for links, addresses and routes
         links = {}
         for lk in inside.links:
             parsed = names.parse_link(lk.name)
@@ -511,11 +511,11 @@ class L3:
                             if not ipaddress.ip_interface(a).ip.is_link_local)
             for name in links}
         # a veth's ends live and die together: a qr-/qg- device means its tap is there
-        taps = frozenset("tap" + d[3:] for d in links)
+        taps = frozenset(names.tap(d[3:]) for d in links)
         defaults = frozenset((r.version, r.gateway) for r in inside.routes
                              if r.is_default and r.gateway)
         static = frozenset((r.dst, r.gateway) for r in inside.routes
-                           if r.proto == netlink.RTPROT_STATIC and not r.is_default
+                           if r.proto == routing.RTPROT_STATIC and not r.is_default
                            and r.gateway)
         table = nft.list_table(NAT_FAMILY, NAT_TABLE, netns=ns)
         return RouterSeen(marked, True, links, addresses, taps, defaults, static,
@@ -532,14 +532,14 @@ class L3:
         match op:
             case EnsureNamespace(key, ns):
                 self._mark(key, True)  # before: a crash between the two leaves it ours
-                netlink.ensure_namespace(ns)
+                namespaces.ensure_namespace(ns)
             case SetSysctls(_, ns, values):
                 sysctl.set_many(dict(values), netns=ns)
             case EnsurePort(_, ns, tap, device, mac, mtu):
-                netlink.ensure_veth(tap, device, netns=self.cfg.netns, peer_netns=ns, mtu=mtu)
-                netlink.set_link(device, mac=mac, up=True, netns=ns)
+                devices.ensure_veth(tap, device, netns=self.cfg.netns, peer_netns=ns, mtu=mtu)
+                devices.set_link(device, mac=mac, up=True, netns=ns)
             case EnsureAddresses(_, ns, device, addresses):
-                netlink.ensure_addresses(device, addresses, netns=ns)
+                addressing.ensure_addresses(device, addresses, netns=ns)
             case ApplyNat(_, ns, chains):
                 nft.apply_table(NAT_FAMILY, NAT_TABLE, chains, netns=ns)
             case DeleteNat(_, ns):
@@ -549,10 +549,10 @@ class L3:
                     hop = next(((h, d) for v, h, d in defaults if v == version), None)
                     if hop is None:
                         if version == 4 or _IPV6:
-                            netlink.delete_default_route(family=version, netns=ns)
+                            routing.delete_default_route(family=version, netns=ns)
                     else:
-                        netlink.ensure_default_route(hop[0], dev=hop[1] or None, netns=ns)
-                netlink.ensure_routes([netlink.Route(d, gateway=h) for d, h in routes],
+                        routing.ensure_default_route(hop[0], dev=hop[1] or None, netns=ns)
+                routing.ensure_routes([routing.Route(d, gateway=h) for d, h in routes],
                                       netns=ns, prune=True)
             case ForgetConnections(_, ns, address):
                 for direction in ("-d", "-q"):  # made to it; leaving as it (SNAT)
@@ -566,11 +566,11 @@ class L3:
                 if self.arping:
                     spawn(["arping", "-U", "-c", str(GARP_COUNT), "-I", device, ip], netns=ns)
             case DeletePort(_, ns, device):
-                netlink.delete_link(device, netns=ns)  # its tap goes with it
+                devices.delete_link(device, netns=ns)  # its tap goes with it
             case DeleteNamespace(key, ns):
                 for pid in process.namespace_pids(ns):
                     process.terminate(pid, timeout=2)  # an arping still announcing
-                netlink.delete_namespace(ns)
+                namespaces.delete_namespace(ns)
                 self._mark(key, False)
             case Forget(key):
                 self._mark(key, False)
