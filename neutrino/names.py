@@ -87,6 +87,10 @@ def bridge(network_id: str) -> str:
     return _prefixed("brq", network_id)
 
 
+#: every tap, as an nftables interface wildcard
+TAP_WILDCARD = "tap*"
+
+
 def tap(port_id: str) -> str:
     """An instance port, and the bridge side of a DHCP port: ``tap`` + port id[:11]."""
     return _prefixed("tap", port_id)

@@ -63,14 +63,16 @@ def _router(*, fips: tuple[FloatingIp, ...] = (), snat: bool = True, gateway: bo
                                      (RouterAddress("s2", "10.1.0.1", "10.1.0.0/24"),)))
     gw = RouterPort(P_GW, PUBLIC, "fa:16:3e:00:00:02", 1500,
                     (RouterAddress("pub", "172.24.4.10", "172.24.4.0/24", "172.24.4.1"),))
-    return Router(rid, True, snat, gw if gateway else None, tuple(interfaces), routes, fips)
+    return Router(rid, True, snat, gw if gateway else None, tuple(interfaces), routes, fips,
+                  revision_number=REVISION)
 
 
 def _fip(address: str = "172.24.4.20", fixed: str = "10.0.0.5", fid: str = FIP) -> FloatingIp:
-    return FloatingIp(fid, address, fixed, VM_PORT)
+    return FloatingIp(fid, address, fixed, VM_PORT, revision_number=FIP_REVISION)
 
 
 _index = itertools.count(10)
+REVISION, FIP_REVISION = 7, 3
 
 
 def _converged(spec: RouterSpec) -> RouterSeen:
@@ -207,16 +209,18 @@ def test_reports_routers_and_floating_ips() -> None:
     snap = Snapshot(routers={R1: with_fip})
     want = l3.desired(snap)
     routers, fips = agent.reports(snap, [R1], want, {})
-    assert routers == [{"router_id": R1, "status": "ACTIVE"}]
-    assert fips == [{"floatingip_id": FIP, "status": "ACTIVE"}]
-    # disassociated: the router no longer lists it, it is reported DOWN once
+    # each with the revision it realised (what the server keeps a late report out by)
+    assert routers == [{"router_id": R1, "status": "ACTIVE", "revision": REVISION}]
+    assert fips == [{"floatingip_id": FIP, "status": "ACTIVE", "revision": FIP_REVISION}]
+    # disassociated: the router no longer lists it, it is reported DOWN once (no
+    # revision known: the snapshot no longer has it)
     snap = Snapshot(routers={R1: _router()})
     routers, fips = agent.reports(snap, [R1], l3.desired(snap), {})
-    assert fips == [{"floatingip_id": FIP, "status": "DOWN"}]
+    assert fips == [{"floatingip_id": FIP, "status": "DOWN", "revision": 0}]
     # a failure is an ERROR; a router gone from the snapshot is not reported
     snap = Snapshot(routers={R1: with_fip})
     routers, fips = agent.reports(snap, [R1], l3.desired(snap), {R1: RuntimeError("x")})
-    assert routers == [{"router_id": R1, "status": "ERROR"}]
+    assert routers == [{"router_id": R1, "status": "ERROR", "revision": REVISION}]
     assert agent.reports(Snapshot(), [R1], {}, {}) == ([], [])
 
 

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from neutrino import names
 from neutrino.agent.dhcp.dnsmasq import CONF, DhcpFiles, dhcp_subnets, served_ports
 from neutrino.agent.model import Network, Port, Snapshot
-from neutrino.agent.reconciler import apply_plan
+from neutrino.agent.reconciler import Outcome, Pass, Reports, apply_plan
 from neutrino.linux import addressing, devices, namespaces, process
 
 log = logging.getLogger(__name__)
@@ -252,8 +252,24 @@ def diff(want: Mapping[str, DhcpSpec], seen: Mapping[str, DhcpSeen],
 
 # -- observe and apply ---------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class DhcpObserved:
+    """What a pass looked at: the networks (``keys``; None: all), what exists for them,
+    the bridge-side tap of each DHCP namespace found, and the networks whose DHCP port
+    this host holds but no longer serves (to give back)."""
+
+    keys: frozenset[str] | None
+    seen: Mapping[str, DhcpSeen]
+    taps: Mapping[str, str]
+    release: frozenset[str]
+
+
 class Dhcp:
+    """The DHCP servers reconciler (no dependency: it makes its own ports' taps)."""
+
     name = "dhcp"
+    after: tuple[str, ...] = ()
+    scoped = True
 
     def __init__(self, backend: DhcpBackend, netns: str | None,
                  request_port: Callable[[str, bool], None]) -> None:
@@ -261,14 +277,47 @@ class Dhcp:
         self.netns = netns  # where the bridge-side taps live
         self.request_port = request_port
 
-    def desired(self, snapshot: Snapshot) -> dict[str, DhcpSpec]:
-        return desired(snapshot, self.backend)
-
     def keys_of(self, network_ids: Iterable[str]) -> list[str]:
         return list(network_ids)
 
-    def observe(self, keys: Iterable[str] | None,
-                want: Mapping[str, DhcpSpec]) -> tuple[dict[str, DhcpSeen], dict[str, str]]:
+    # -- the Reconciler protocol --------------------------------------------------------
+
+    def desired(self, p: Pass) -> dict[str, DhcpSpec]:
+        return desired(p.snapshot, self.backend)
+
+    def observe(self, p: Pass, want: Mapping[str, DhcpSpec]) -> DhcpObserved:
+        snap = p.snapshot
+        release = frozenset(n for n in snap.networks if n not in want
+                            and snap.dhcp_port(n) is not None)
+        keys = None if p.networks is None else set(p.networks) | release
+        if self.netns is not None:
+            # a sandboxed agent shares the namespace list with others (two "hosts" on one
+            # machine): its own are those it keeps files for, in full and partial passes
+            own = set(self.backend.networks()) | set(want) | release
+            keys = own if keys is None else keys & own
+        seen, taps = self.kernel(keys, want)
+        return DhcpObserved(None if keys is None else frozenset(keys), seen, taps, release)
+
+    def diff(self, p: Pass, want: Mapping[str, DhcpSpec], seen: DhcpObserved) -> list[DhcpOp]:
+        return diff(want, seen.seen, seen.keys, taps=seen.taps, release=seen.release)
+
+    def apply(self, p: Pass, plan: Sequence[DhcpOp]) -> dict[str, Exception]:
+        return apply_plan(plan, self._do, "dhcp")
+
+    def report(self, p: Pass, want: Mapping[str, DhcpSpec], seen: DhcpObserved,
+               plan: Sequence[DhcpOp], failed: Mapping[str, Exception],
+               out: Reports) -> Outcome:
+        """The ports a realised server knows are up for DHCP."""
+        for net_id, spec in want.items():
+            if (p.networks is None or net_id in p.networks) and net_id not in failed \
+                    and spec.port is not None:
+                for pid in spec.served:
+                    port = p.snapshot.ports.get(pid)
+                    out.port(pid, "dhcp", True, port.revision_number if port else 0)
+        return Outcome(len(plan), frozenset(failed))
+
+    def kernel(self, keys: Iterable[str] | None,
+               want: Mapping[str, DhcpSpec]) -> tuple[dict[str, DhcpSeen], dict[str, str]]:
         """What exists for ``keys`` (None: every network we left a trace of), and the
         bridge-side tap of each DHCP namespace found."""
         if keys is None:
@@ -301,10 +350,6 @@ class Dhcp:
                                  self.backend.daemon(key, ns).alive())
         return seen, taps
 
-    diff = staticmethod(diff)
-
-    def apply(self, plan: list[DhcpOp]) -> dict[str, Exception]:
-        return apply_plan(plan, self._do, "dhcp")
 
     def _do(self, op: DhcpOp) -> None:
         match op:

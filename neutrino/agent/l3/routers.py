@@ -34,13 +34,13 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from neutrino import names
 from neutrino.agent.model import Router, RouterPort, Snapshot
-from neutrino.agent.reconciler import apply_plan
+from neutrino.agent.reconciler import Outcome, Pass, Reports, apply_plan
 from neutrino.bus import messages as m
 from neutrino.linux import addressing, devices, namespaces, nft, process, routing, sysctl
 from neutrino.linux.devices import Link
@@ -410,8 +410,21 @@ def diff(want: Mapping[str, RouterSpec], seen: Mapping[str, RouterSeen],
 
 # -- observe, apply, report ----------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class RoutersObserved:
+    """The routers a pass looked at (every one this agent may own, in a full pass) and
+    what their namespaces hold."""
+
+    keys: frozenset[str]
+    routers: Mapping[str, RouterSeen]
+
+
 class L3:
+    """The routers reconciler (no dependency: it makes its ports' taps, L2 plugs them)."""
+
     name = "l3"
+    after: tuple[str, ...] = ()
+    scoped = False  # a pass for routers only is its own
 
     def __init__(self, cfg: L3Config) -> None:
         self.cfg = cfg
@@ -422,8 +435,33 @@ class L3:
         #: router id -> the floating IPs last reported ACTIVE through it
         self._active_fips: dict[str, set[str]] = {}
 
-    desired = staticmethod(desired)
-    diff = staticmethod(diff)
+    # -- the Reconciler protocol --------------------------------------------------------
+
+    def desired(self, p: Pass) -> dict[str, RouterSpec]:
+        return desired(p.snapshot)
+
+    def observe(self, p: Pass, want: Mapping[str, RouterSpec]) -> RoutersObserved:
+        keys = self.all_keys(want) if p.full else set(p.routers or ())
+        return RoutersObserved(frozenset(keys), self.kernel(keys))
+
+    def diff(self, p: Pass, want: Mapping[str, RouterSpec],
+             seen: RoutersObserved) -> list[L3Op]:
+        return diff(want, seen.routers, seen.keys)
+
+    def apply(self, p: Pass, plan: Sequence[L3Op]) -> dict[str, Exception]:
+        return apply_plan(plan, self._do, "l3")
+
+    def report(self, p: Pass, want: Mapping[str, RouterSpec], seen: RoutersObserved,
+               plan: Sequence[L3Op], failed: Mapping[str, Exception],
+               out: Reports) -> Outcome:
+        out.l3(*self.reports(p.snapshot, seen.keys, want, failed))
+        again: set[str] = set()
+        if not p.full:
+            # router ports that came or went: their networks' bridges plug or drop the
+            # taps just made or removed, in the next pass
+            again = self.networks_touched(p.before, p.snapshot, p.routers or ()) \
+                - set(p.networks or ())
+        return Outcome(len(plan), frozenset(router_key(k) for k in failed), frozenset(again))
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -484,7 +522,7 @@ class L3:
 
     # -- observe ----------------------------------------------------------------------------
 
-    def observe(self, keys: Iterable[str]) -> dict[str, RouterSeen]:
+    def kernel(self, keys: Iterable[str]) -> dict[str, RouterSeen]:
         marked = self.marked()
         seen = {}
         for key in set(keys):
@@ -524,9 +562,6 @@ class L3:
                           fip_nat(table.chains) if table is not None else frozenset())
 
     # -- apply --------------------------------------------------------------------------------
-
-    def apply(self, plan: list[L3Op]) -> dict[str, Exception]:
-        return apply_plan(plan, self._do, "l3")
 
     def _do(self, op: L3Op) -> None:
         match op:
@@ -581,8 +616,10 @@ class L3:
 
     def reports(self, snapshot: Snapshot, keys: Iterable[str], want: Mapping[str, RouterSpec],
                 failed: Mapping[str, Exception]) -> tuple[list[dict], list[dict]]:
-        """The status of the routers in ``keys`` and of their floating IPs, as realised:
-        ``(routers, floatingips)`` for a RouterReports message."""
+        """The status of the routers in ``keys`` and of their floating IPs, as realised,
+        each with the revision realised (the router's and floating IP's
+        ``revision_number`` in the snapshot; 0 when the server did not say, as for a
+        floating IP taken away): ``(routers, floatingips)`` for a RouterReports message."""
         routers, fips = [], []
         for key in sorted(set(keys)):
             router = snapshot.routers.get(key)
@@ -593,12 +630,15 @@ class L3:
             else:
                 status, now = ("ERROR" if key in failed else "DOWN"), set()
             if router is not None:
-                routers.append({"router_id": key, "status": status})
+                routers.append({"router_id": key, "status": status,
+                                "revision": router.revision_number})
                 fips += [{"floatingip_id": f.id,
                           "status": "ACTIVE" if f.id in now else
-                          ("ERROR" if key in failed else "DOWN")}
+                          ("ERROR" if key in failed else "DOWN"),
+                          "revision": f.revision_number}
                          for f in router.floatingips]
-            fips += [{"floatingip_id": f, "status": "DOWN"} for f in sorted(before - now)
+            fips += [{"floatingip_id": f, "status": "DOWN", "revision": 0}
+                     for f in sorted(before - now)
                      if router is None or f not in {x.id for x in router.floatingips}]
             if now:
                 self._active_fips[key] = now
