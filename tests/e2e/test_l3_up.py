@@ -132,9 +132,12 @@ def test_br_ex_deleted_or_stripped_by_hand_is_repaired(l3up: L3Up) -> None:
     gateway = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
     _wait(lambda: ping(ns, gateway), what="the router's gateway answering the host")
 
-    devices.delete_link("br-ex", ns)  # the bridge, and with it the gateway's tap plugged
-    assert devices.get_link("br-ex", ns) is None
-    _wait(whole, what="br-ex made again")
+    old = devices.get_link("br-ex", ns)
+    assert old is not None
+    assert devices.delete_link("br-ex", ns)  # the bridge, and the gateway's tap in it
+    # made again (a new device: another index), whole
+    _wait(lambda: (new := devices.get_link("br-ex", ns)) is not None
+          and new.index != old.index and whole(), what="br-ex made again")
     _wait(lambda: ping(ns, gateway), what="the gateway answering through the new br-ex")
 
     addressing.ensure_addresses("br-ex", [], netns=ns)  # its address (and route) gone
