@@ -4,6 +4,7 @@ make the external network's host bridge (``bridge_mappings``) work."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -293,3 +294,25 @@ def test_uplink_masquerade_is_one_explicit_rule() -> None:
     assert chain.hook == "postrouting" and rule.expr[-1] == {"masquerade": None}
     assert {"match": {"op": "!=", "left": {"meta": {"key": "oifname"}}, "right": "br-ex"}} \
         in rule.expr
+
+
+def test_the_external_bridge_is_repaired_step_by_step() -> None:
+    """br-ex is reconciled: gone, it is made with its address; its address gone, put
+    back (the operator's others kept); its route gone, put back; whole, nothing."""
+    cfg = external.ExternalConfig("br-ex", "172.24.4.1", "172.24.4.0/24", 1500)
+    kinds = [type(op) for op in external.diff_external(cfg, external.ExternalSeen())]
+    assert kinds == [external.EnsureBridge, external.EnsureAddress]
+    br = Link(3, "br-ex", "bridge", None, True, 1500, None, None)
+    whole = external.ExternalSeen(br, frozenset({"172.24.4.1/24", "192.0.2.1/24"}), True)
+    assert external.diff_external(cfg, whole) == []
+    stripped = dataclasses.replace(whole, addresses=frozenset({"192.0.2.1/24"}), route=False)
+    (op,) = external.diff_external(cfg, stripped)
+    assert isinstance(op, external.EnsureAddress) and op.others == ("192.0.2.1/24",)
+    (op,) = external.diff_external(cfg, dataclasses.replace(whole, route=False))
+    assert isinstance(op, external.EnsureRoute) and op.cidr == "172.24.4.0/24"
+    down = dataclasses.replace(whole, link=dataclasses.replace(br, up=False))
+    assert [type(op) for op in external.diff_external(cfg, down)] == [external.EnsureBridge]
+    masq = dataclasses.replace(cfg, masquerade=True)
+    assert [type(op) for op in external.diff_external(masq, whole)] == \
+        [external.EnsureMasquerade]
+    assert external.diff_external(None, external.ExternalSeen()) == []
