@@ -47,6 +47,8 @@ class Up:
     data: Path
     hostns: str
     proc: subprocess.Popen | None = None
+    #: this run's instances are named ``e2e<tag>…`` (what its cleanup removes)
+    tag: str = ""
 
     @property
     def url(self) -> str:
@@ -115,7 +117,11 @@ def sandboxed_up(instances: str) -> Iterator[tuple[Up, Path]]:
 @pytest.fixture
 def up() -> Iterator[Up]:
     _need()
-    with sandboxed_up("e2e") as (u, _):
+    # a tag of its own: the cleanup removes this run's instances, never another
+    # session's (``nt-inst-e2e…`` namespaces are host-wide)
+    tag = uuid.uuid4().hex[:6]
+    with sandboxed_up(f"e2e{tag}") as (u, _):
+        u.tag = tag
         yield u
 
 
@@ -152,7 +158,7 @@ def test_up_instances_dhcp_ping_restart_and_cleanup(up: Up) -> None:
     assert {(a["Agent Type"], a["Alive"]) for a in agents} == {
         ("Linux bridge agent", True), ("DHCP agent", True), ("L3 agent", True)}
 
-    tag = uuid.uuid4().hex[:6]
+    tag = up.tag
     a, b = f"e2e{tag}a", f"e2e{tag}b"
     for vm in (a, b):
         out = up.neutrino("instance", "boot", vm, "--network", "e2e-net").stdout
