@@ -10,6 +10,7 @@ a namespace plugged into br-ex, the "host" is the hypervisor namespace holding
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 
@@ -203,3 +204,27 @@ def test_agent_restart_under_traffic_through_a_router_loses_nothing(l3: L3Cloud)
               for c in nft.list_table(NAT_FAMILY, NAT_TABLE, netns=ns).chains])
     assert after == before, "a resync recreated a device or rewrote the NAT table"
     assert l3.status("routers", router["id"]) == "ACTIVE"
+
+
+def _realised(l3: L3Cloud, router_id: str) -> list[tuple[int, str]]:
+    """What the server stored of the L3 agent's reports on the router: (revision, status)."""
+    with sqlite3.connect(l3.cloud.state / "db.sqlite") as db:
+        return db.execute("SELECT revision, status FROM router_realisations "
+                          "WHERE router_id = ?", (router_id,)).fetchall()
+
+
+def test_the_l3_agent_reports_the_revision_it_realised(l3: L3Cloud) -> None:
+    """The router's report names the revision realised: the server keeps it, and an
+    update's new revision is reported once realised."""
+    l3.start_agent()
+    router = l3.router()
+    wait_for(lambda: l3.status("routers", router["id"]) == "ACTIVE", what="router up")
+    revision = l3.get("routers", router["id"])["revision_number"]
+    wait_for(lambda: _realised(l3, router["id"]) == [(revision, "ACTIVE")],
+             what=f"revision {revision} reported")
+    r = l3.api.put(f"/routers/{router['id']}", {"router": {"name": "renamed"}})
+    assert r.status_code == 200, r.text
+    newer = r.json()["router"]["revision_number"]
+    assert newer > revision
+    wait_for(lambda: _realised(l3, router["id"]) == [(newer, "ACTIVE")],
+             what=f"revision {newer} reported")
