@@ -50,25 +50,34 @@ def _network(dst: str, gateway: str | None) -> str:
     return str(ipaddress.ip_network(dst, strict=False))
 
 
-def routes_of(ipr: IPRoute, family: int | None, table: int) -> list[Route]:
-    names = {m["index"]: m.get("ifname") for m in ipr.link("dump")}
+def routes_of(ipr: IPRoute, family: int | None, table: int,
+              dev: str | None = None) -> list[Route]:
+    """The unicast routes of ``table``; with ``dev``, only those through it (and then
+    no link dump: pyroute2 decodes every link of one at ~0.3 ms a link)."""
+    if dev is None:
+        names = {m["index"]: m.get("ifname") for m in ipr.link("dump")}
+    else:
+        names = {index_of(ipr, dev, "listing routes"): dev}
     found = []
     for version in (family,) if family else (4, 6):
         for msg in ipr.route("dump", family=AF[version], table=table):
             if msg["type"] != 1:  # unicast only: not local, broadcast, multicast…
                 continue
-            dst = msg.get("dst") or ("::" if version == 6 else "0.0.0.0")
             oif = msg.get("oif")
+            if dev is not None and oif not in names:
+                continue
+            dst = msg.get("dst") or ("::" if version == 6 else "0.0.0.0")
             found.append(Route(f"{dst}/{msg['dst_len']}", gateway=msg.get("gateway"),
                                dev=names.get(oif) if oif else None, proto=msg["proto"]))
     return found
 
 
 def list_routes(netns: str | None = None, *, family: int | None = None,
-                table: int = MAIN_TABLE) -> list[Route]:
-    """Unicast routes of one table (main by default), IPv4 and IPv6 unless ``family``."""
+                table: int = MAIN_TABLE, dev: str | None = None) -> list[Route]:
+    """Unicast routes of one table (main by default), IPv4 and IPv6 unless ``family``;
+    only those through ``dev`` when given (cheap enough to poll)."""
     with handle(netns) as ipr:
-        return routes_of(ipr, family, table)
+        return routes_of(ipr, family, table, dev)
 
 
 def _replace_route(ipr: IPRoute, route: Route, table: int) -> None:

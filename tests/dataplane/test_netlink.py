@@ -150,6 +150,12 @@ def test_routes_default_and_specific(make_ns: Callable[[], str]) -> None:
         ["172.24.4.2"]
     assert routing.delete_default_route(netns=ns) is True
     assert routing.delete_default_route(netns=ns) is False
+    # the routes through one device only (what the external bridge's check polls)
+    addressing.ensure_addresses("qg-y", ["192.0.2.1/24"], netns=ns)
+    through = routing.list_routes(ns, family=4, dev="qg-y")
+    assert {r.dst for r in through} == {"192.0.2.0/24"} and through[0].dev == "qg-y"
+    assert {r.dst for r in routing.list_routes(ns, family=4, dev="qg-x")} == \
+        {"172.24.4.0/24", "10.10.0.0/16"}
 
 
 def test_neighbours(make_ns: Callable[[], str]) -> None:

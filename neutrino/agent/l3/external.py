@@ -168,9 +168,9 @@ class External:
             return ExternalSeen()
         addresses = frozenset(addressing.list_addresses(cfg.bridge, cfg.netns))
         dst = str(ipaddress.ip_network(cfg.cidr))
-        route = any(r.dst == dst and r.dev == cfg.bridge and r.gateway is None
-                    for r in routing.list_routes(cfg.netns, family=4
-                                                 if ":" not in dst else 6))
+        route = any(r.dst == dst and r.gateway is None
+                    for r in routing.list_routes(cfg.netns, dev=cfg.bridge,
+                                                 family=4 if ":" not in dst else 6))
         masq, forwarding = None, False
         if cfg.masquerade:
             table = nft.list_table("ip", MASQUERADE_TABLE, netns=cfg.netns)
