@@ -7,7 +7,8 @@
   the networks of the local ports whose taps changed are marked dirty;
 - DHCP servers that died (crashed, killed): their networks are marked dirty;
 - the external bridge (``br-ex``) deleted or changed by hand: a link event on it, or its
-  address or route found missing, starts a full pass that repairs it.
+  address or route found missing (checked every ``EXTERNAL_CHECK``), starts a full pass
+  that repairs it.
 
 Link events are looked at between passes (under the loop's pass lock), once the pass's
 own changes are known, so the agent's own plugging never wakes another pass.
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 0.5
 #: with link events watched, taps are still listed this often (a safety net)
 TAP_POLL_WATCHED = 10.0
+#: the external bridge's address and route are checked this often (no event tells of
+#: them; ~6 ms a check on a host of a hundred ports); the bridge itself at once, by events
+EXTERNAL_CHECK = 2.0
 
 TapState = tuple[str | None, bool]  # (master, up)
 
@@ -69,6 +73,7 @@ class KernelWatchers:
         self.watching = False
         self._thread: threading.Thread | None = None
         self._next_taps = 0.0
+        self._next_external = 0.0
 
     def after_pass(self, links: Mapping[str, Link]) -> None:
         """What the pass left (L2's last look at the links): the baseline of changes."""
@@ -85,7 +90,9 @@ class KernelWatchers:
             self.poll_taps()
             self._next_taps = now + TAP_POLL_WATCHED
         self.check_daemons()
-        self.check_external()
+        if now >= self._next_external:
+            self.check_external()
+            self._next_external = now + EXTERNAL_CHECK
 
     def poll_taps(self) -> None:
         try:

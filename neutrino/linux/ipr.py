@@ -62,10 +62,14 @@ def handle(netns: str | None) -> Iterator[IPRoute]:
 
 
 def index_of(ipr: IPRoute, name: str, what: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise KernelError(f"{what}: no link {name!r}", errno.ENODEV, "No such device")
-    return found[0]
+    # RTM_GETLINK by name: link_lookup dumps (and decodes) every link to find one
+    try:
+        return int(ipr.link("get", ifname=name)[0]["index"])
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            raise KernelError(f"{what}: no link {name!r}", errno.ENODEV,
+                              "No such device") from exc
+        raise
 
 
 

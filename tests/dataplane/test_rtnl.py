@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from neutrino.linux import devices, fdb, rtnl
+from neutrino.linux import addressing, devices, fdb, rtnl
 from neutrino.linux.ipr import handle, index_of
 from neutrino.linux.run import run
 
@@ -48,6 +48,25 @@ def test_links_and_fdb_read_as_pyroute2_reads_them(make_ns: Callable[[], str]) -
 def _pyroute2_fdb(ns: str, dev: str) -> list[fdb.FdbEntry]:
     with handle(ns) as ipr:
         return fdb._fdb(ipr, index_of(ipr, dev, "test"))
+
+
+def test_one_devices_addresses_read_as_pyroute2_reads_them(
+        make_ns: Callable[[], str]) -> None:
+    """The kernel filters the dump by device: only that device's addresses (v4 and v6,
+    the kernel's link-local too), as pyroute2 lists them."""
+    need()
+    ns = make_ns()
+    devices.ensure_veth("qr-a", "qr-b", netns=ns)
+    addressing.ensure_addresses("qr-a", ["10.7.0.1/24", "10.8.0.1/30", "2001:db8::1/64"],
+                                netns=ns)
+    addressing.ensure_addresses("qr-b", ["10.9.0.1/24"], netns=ns)
+    for dev in ("qr-a", "qr-b", "lo"):
+        with handle(ns) as ipr:
+            theirs = addressing._addresses(ipr, index_of(ipr, dev, "test"))
+        assert set(rtnl.addresses(dev, ns) or ()) == theirs, dev
+        assert addressing.list_addresses(dev, ns) == addressing.sorted_addresses(theirs)
+    assert "10.9.0.1/24" not in addressing.list_addresses("qr-a", ns)
+    assert rtnl.addresses("nothing", ns) is None
 
 
 def test_link_events_as_they_happen(make_ns: Callable[[], str]) -> None:
