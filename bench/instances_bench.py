@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from api_bench import Client, free_port, machine, percentile, unlimited_quotas, wait_healthy
-from l3_bench import namespaces, new_ns, remove_ns
+from l3_bench import made_namespaces, new_ns, remove_ns
 
 from neutrino import names
 
@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     data = Path(tempfile.mkdtemp(prefix="nt-bench-"))
     data.chmod(0o755)
     agent_dir = data / "agent"
-    with namespaces() as made:
+    with made_namespaces() as made:
         try:
             hostns = new_ns(made)
             host = f"bench-{hostns}"

@@ -45,7 +45,7 @@ from pathlib import Path
 from api_bench import Client, machine, neutrino_server
 
 from neutrino import names
-from neutrino.linux import netlink, process
+from neutrino.linux import addressing, devices, namespaces, process, routing
 
 REPO = Path(__file__).resolve().parent.parent
 HOST_IP = "172.24.4.1"
@@ -89,7 +89,7 @@ def ns_run(ns: str, *argv: str, timeout: float = 60) -> subprocess.CompletedProc
 
 
 @contextmanager
-def namespaces() -> Iterator[list[str]]:
+def made_namespaces() -> Iterator[list[str]]:
     made: list[str] = []
     try:
         yield made
@@ -102,13 +102,13 @@ def remove_ns(ns: str) -> None:
     """A namespace and every process still in it."""
     for pid in process.namespace_pids(ns):
         process.terminate(pid, timeout=2)
-    netlink.delete_namespace(ns)
+    namespaces.delete_namespace(ns)
 
 
 def new_ns(made: list[str]) -> str:
     ns = f"nt-bench-{uuid.uuid4().hex[:8]}"
     made.append(ns)  # before creating: a half-made one is removed too
-    netlink.ensure_namespace(ns)
+    namespaces.ensure_namespace(ns)
     return ns
 
 
@@ -120,11 +120,11 @@ def instance(client: Client, made: list[str], hostns: str, host: str, network_id
         "network_id": network_id, "binding:host_id": host, "device_owner": "compute:bench",
         "device_id": str(uuid.uuid4())}}, expect=201)["port"]
     ns = new_ns(made)
-    netlink.ensure_veth(names.tap(port["id"]), "eth0", netns=hostns, peer_netns=ns)
-    netlink.set_link("eth0", netns=ns, mac=port["mac_address"], up=True)
+    devices.ensure_veth(names.tap(port["id"]), "eth0", netns=hostns, peer_netns=ns)
+    devices.set_link("eth0", netns=ns, mac=port["mac_address"], up=True)
     ip = port["fixed_ips"][0]["ip_address"]
-    netlink.ensure_addresses("eth0", [f"{ip}/24"], netns=ns)
-    netlink.ensure_default_route(gateway, netns=ns)
+    addressing.ensure_addresses("eth0", [f"{ip}/24"], netns=ns)
+    routing.ensure_default_route(gateway, netns=ns)
     return ns, ip, port["id"]
 
 
@@ -207,9 +207,9 @@ def stream(src: str, dst: str, dst_ip: str, seconds: float) -> float:
 
 def veth_pair(made: list[str]) -> tuple[str, str, str]:
     a, b = new_ns(made), new_ns(made)
-    netlink.ensure_veth("eth0", "eth0", netns=a, peer_netns=b)
-    netlink.ensure_addresses("eth0", ["10.99.0.1/24"], netns=a)
-    netlink.ensure_addresses("eth0", ["10.99.0.2/24"], netns=b)
+    devices.ensure_veth("eth0", "eth0", netns=a, peer_netns=b)
+    addressing.ensure_addresses("eth0", ["10.99.0.1/24"], netns=a)
+    addressing.ensure_addresses("eth0", ["10.99.0.2/24"], netns=b)
     return a, b, "10.99.0.2"
 
 
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     data = Path(tempfile.mkdtemp(prefix="nt-bench-"))
     data.chmod(0o755)
-    with namespaces() as made:
+    with made_namespaces() as made:
         hostns = new_ns(made)
         host = f"bench-{hostns}"
         env = {"NEUTRINO_AGENT_NETNS": hostns, "NEUTRINO_AGENT_HOST": host,
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                         ns = name(entry.name)
                         for pid in process.namespace_pids(ns):
                             process.terminate(pid, timeout=2)
-                        netlink.delete_namespace(ns)
+                        namespaces.delete_namespace(ns)
             shutil.rmtree(data, ignore_errors=True)
 
 

@@ -87,6 +87,10 @@ def bridge(network_id: str) -> str:
     return _prefixed("brq", network_id)
 
 
+#: every tap, as an nftables interface wildcard
+TAP_WILDCARD = "tap*"
+
+
 def tap(port_id: str) -> str:
     """An instance port, and the bridge side of a DHCP port: ``tap`` + port id[:11]."""
     return _prefixed("tap", port_id)
@@ -205,4 +209,48 @@ def parse_namespace(name: str) -> Parsed | None:
         if name.startswith(prefix):
             ident = name[len(prefix):]
             return Parsed(kind, ident) if _ID_FULL.fullmatch(ident) else None
+    return None
+
+
+# -- nftables ---------------------------------------------------------------------------
+#
+# Tables, chains and sets the agent makes.  nft names are not bounded by IFNAMSIZ, so a
+# port's chains carry its whole id (``neutrino trace`` and the sweeper read them back).
+
+#: the security-group tables (``bridge`` and ``inet`` families, one name)
+SG_TABLE = "neutrino-sg"
+#: the set (in both security-group tables) whose one element carries their fingerprint
+SG_FINGERPRINT_SET = "fingerprint"
+#: a router namespace's NAT table (family ``ip``)
+L3_NAT_TABLE = "neutrino-l3"
+#: the host's masquerade of the public network to its uplink (family ``ip``)
+PUBLIC_MASQUERADE_TABLE = "neutrino-public"
+
+
+def sg_spoof_chain(port_id: str) -> str:
+    """A port's anti-spoofing chain in the bridge table."""
+    return f"spoof-{port_id}"
+
+
+def sg_ingress_chain(port_id: str) -> str:
+    """A port's security-group rules for what it receives (inet table)."""
+    return f"in-{port_id}"
+
+
+def sg_egress_chain(port_id: str) -> str:
+    """A port's security-group rules for what it sends (inet table)."""
+    return f"out-{port_id}"
+
+
+def sg_remote_set(group_id: str, ethertype: str) -> str:
+    """The member addresses of a remote group, one set per ethertype: ``rg4-<id>``."""
+    assert ethertype in ("IPv4", "IPv6"), f"unknown ethertype {ethertype!r}"
+    return f"rg{4 if ethertype == 'IPv4' else 6}-{group_id}"
+
+
+def parse_sg_remote_set(name: str) -> tuple[str, int] | None:
+    """``(group id, IP version)`` of a remote group's set name; None for any other."""
+    prefix, dash, group_id = name.partition("-")
+    if dash and prefix in ("rg4", "rg6") and group_id:
+        return group_id, int(prefix[2])
     return None

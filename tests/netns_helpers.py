@@ -12,7 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from neutrino.linux import netlink, process
+from neutrino.linux import addressing, devices, namespaces, process
 from neutrino.linux.run import run
 
 #: a TCP server that tells who it is and who called: ``<name> <peer address>``
@@ -58,17 +58,17 @@ def plug_outside(ns: str, hostns: str, ip: str, mac: str | None = None,
     """Make ``ns`` a machine on ``bridge`` (in the "hypervisor" ``hostns``): its
     ``eth0`` holds ``ip``/24 (and ``mac``: the address of the port reserving ``ip``)."""
     dev = f"out{uuid.uuid4().hex[:8]}"  # not a tap: the agent leaves it on the bridge
-    netlink.ensure_veth(dev, "eth0", netns=hostns, peer_netns=ns)
-    netlink.set_link(dev, master=bridge, up=True, netns=hostns)
-    netlink.ensure_addresses("eth0", [f"{ip}/24"], netns=ns)
-    netlink.set_link("eth0", mac=mac, up=True, netns=ns)
+    devices.ensure_veth(dev, "eth0", netns=hostns, peer_netns=ns)
+    devices.set_link(dev, master=bridge, up=True, netns=hostns)
+    addressing.ensure_addresses("eth0", [f"{ip}/24"], netns=ns)
+    devices.set_link("eth0", mac=mac, up=True, netns=ns)
 
 
 def remove_namespace(ns: str) -> None:
     """End the namespace's processes (dnsmasq, test servers), then remove it."""
     for pid in process.namespace_pids(ns):
         process.terminate(pid, timeout=2)
-    netlink.delete_namespace(ns)
+    namespaces.delete_namespace(ns)
 
 
 def names_in(directory: Path) -> set[str]:

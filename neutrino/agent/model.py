@@ -104,6 +104,7 @@ class FloatingIp:
     floating_ip_address: str
     fixed_ip_address: str
     port_id: str = ""
+    revision_number: int = 0  # 0: the server did not say
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,8 @@ def _router(d: Mapping[str, Any]) -> Router:
         interfaces=tuple(_router_port(p) for p in d.get("interfaces") or ()),
         routes=tuple((r["destination"], r["nexthop"]) for r in d.get("routes") or ()),
         floatingips=tuple(FloatingIp(f["id"], f["floating_ip_address"], f["fixed_ip_address"],
-                                     f.get("port_id") or "")
+                                     f.get("port_id") or "",
+                                     int(f.get("revision_number") or 0))
                           for f in d.get("floatingips") or () if f.get("fixed_ip_address")),
         revision_number=int(d.get("revision_number") or 0))
 

@@ -99,9 +99,9 @@ def _find_port(conn: Any, name: str, host: str) -> Any | None:
 
 def boot(settings: Settings, name: str, network: str, security_groups: list[str],
          fixed_ip: str | None, wait: float = 60.0) -> dict:
-    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
+    from neutrino.linux import namespaces  # pyroute2 is heavy: only where needed
     ns = names.instance_namespace(name)
-    if netlink.namespace_exists(ns):
+    if namespaces.namespace_exists(ns):
         raise InstanceError(f"instance {name} exists (namespace {ns})")
     if shutil.which("busybox") is None:
         raise InstanceError("instances take their address by DHCP with busybox udhcpc: "
@@ -136,15 +136,15 @@ def boot(settings: Settings, name: str, network: str, security_groups: list[str]
 
 
 def _plug(settings: Settings, name: str, ns: str, port_id: str, mac: str) -> None:
-    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
-    netlink.ensure_namespace(ns)
+    from neutrino.linux import devices, namespaces  # pyroute2 is heavy: only where needed
+    namespaces.ensure_namespace(ns)
     tap = names.tap(port_id)
     # the inside keeps the kernel's default MTU: the network's comes by DHCP (option 26)
-    netlink.ensure_veth(tap, "eth0", netns=settings.agent_netns or None, peer_netns=ns)
+    devices.ensure_veth(tap, "eth0", netns=settings.agent_netns or None, peer_netns=ns)
     # down first: the link-local address made when it came up is of the veth's random MAC,
     # which anti-spoofing drops; up again with the port's MAC, the kernel makes the right one
-    netlink.set_link("eth0", netns=ns, up=False)
-    netlink.set_link("eth0", netns=ns, mac=mac, up=True)
+    devices.set_link("eth0", netns=ns, up=False)
+    devices.set_link("eth0", netns=ns, mac=mac, up=True)
 
 
 def _dhcp(settings: Settings, name: str, ns: str, wait: float) -> dict[str, str]:
@@ -173,22 +173,22 @@ def lease_of(settings: Settings, name: str) -> dict[str, str]:
 
 
 def _unplug(settings: Settings, name: str, ns: str, port_id: str | None) -> None:
-    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
-    if netlink.namespace_exists(ns):
+    from neutrino.linux import devices, namespaces  # pyroute2 is heavy: only where needed
+    if namespaces.namespace_exists(ns):
         for pid in process.namespace_pids(ns):
             process.terminate(pid, timeout=2)  # udhcpc and whatever ran in the instance
     if port_id:
-        netlink.delete_link(names.tap(port_id), netns=settings.agent_netns or None)
-    netlink.delete_namespace(ns)
+        devices.delete_link(names.tap(port_id), netns=settings.agent_netns or None)
+    namespaces.delete_namespace(ns)
     shutil.rmtree(state_dir(settings, name), ignore_errors=True)
 
 
 def delete(settings: Settings, name: str) -> bool:
-    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
+    from neutrino.linux import namespaces  # pyroute2 is heavy: only where needed
     ns = names.instance_namespace(name)
     conn = connect(settings)
     port = _find_port(conn, name, host_of(settings))
-    found = port is not None or netlink.namespace_exists(ns)
+    found = port is not None or namespaces.namespace_exists(ns)
     _unplug(settings, name, ns, port.id if port else None)
     if port is not None:
         conn.network.delete_port(port.id, ignore_missing=True)
@@ -196,7 +196,7 @@ def delete(settings: Settings, name: str) -> bool:
 
 
 def listing(settings: Settings) -> list[dict]:
-    from neutrino.linux import netlink  # pyroute2 is heavy: only where needed
+    from neutrino.linux import namespaces  # pyroute2 is heavy: only where needed
     conn = connect(settings)
     host = host_of(settings)
     out = []
@@ -206,7 +206,7 @@ def listing(settings: Settings) -> list[dict]:
         out.append({"name": port.name, "port": port.id,
                     "addresses": ", ".join(f["ip_address"] for f in port.fixed_ips),
                     "status": port.status,
-                    "plugged": netlink.namespace_exists(names.instance_namespace(port.name))
+                    "plugged": namespaces.namespace_exists(names.instance_namespace(port.name))
                     if port.name else False})
     return sorted(out, key=lambda i: i["name"])
 

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -15,6 +16,9 @@ from neutrino import config
 from neutrino.config import Settings
 from neutrino.db import migrate
 from neutrino.db.engine import Database
+
+if TYPE_CHECKING:
+    from neutrino.agent.l3.external import ExternalConfig
 
 log = logging.getLogger("neutrino")
 
@@ -101,43 +105,43 @@ def _start_agent(app: object, settings: Settings,
         return None, f"off (missing {', '.join(missing)}: scripts/install-system-packages.sh)"
     from neutrino.agent.agent import Agent
 
-    public = ""
+    public, external = "", None
     if settings.create_public_network and db is not None:
-        settings, public = _public_network(app, db, settings)
-    agent = Agent(app.state.bus, settings)  # type: ignore[attr-defined]
+        settings, external, public = _public_network(app, db, settings)
+    agent = Agent(app.state.bus, settings, external=external)  # type: ignore[attr-defined]
     agent.start()
     where = f" in netns {agent.netns}" if agent.netns else ""
     return agent, (f"agent for host {agent.host!r}{where} (Linux bridges, VXLAN, dnsmasq, "
                    f"routers); try `neutrino instance boot vm1 --network NET`{public}")
 
 
-def _public_network(app: object, db: Database, settings: Settings) -> tuple[Settings, str]:
-    """The external network (made on first start) and its host bridge with the
-    gateway address; the settings the agent runs with, and a line for the user."""
+def _public_network(app: object, db: Database,
+                    settings: Settings) -> tuple[Settings, ExternalConfig | None, str]:
+    """The external network (made on first start) and what its host side is (the
+    bridge with the gateway address, which the agent reconciles); the settings the
+    agent runs with, and a line for the user."""
     from dataclasses import replace
 
-    from neutrino.agent.l3 import external
+    from neutrino.agent.l3.external import ExternalConfig
     from neutrino.services.l3.public_network import ensure_public_network
 
     public = ensure_public_network(db, app.state.services, settings)  # type: ignore[attr-defined]
     if public is None or public.physical_network is None:
-        return settings, ""  # the operator's own external networks: not ours to wire
+        return settings, None, ""  # the operator's own external networks: not ours to wire
     mappings = dict(settings.bridge_mappings)
     if public.physical_network not in settings.physical_interface_mappings:
         mappings.setdefault(public.physical_network, settings.public_bridge)
     settings = replace(settings, bridge_mappings=mappings)
     bridge = mappings.get(public.physical_network)
     if bridge is None or public.cidr is None or public.gateway_ip is None:
-        return settings, ""
-    netns = settings.agent_netns or None
-    external.ensure_bridge(bridge, public.gateway_ip, public.cidr, netns=netns,
-                           mtu=settings.physical_mtu)
+        return settings, None, ""
+    external = ExternalConfig(bridge, public.gateway_ip, public.cidr, settings.physical_mtu,
+                              settings.public_uplink_masquerade, settings.agent_netns or None)
     uplink = "not forwarded beyond this host"
     if settings.public_uplink_masquerade:
-        external.masquerade(public.cidr, bridge, netns=netns)
         uplink = "masqueraded to this host's uplink (public_uplink_masquerade)"
     made = "made now" if public.made else "exists"
-    return settings, (f"\n  external network {settings.public_network_name!r} ({made}): "
+    return settings, external, (f"\n  external network {settings.public_network_name!r} ({made}): "
                       f"{public.cidr} on {bridge}, this host is {public.gateway_ip}; "
                       f"{uplink}")
 

@@ -1,9 +1,10 @@
 """The only code that touches the kernel or runs a program.
 
-- ``names``: kernel object names (Neutron's), and parsing them back
 - ``run``: the one way to run a program (optionally inside a namespace)
-- ``netlink``: namespaces, links, addresses, routes, FDB, neighbours, VLAN segments
-  (pyroute2, tc included)
+- netlink through pyroute2, one module per kernel object: ``namespaces`` (and a whole
+  namespace at once), ``devices`` (links: bridges, veth pairs, VXLAN), ``vlans`` (VLAN
+  segments: veth pairs and their tc filters), ``addressing``, ``routing``, ``fdb``,
+  ``neighbours``; ``ipr`` is their shared rtnetlink handle and error mapping
 - ``rtnl``: raw rtnetlink for the hot paths: a lean link dump, one device's FDB, link
   events, sockets opened in a namespace without forking
 - ``bpf``: the tc programs of VLAN segments, assembled without a compiler, and loading

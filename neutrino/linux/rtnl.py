@@ -305,6 +305,41 @@ def fdb(dev: str, netns: str | None = None) -> list[dict[str, Any]] | None:
         sock.close()
 
 
+# --- addresses ---------------------------------------------------------------------------
+
+_RTM_NEWADDR, _RTM_GETADDR = 20, 22
+_IFADDR = struct.Struct("=BBBBI")  # family, prefix length, flags, scope, index
+_IFA_ADDRESS = 1
+
+
+def addresses(dev: str, netns: str | None = None) -> list[str] | None:
+    """The addresses of device ``dev`` as ``ip/prefixlen`` (IFA_ADDRESS, as pyroute2's
+    ``address``), the kernel filtering the dump (strict checking, ``ifa_index``): the
+    namespace's other addresses are neither sent nor decoded.  None when there is no
+    such device."""
+    sock = _socket(netns)
+    try:
+        index = _index(sock, dev)
+        if index is None:
+            return None
+        found = []
+        for data, kind, start, end in _request(
+                sock, _RTM_GETADDR, _NLM_F_REQUEST | _NLM_F_DUMP,
+                _IFADDR.pack(socket.AF_UNSPEC, 0, 0, 0, index), f"dumping addresses of {dev!r}"):
+            if kind != _RTM_NEWADDR:
+                continue
+            family, prefixlen, _, _, ifindex = _IFADDR.unpack_from(data, start)
+            if ifindex != index:
+                continue
+            for attr, value in _attrs(data, start + _IFADDR.size, end):
+                if attr == _IFA_ADDRESS:
+                    ip = _ip4(value) if family == socket.AF_INET else _ip6(value)
+                    found.append(f"{ip}/{prefixlen}")
+        return found
+    finally:
+        sock.close()
+
+
 class LinkWatch:
     """Link events (RTM_NEWLINK, RTM_DELLINK) of one namespace as they happen.  The
     socket is opened at once: what changes after the constructor returns is seen."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 
 from neutrino import names
-from neutrino.linux import netlink, nft, process, sysctl
+from neutrino.linux import addressing, devices, namespaces, nft, process, routing, sysctl
 from neutrino.linux.run import run
 
 
@@ -38,14 +38,14 @@ def new_id() -> str:
 
 def _host_state() -> dict[str, object]:
     """What the tests must never change in the host's own namespace (read only)."""
-    links = netlink.list_links()
+    links = devices.list_links()
     return {
         "links": links,
-        "addresses": {link.name: netlink.list_addresses(link.name) for link in links},
-        "routes": netlink.list_routes(),
+        "addresses": {link.name: addressing.list_addresses(link.name) for link in links},
+        "routes": routing.list_routes(),
         "nft": nft.list_tables() if shutil.which("nft") else None,
         "forwarding": sysctl.get("net.ipv4.ip_forward"),
-        "namespaces": [n for n in netlink.list_namespaces() if not n.startswith("nt-test-")],
+        "namespaces": [n for n in namespaces.list_namespaces() if not n.startswith("nt-test-")],
     }
 
 
@@ -55,11 +55,11 @@ def host_untouched() -> Iterator[None]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         yield
         return
-    ours_before = {n for n in netlink.list_namespaces() if n.startswith("nt-test-")}
+    ours_before = {n for n in namespaces.list_namespaces() if n.startswith("nt-test-")}
     before = _host_state()
     yield
     assert _host_state() == before, "a data-plane test changed the host's own namespace"
-    leaked = {n for n in netlink.list_namespaces() if n.startswith("nt-test-")} - ours_before
+    leaked = {n for n in namespaces.list_namespaces() if n.startswith("nt-test-")} - ours_before
     assert not leaked, f"test namespaces left behind: {sorted(leaked)}"
 
 
@@ -72,7 +72,7 @@ def make_ns() -> Iterator[Callable[[], str]]:
     def make() -> str:
         name = f"nt-test-{uuid.uuid4().hex[:10]}"
         made.append(name)  # before creating: a half-made one is cleaned up too
-        assert netlink.ensure_namespace(name)
+        assert namespaces.ensure_namespace(name)
         return name
 
     yield make
@@ -81,7 +81,7 @@ def make_ns() -> Iterator[Callable[[], str]]:
         try:
             for pid in process.namespace_pids(name):
                 process.terminate(pid, timeout=2)
-            netlink.delete_namespace(name)
+            namespaces.delete_namespace(name)
         except Exception as exc:  # keep cleaning the others
             errors.append(f"{name}: {exc}")
     assert not errors, f"cleanup failed: {errors}"
@@ -114,9 +114,9 @@ class Lan:
 def plug(hub: str, bridge: str, instance: str, cidr: str, port_id: str | None = None) -> str:
     """Plug ``instance`` into ``bridge`` like Nova would: tap on the bridge, eth0 inside."""
     tap = names.tap(port_id or new_id())
-    netlink.ensure_veth(tap, "eth0", netns=hub, peer_netns=instance)
-    netlink.set_link(tap, master=bridge, netns=hub)
-    netlink.ensure_addresses("eth0", [cidr], netns=instance)
+    devices.ensure_veth(tap, "eth0", netns=hub, peer_netns=instance)
+    devices.set_link(tap, master=bridge, netns=hub)
+    addressing.ensure_addresses("eth0", [cidr], netns=instance)
     return tap
 
 
@@ -125,7 +125,7 @@ def lan(make_ns: Callable[[], str]) -> Lan:
     need("ping")
     hub, a, b = make_ns(), make_ns(), make_ns()
     bridge = names.bridge(new_id())
-    netlink.ensure_bridge(bridge, netns=hub)
+    devices.ensure_bridge(bridge, netns=hub)
     plug(hub, bridge, a, "10.77.0.1/24")
     plug(hub, bridge, b, "10.77.0.2/24")
     return Lan(hub, bridge, a, b, "10.77.0.1", "10.77.0.2")

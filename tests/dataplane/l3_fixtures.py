@@ -22,7 +22,7 @@ import pytest
 from neutrino import names
 from neutrino.agent.l3 import external
 from neutrino.api.auth import NOAUTH_PROJECT
-from neutrino.linux import netlink
+from neutrino.linux import devices, namespaces
 from tests.conftest import Client, start_server
 from tests.netns_helpers import (  # serve and call: the L3 tests import them from here
     call,
@@ -130,7 +130,7 @@ class L3Cloud:
         """Whether the router's namespace exists, and the agent namespace's taps of its
         ports (as their peers would be named)."""
         ns = names.router_namespace(router_id)
-        return netlink.namespace_exists(ns), {lk.name for lk in netlink.list_links(self.hostns)}
+        return namespaces.namespace_exists(ns), {lk.name for lk in devices.list_links(self.hostns)}
 
 
 @pytest.fixture(name="l3")

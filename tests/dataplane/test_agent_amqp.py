@@ -27,7 +27,7 @@ import requests
 
 from neutrino import config, names
 from neutrino.cli import instance as inst
-from neutrino.linux import netlink, process
+from neutrino.linux import devices, namespaces, process
 from tests import conftest
 from tests.conftest import Client, free_port
 from tests.rabbit import AMQP_URL, Proxy, delete_topology, need_broker, new_prefix
@@ -141,7 +141,7 @@ class Hosts:
         return self.api.get(f"/ports/{port_id}").json()["port"]["status"]
 
     def links(self) -> dict[str, int]:
-        return {lk.name: lk.index for lk in netlink.list_links(self.hostns)}
+        return {lk.name: lk.index for lk in devices.list_links(self.hostns)}
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
@@ -177,7 +177,7 @@ def hosts(make_ns: Callable[[], str]) -> Iterator[Hosts]:
             ns = names.dhcp_namespace(net)
             for pid in process.namespace_pids(ns):
                 process.terminate(pid, timeout=2)
-            netlink.delete_namespace(ns)
+            namespaces.delete_namespace(ns)
         delete_topology(h.prefix)
         shutil.rmtree(state, ignore_errors=True)
 
@@ -197,7 +197,7 @@ def test_server_and_agent_processes_over_rabbitmq(hosts: Hosts) -> None:
     bridge, tap1 = names.bridge(net["id"]), names.tap(port1["id"])
     links = hosts.links()
     assert bridge in links and tap1 in links
-    assert netlink.get_link(tap1, hosts.hostns).master == bridge
+    assert devices.get_link(tap1, hosts.hostns).master == bridge
     dnsmasq = process.namespace_pids(names.dhcp_namespace(net["id"]))
     assert len(dnsmasq) == 1
 

@@ -22,7 +22,7 @@ from neutrino import config, names
 from neutrino.agent.agent import Agent
 from neutrino.bus import InProcessBus
 from neutrino.cli import instance as inst
-from neutrino.linux import netlink, process
+from neutrino.linux import addressing, devices, namespaces, neighbours, process, vlans
 from neutrino.linux.run import run
 from tests.conftest import Client, Server, start_server, wait_for
 
@@ -147,7 +147,7 @@ def cloud(make_ns: Callable[[], str]) -> Iterator[Cloud]:
             ns = names.dhcp_namespace(net)
             for pid in process.namespace_pids(ns):
                 process.terminate(pid, timeout=2)
-            netlink.delete_namespace(ns)
+            namespaces.delete_namespace(ns)
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -191,10 +191,10 @@ def test_two_instances_take_dhcp_leases_and_ping(cloud: Cloud) -> None:
         assert vm.lease["ip"] == vm.ip, "the address came from our DHCP"
         assert vm.lease["mtu"] == "1450" == str(net["mtu"]), "option 26: VXLAN's MTU"
         assert vm.lease["router"] == sub["gateway_ip"]
-        assert netlink.get_link("eth0", vm.ns).mtu == 1450
+        assert devices.get_link("eth0", vm.ns).mtu == 1450
     assert ping(vm1.ns, vm2.ip) and ping(vm2.ns, vm1.ip)
     # the kernel objects carry Neutron's names
-    links = {lk.name: lk for lk in netlink.list_links(cloud.hostns)}
+    links = {lk.name: lk for lk in devices.list_links(cloud.hostns)}
     bridge = names.bridge(net["id"])
     vni = cloud.api.get(f"/networks/{net['id']}").json()["network"]["provider:segmentation_id"]
     assert links[names.vxlan(vni)].master == bridge
@@ -203,17 +203,17 @@ def test_two_instances_take_dhcp_leases_and_ping(cloud: Cloud) -> None:
     dhcp_ports = cloud.api.get(f"/ports?network_id={net['id']}&device_owner=network:dhcp"
                                ).json()["ports"]
     assert len(dhcp_ports) == 1 and dhcp_ports[0]["status"] == "ACTIVE"
-    assert netlink.get_link(names.dhcp_ns_port(dhcp_ports[0]["id"]), dhcp_ns) is not None
+    assert devices.get_link(names.dhcp_ns_port(dhcp_ports[0]["id"]), dhcp_ns) is not None
     assert len(process.namespace_pids(dhcp_ns)) == 1, "one dnsmasq serves the network"
 
     # deleting ports and the network removes every link, namespace and process
     for vm in (vm1, vm2):
         assert cloud.api.delete(f"/ports/{vm.port['id']}").status_code == 204
-        netlink.delete_link(names.tap(vm.port["id"]), cloud.hostns)  # the "hypervisor" unplugs
+        devices.delete_link(names.tap(vm.port["id"]), cloud.hostns)  # the "hypervisor" unplugs
     assert cloud.api.delete(f"/networks/{net['id']}").status_code == 204
-    wait_for(lambda: {lk.name for lk in netlink.list_links(cloud.hostns)} == {"lo"},
+    wait_for(lambda: {lk.name for lk in devices.list_links(cloud.hostns)} == {"lo"},
              what="the host namespace to be empty")
-    wait_for(lambda: not netlink.namespace_exists(dhcp_ns), what="qdhcp namespace gone")
+    wait_for(lambda: not namespaces.namespace_exists(dhcp_ns), what="qdhcp namespace gone")
     assert not (cloud.state / "agent" / "dhcp" / net["id"]).exists()
 
 
@@ -230,9 +230,9 @@ def test_projects_with_the_same_cidr_never_meet(cloud: Cloud) -> None:
     assert not ping(a1.ns, b1.ip, expect=False)
     assert not ping(b1.ns, a1.ip, expect=False)
     # the same address on both networks answers only in its own network
-    before = netlink.get_link("eth0", b2.ns)
+    before = devices.get_link("eth0", b2.ns)
     assert ping(a1.ns, "10.0.0.11")
-    neigh = {n.ip: n.mac for n in netlink.list_neighbours("eth0", a1.ns)}
+    neigh = {n.ip: n.mac for n in neighbours.list_neighbours("eth0", a1.ns)}
     assert neigh.get("10.0.0.11") == a2.port["mac_address"]
     assert before is not None
 
@@ -249,7 +249,7 @@ def test_agent_restart_loses_no_packet_and_changes_nothing(cloud: Cloud) -> None
     net, _ = cloud.network()
     vm1, vm2 = cloud.boot(net["id"]), cloud.boot(net["id"])
     wait_for(lambda: cloud.active(vm2.port["id"]), what="vm2 ACTIVE")
-    indexes = {lk.name: lk.index for lk in netlink.list_links(cloud.hostns)}
+    indexes = {lk.name: lk.index for lk in devices.list_links(cloud.hostns)}
     dnsmasq = process.namespace_pids(names.dhcp_namespace(net["id"]))
     pinger = _pinging(vm1.ns, vm2.ip, 150)
     time.sleep(0.5)
@@ -259,7 +259,7 @@ def test_agent_restart_loses_no_packet_and_changes_nothing(cloud: Cloud) -> None
     wait_for(lambda: agent.passes > 0, what="the new agent's first pass")
     out, _ = pinger.communicate(timeout=30)  # type: ignore[attr-defined]
     assert " 0% packet loss" in out, out
-    assert {lk.name: lk.index for lk in netlink.list_links(cloud.hostns)} == indexes, \
+    assert {lk.name: lk.index for lk in devices.list_links(cloud.hostns)} == indexes, \
         "a resync recreated a device"
     assert process.namespace_pids(names.dhcp_namespace(net["id"])) == dnsmasq
     assert cloud.active(vm1.port["id"]) and cloud.active(vm2.port["id"])
@@ -287,19 +287,19 @@ def test_server_away_keeps_the_data_plane_and_resyncs_after(cloud: Cloud) -> Non
 def test_nothing_touched_before_first_sync_then_only_ours_swept(cloud: Cloud) -> None:
     ns = cloud.hostns
     stray = names.bridge(str(uuid.uuid4()))
-    netlink.ensure_bridge(stray, netns=ns)
-    netlink.ensure_vxlan("vxlan-4000", vni=4000, netns=ns)
-    netlink.ensure_bridge("br-foreign", netns=ns)
-    netlink.ensure_veth("foreign0", "foreign1", netns=ns)
-    netlink.set_link("foreign0", master=stray, netns=ns)
-    before = {lk.name for lk in netlink.list_links(ns)}
+    devices.ensure_bridge(stray, netns=ns)
+    devices.ensure_vxlan("vxlan-4000", vni=4000, netns=ns)
+    devices.ensure_bridge("br-foreign", netns=ns)
+    devices.ensure_veth("foreign0", "foreign1", netns=ns)
+    devices.set_link("foreign0", master=stray, netns=ns)
+    before = {lk.name for lk in devices.list_links(ns)}
     cloud.bus.available = False
     agent = cloud.start_agent()
     time.sleep(1.0)
-    assert not agent.synced and {lk.name for lk in netlink.list_links(ns)} == before
+    assert not agent.synced and {lk.name for lk in devices.list_links(ns)} == before
     cloud.bus.available = True
     wait_for(lambda: agent.synced, what="the first sync")
-    left = {lk.name: lk for lk in netlink.list_links(ns)}
+    left = {lk.name: lk for lk in devices.list_links(ns)}
     assert set(left) == before - {stray, "vxlan-4000"}
     assert left["foreign0"].master is None, "a foreign device is unplugged, not deleted"
 
@@ -308,12 +308,12 @@ def test_sweep_spares_unbridged_vxlan_devices_named_otherwise(cloud: Cloud) -> N
     # the test above has only a stray named like ours; a VXLAN device of someone
     # else's (any other name), in no bridge, must survive the same sweep
     ns = cloud.hostns
-    netlink.ensure_vxlan("vxlan-4000", vni=4000, netns=ns)  # ours: proves the sweep ran
-    netlink.ensure_vxlan("vx-foreign", vni=4001, netns=ns)
+    devices.ensure_vxlan("vxlan-4000", vni=4000, netns=ns)  # ours: proves the sweep ran
+    devices.ensure_vxlan("vx-foreign", vni=4001, netns=ns)
     agent = cloud.start_agent()
     wait_for(lambda: agent.synced, what="the first sync")
-    wait_for(lambda: netlink.get_link("vxlan-4000", ns) is None, what="our stray swept")
-    foreign = netlink.get_link("vx-foreign", ns)
+    wait_for(lambda: devices.get_link("vxlan-4000", ns) is None, what="our stray swept")
+    foreign = devices.get_link("vx-foreign", ns)
     assert foreign is not None and foreign.kind == "vxlan", "never delete what is not ours"
 
 
@@ -325,16 +325,16 @@ def test_vxlan_device_carries_the_networks_vni(cloud: Cloud) -> None:
                                               "provider:segmentation_id": 4242})
     cloud.boot(net["id"])
     dev = names.vxlan(4242)
-    wait_for(lambda: netlink.get_link(dev, cloud.hostns), what="the VXLAN device")
-    link = netlink.get_link(dev, cloud.hostns)
+    wait_for(lambda: devices.get_link(dev, cloud.hostns), what="the VXLAN device")
+    link = devices.get_link(dev, cloud.hostns)
     assert link is not None and link.master == names.bridge(net["id"])
     assert link.vxlan is not None and link.vxlan.vni == 4242, link.vxlan
 
 
 def test_flat_network_reaches_the_physical_interface(cloud: Cloud) -> None:
     outside = cloud.make_ns()
-    netlink.ensure_veth("phys0", "wire", netns=cloud.hostns, peer_netns=outside)
-    netlink.ensure_addresses("wire", ["192.0.2.100/24"], netns=outside)
+    devices.ensure_veth("phys0", "wire", netns=cloud.hostns, peer_netns=outside)
+    addressing.ensure_addresses("wire", ["192.0.2.100/24"], netns=outside)
     cloud.start_agent()
     net = cloud.api.create("networks", name="flat", **{"provider:network_type": "flat",
                                                        "provider:physical_network": "physnet1"})
@@ -343,7 +343,7 @@ def test_flat_network_reaches_the_physical_interface(cloud: Cloud) -> None:
     vm = cloud.boot(net["id"])
     assert vm.lease["mtu"] == "1500"
     assert ping(vm.ns, "192.0.2.100")
-    assert netlink.get_link("phys0", cloud.hostns).master == names.bridge(net["id"])
+    assert devices.get_link("phys0", cloud.hostns).master == names.bridge(net["id"])
 
 
 VLAN = {"provider:network_type": "vlan", "provider:physical_network": "physnet1"}
@@ -352,7 +352,7 @@ U32_NOTHING = ["u32", "match", "u32", "0xdeadbeef", "0xffffffff", "at", "0", "fl
 
 def _vlan_objects(ns: str) -> tuple[set[str], dict[int, str]]:
     """The links of a host namespace, and the VLAN filters on its phys0."""
-    return {lk.name for lk in netlink.list_links(ns)}, netlink.vlan_filters("phys0", ns)
+    return {lk.name for lk in devices.list_links(ns)}, vlans.vlan_filters("phys0", ns)
 
 
 def _tagged(tap: Tap, src: Vm, dst: Vm) -> set[int | None]:
@@ -368,7 +368,7 @@ def test_vlan_networks_across_two_hosts(cloud: Cloud) -> None:
     (untagged) on the same wire, never meets them; deleting the networks leaves nothing
     behind on either host."""
     hv2 = cloud.add_host("hv2")
-    netlink.ensure_veth("phys0", "phys0", netns=cloud.hostns, peer_netns=hv2)  # the wire
+    devices.ensure_veth("phys0", "phys0", netns=cloud.hostns, peer_netns=hv2)  # the wire
     cloud.start_agent()
     cloud.start_agent("hv2")
     agents = wait_for(lambda: len(_agents(cloud, "?alive=true")) == 6 and _agents(cloud),
@@ -396,7 +396,7 @@ def test_vlan_networks_across_two_hosts(cloud: Cloud) -> None:
     # 10.9.0.11 answers on each network as its own instance; the others are out of reach
     for src, owner in ((a1, b1), (a2, b2), (f1, f2)):
         assert ping(src.ns, "10.9.0.11")
-        assert {n.ip: n.mac for n in netlink.list_neighbours("eth0", src.ns)}["10.9.0.11"] \
+        assert {n.ip: n.mac for n in neighbours.list_neighbours("eth0", src.ns)}["10.9.0.11"] \
             == owner.port["mac_address"]
     assert not ping(a1.ns, b3.ip, expect=False) and not ping(b3.ns, a1.ip, expect=False)
     assert not ping(f1.ns, b3.ip, expect=False) and not ping(b1.ns, f1.ip, expect=False)
@@ -407,20 +407,20 @@ def test_vlan_networks_across_two_hosts(cloud: Cloud) -> None:
         assert _tagged(tap, f1, f2) == {None}
     # the kernel objects: upstream's <phys>.<vid> in the bridge, its wire end, the filters
     for host, ns in ((HOST, cloud.hostns), ("hv2", hv2)):
-        links = {lk.name: lk for lk in netlink.list_links(ns)}
+        links = {lk.name: lk for lk in devices.list_links(ns)}
         for net, vid in ((net1, 1234), (net2, 1235)):
             inner = links[names.vlan("phys0", vid)]
             assert (inner.kind, inner.master, inner.mtu, inner.peer) == \
                 ("veth", names.bridge(net["id"]), 1500, names.vlan_wire("phys0", vid)), host
-        assert set(netlink.vlan_filters("phys0", ns)) == {1234, 1235}, host
+        assert set(vlans.vlan_filters("phys0", ns)) == {1234, 1235}, host
 
     # a restart of both agents changes nothing (the filters are found as they should be)
-    before = {ns: (netlink.list_links(ns), netlink.vlan_filters("phys0", ns))
+    before = {ns: (devices.list_links(ns), vlans.vlan_filters("phys0", ns))
               for ns in (cloud.hostns, hv2)}
     cloud.stop_agents()
     agents2 = [cloud.start_agent(), cloud.start_agent("hv2")]
     wait_for(lambda: all(a.passes > 0 for a in agents2), what="the new agents' first pass")
-    assert {ns: (netlink.list_links(ns), netlink.vlan_filters("phys0", ns))
+    assert {ns: (devices.list_links(ns), vlans.vlan_filters("phys0", ns))
             for ns in (cloud.hostns, hv2)} == before, "a resync rewired a VLAN"
     assert ping(a1.ns, b1.ip)
 
@@ -428,14 +428,14 @@ def test_vlan_networks_across_two_hosts(cloud: Cloud) -> None:
     for vm, ns in ((a1, cloud.hostns), (a2, cloud.hostns), (f1, cloud.hostns), (b1, hv2),
                    (b2, hv2), (b3, hv2), (f2, hv2)):
         assert cloud.api.delete(f"/ports/{vm.port['id']}").status_code == 204
-        netlink.delete_link(names.tap(vm.port["id"]), ns)  # the "hypervisor" unplugs
+        devices.delete_link(names.tap(vm.port["id"]), ns)  # the "hypervisor" unplugs
     for net in (net1, net2, flat):
         assert cloud.api.delete(f"/networks/{net['id']}").status_code == 204
     for ns in (cloud.hostns, hv2):
         wait_for(lambda ns=ns: _vlan_objects(ns) == ({"lo", "phys0"}, {}),
                  what="the host namespace to be empty but for phys0")
     for net in (net1, net2, flat):
-        wait_for(lambda net=net: not netlink.namespace_exists(names.dhcp_namespace(net["id"])),
+        wait_for(lambda net=net: not namespaces.namespace_exists(names.dhcp_namespace(net["id"])),
                  what="qdhcp namespace gone")
 
 
@@ -445,18 +445,18 @@ def test_vlan_leftovers_are_swept_and_others_filters_kept(cloud: Cloud) -> None:
     somebody else's filter on phys0 stays."""
     ns = cloud.hostns
     outside = cloud.make_ns()
-    netlink.ensure_veth("phys0", "wire", netns=ns, peer_netns=outside)
+    devices.ensure_veth("phys0", "wire", netns=ns, peer_netns=outside)
     run(["tc", "qdisc", "add", "dev", "phys0", "clsact"], netns=ns)
     run(["tc", "filter", "add", "dev", "phys0", "ingress", "prio", "1", "protocol", "all",
          *U32_NOTHING], netns=ns)
     stale = names.bridge(str(uuid.uuid4()))
-    netlink.ensure_bridge(stale, netns=ns)
+    devices.ensure_bridge(stale, netns=ns)
     for vid in (1300, 1301, 1302):
-        netlink.ensure_vlan(names.vlan("phys0", vid), wire=names.vlan_wire("phys0", vid),
+        vlans.ensure_vlan(names.vlan("phys0", vid), wire=names.vlan_wire("phys0", vid),
                             parent="phys0", vid=vid, netns=ns)
-    netlink.set_link(names.vlan("phys0", 1300), master=stale, netns=ns)
-    netlink.delete_link(names.vlan("phys0", 1302), ns)
-    assert set(netlink.vlan_filters("phys0", ns)) == {1300, 1301, 1302}
+    devices.set_link(names.vlan("phys0", 1300), master=stale, netns=ns)
+    devices.delete_link(names.vlan("phys0", 1302), ns)
+    assert set(vlans.vlan_filters("phys0", ns)) == {1300, 1301, 1302}
     agent = cloud.start_agent()
     wait_for(lambda: agent.synced, what="the first sync")
     wait_for(lambda: _vlan_objects(ns) == ({"lo", "phys0"}, {}), what="the leftovers swept")
@@ -469,6 +469,6 @@ def test_unplugged_port_goes_down(cloud: Cloud) -> None:
     net, _ = cloud.network()
     vm = cloud.boot(net["id"])
     wait_for(lambda: cloud.active(vm.port["id"]), what="ACTIVE")
-    netlink.delete_link(names.tap(vm.port["id"]), cloud.hostns)
+    devices.delete_link(names.tap(vm.port["id"]), cloud.hostns)
     wait_for(lambda: cloud.port(vm.port["id"])["status"] == "DOWN", what="DOWN after unplug")
     assert run(["true"], netns=vm.ns).ok

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from neutrino import names
-from neutrino.linux import netlink
+from neutrino.linux import addressing, neighbours
 
 from .conftest import ping
 from .l3_fixtures import HOST_IP, L3Cloud, call, have_sg_reconciler, l3_cloud, serve, wait_call  # noqa: F401
@@ -46,14 +46,14 @@ def test_host_reaches_an_instance_through_its_floating_ip_until_disassociated(
                           f"network:router_gateway").json()["ports"]
     qg = names.router_gateway(gateway["id"])
     ns = names.router_namespace(router["id"])
-    assert f"{address}/32" in netlink.list_addresses(qg, ns)
+    assert f"{address}/32" in addressing.list_addresses(qg, ns)
     # and the instance goes out as its floating IP
     assert ping(vm.ns, HOST_IP)
 
     l3.associate(fip["id"], None)
     wait_for(lambda: call(l3.hostns, address, 8080, 0.5) is None, what="FIP unreachable")
     wait_for(lambda: l3.status("floatingips", fip["id"]) == "DOWN", what="FIP DOWN")
-    assert f"{address}/32" not in netlink.list_addresses(qg, ns)
+    assert f"{address}/32" not in addressing.list_addresses(qg, ns)
 
     # associated again, then deleted
     l3.associate(fip["id"], vm.port["id"])
@@ -92,11 +92,11 @@ def test_gratuitous_arp_moves_a_floating_ip_between_routers(l3: L3Cloud) -> None
     fip = l3.floating_ip(vm_a.port["id"])
     address = fip["floating_ip_address"]
     assert ping(outside, address)
-    mac_a = {n.ip: n.mac for n in netlink.list_neighbours("eth0", outside)}[address]
+    mac_a = {n.ip: n.mac for n in neighbours.list_neighbours("eth0", outside)}[address]
     l3.associate(fip["id"], None)
     l3.associate(fip["id"], vm_b.port["id"])
     # the outside learns the new owner without asking (arping -U from the new router)
-    wait_for(lambda: {n.ip: n.mac for n in netlink.list_neighbours("eth0", outside)}
+    wait_for(lambda: {n.ip: n.mac for n in neighbours.list_neighbours("eth0", outside)}
              .get(address) not in (None, mac_a), 10, "the neighbour entry to move")
     assert ping(outside, address)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from neutrino import files, names
-from neutrino.linux import netlink, process
+from neutrino.linux import addressing, devices, process
 from neutrino.linux.errors import CommandError
 from neutrino.linux.run import run
 
@@ -78,9 +78,9 @@ def dhcp_ns(make_ns: Callable[[], str]) -> tuple[str, str, str]:
     need("dnsmasq")
     ns, bridge_side = make_ns(), make_ns()
     port = new_id()
-    netlink.ensure_veth(names.dhcp_ns_port(port), names.dhcp_tap(port), netns=ns,
+    devices.ensure_veth(names.dhcp_ns_port(port), names.dhcp_tap(port), netns=ns,
                         peer_netns=bridge_side)
-    netlink.ensure_addresses(names.dhcp_ns_port(port), ["10.60.0.2/24"], netns=ns)
+    addressing.ensure_addresses(names.dhcp_ns_port(port), ["10.60.0.2/24"], netns=ns)
     return ns, new_id(), port
 
 

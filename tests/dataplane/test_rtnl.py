@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from neutrino.linux import netlink, rtnl
+from neutrino.linux import addressing, devices, fdb, rtnl
+from neutrino.linux.ipr import handle, index_of
 from neutrino.linux.run import run
 
 from .conftest import need
@@ -28,25 +29,44 @@ def test_links_and_fdb_read_as_pyroute2_reads_them(make_ns: Callable[[], str]) -
     _ip(ns, "link", "add", "vxlan-8", "type", "vxlan", "id", "8", "dstport", "4789")
     _ip(ns, "link", "set", "tap-t", "master", "brq-t", "mtu", "1450", "alias", "hello", "up")
     _ip(ns, "link", "set", "vxlan-7", "master", "brq-t", "up")
-    netlink.fdb_append("vxlan-7", netlink.FLOOD_MAC, "192.0.2.9", ns)
+    fdb.fdb_append("vxlan-7", fdb.FLOOD_MAC, "192.0.2.9", ns)
     for where in (ns, other):
-        with netlink._ipr(where) as ipr:
-            decoded = netlink._links(ipr)  # pyroute2's full decoding
-        assert netlink.list_links(where) == decoded
+        with handle(where) as ipr:
+            decoded = devices.dump_links(ipr)  # pyroute2's full decoding
+        assert devices.list_links(where) == decoded
         for link in decoded:
-            assert netlink.get_link(link.name, where) == link
-    assert netlink.get_link("nothing", ns) is None
-    assert netlink.list_fdb("vxlan-7", ns) == _pyroute2_fdb(ns, "vxlan-7")
-    assert netlink.FdbEntry(netlink.FLOOD_MAC, "192.0.2.9") in netlink.list_fdb("vxlan-7", ns)
-    tap_entries = netlink.list_fdb("tap-t", ns)
+            assert devices.get_link(link.name, where) == link
+    assert devices.get_link("nothing", ns) is None
+    assert fdb.list_fdb("vxlan-7", ns) == _pyroute2_fdb(ns, "vxlan-7")
+    assert fdb.FdbEntry(fdb.FLOOD_MAC, "192.0.2.9") in fdb.list_fdb("vxlan-7", ns)
+    tap_entries = fdb.list_fdb("tap-t", ns)
     assert tap_entries and sorted(map(str, tap_entries)) == \
         sorted(map(str, _pyroute2_fdb(ns, "tap-t"))), "the bridge's entries for that port"
     assert rtnl.fdb("nothing", ns) is None
 
 
-def _pyroute2_fdb(ns: str, dev: str) -> list[netlink.FdbEntry]:
-    with netlink._ipr(ns) as ipr:
-        return netlink._fdb(ipr, netlink._index(ipr, dev, "test"))
+def _pyroute2_fdb(ns: str, dev: str) -> list[fdb.FdbEntry]:
+    with handle(ns) as ipr:
+        return fdb._fdb(ipr, index_of(ipr, dev, "test"))
+
+
+def test_one_devices_addresses_read_as_pyroute2_reads_them(
+        make_ns: Callable[[], str]) -> None:
+    """The kernel filters the dump by device: only that device's addresses (v4 and v6,
+    the kernel's link-local too), as pyroute2 lists them."""
+    need()
+    ns = make_ns()
+    devices.ensure_veth("qr-a", "qr-b", netns=ns)
+    addressing.ensure_addresses("qr-a", ["10.7.0.1/24", "10.8.0.1/30", "2001:db8::1/64"],
+                                netns=ns)
+    addressing.ensure_addresses("qr-b", ["10.9.0.1/24"], netns=ns)
+    for dev in ("qr-a", "qr-b", "lo"):
+        with handle(ns) as ipr:
+            theirs = addressing._addresses(ipr, index_of(ipr, dev, "test"))
+        assert set(rtnl.addresses(dev, ns) or ()) == theirs, dev
+        assert addressing.list_addresses(dev, ns) == addressing.sorted_addresses(theirs)
+    assert "10.9.0.1/24" not in addressing.list_addresses("qr-a", ns)
+    assert rtnl.addresses("nothing", ns) is None
 
 
 def test_link_events_as_they_happen(make_ns: Callable[[], str]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from neutrino.linux import netlink, sysctl
+from neutrino.linux import devices, sysctl
 from neutrino.linux.errors import CommandError, CommandNotFound, CommandTimeout, NamespaceNotFound
 from neutrino.linux.run import run
 
@@ -16,7 +16,7 @@ from .conftest import new_id
 
 def test_runs_inside_the_namespace(make_ns: Callable[[], str]) -> None:
     ns = make_ns()
-    netlink.ensure_bridge("brqonly", netns=ns)
+    devices.ensure_bridge("brqonly", netns=ns)
     inside = json.loads(run(["ip", "-j", "link", "show"], netns=ns).stdout)
     assert sorted(link["ifname"] for link in inside) == ["brqonly", "lo"]
     outside = json.loads(run(["ip", "-j", "link", "show"]).stdout)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from neutrino import names
-from neutrino.linux import netlink
+from neutrino.linux import addressing, devices, fdb
 
 from .conftest import need, new_id, ping, plug
 
@@ -20,36 +20,36 @@ VNI = 4242
 
 def _host(ns: str, underlay: str, local: str, remote: str, network_id: str) -> str:
     bridge, vxlan = names.bridge(network_id), names.vxlan(VNI)
-    netlink.ensure_bridge(bridge, mtu=1450, netns=ns)
-    netlink.ensure_vxlan(vxlan, vni=VNI, local=local, underlay=underlay, mtu=1450, netns=ns)
-    netlink.set_link(vxlan, master=bridge, netns=ns)
-    netlink.ensure_flood(vxlan, [remote], netns=ns)
+    devices.ensure_bridge(bridge, mtu=1450, netns=ns)
+    devices.ensure_vxlan(vxlan, vni=VNI, local=local, underlay=underlay, mtu=1450, netns=ns)
+    devices.set_link(vxlan, master=bridge, netns=ns)
+    fdb.ensure_flood(vxlan, [remote], netns=ns)
     return bridge
 
 
 def test_instances_ping_across_vxlan(make_ns: Callable[[], str]) -> None:
     need("ping")
     host1, host2, vm1, vm2 = make_ns(), make_ns(), make_ns(), make_ns()
-    netlink.ensure_veth("underlay", "underlay", netns=host1, peer_netns=host2)
-    netlink.ensure_addresses("underlay", ["198.51.100.1/24"], netns=host1)
-    netlink.ensure_addresses("underlay", ["198.51.100.2/24"], netns=host2)
+    devices.ensure_veth("underlay", "underlay", netns=host1, peer_netns=host2)
+    addressing.ensure_addresses("underlay", ["198.51.100.1/24"], netns=host1)
+    addressing.ensure_addresses("underlay", ["198.51.100.2/24"], netns=host2)
     network = new_id()
     br1 = _host(host1, "underlay", "198.51.100.1", "198.51.100.2", network)
     br2 = _host(host2, "underlay", "198.51.100.2", "198.51.100.1", network)
     plug(host1, br1, vm1, "10.88.0.1/24")
     plug(host2, br2, vm2, "10.88.0.2/24")
-    netlink.set_link("eth0", mtu=1450, netns=vm1)
-    netlink.set_link("eth0", mtu=1450, netns=vm2)
+    devices.set_link("eth0", mtu=1450, netns=vm1)
+    devices.set_link("eth0", mtu=1450, netns=vm2)
 
     assert ping(vm1, "10.88.0.2")
     assert ping(vm2, "10.88.0.1")
     # Everything was already in place: a second pass over host1 changes nothing.
-    before = netlink.list_links(host1)
+    before = devices.list_links(host1)
     _host(host1, "underlay", "198.51.100.1", "198.51.100.2", network)
-    assert netlink.list_links(host1) == before
+    assert devices.list_links(host1) == before
 
     # Without a flood entry host1's VXLAN device has nowhere to send: traffic stops.
-    assert netlink.ensure_flood(names.vxlan(VNI), [], netns=host1) is True
+    assert fdb.ensure_flood(names.vxlan(VNI), [], netns=host1) is True
     assert not ping(vm1, "10.88.0.2", expect=False)
-    assert netlink.ensure_flood(names.vxlan(VNI), ["198.51.100.2"], netns=host1) is True
+    assert fdb.ensure_flood(names.vxlan(VNI), ["198.51.100.2"], netns=host1) is True
     assert ping(vm1, "10.88.0.2")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from neutrino import names
-from neutrino.linux import netlink
+from neutrino.linux import namespaces
 from tests import netns_helpers
 
 from .test_up_instances import BIN, Up, sandboxed_up
@@ -77,7 +77,7 @@ class L3Up:
         """A namespace standing for a machine on the external network, on br-ex."""
         ns = f"nt-test-{uuid.uuid4().hex[:10]}"
         self.outside.append(ns)
-        netlink.ensure_namespace(ns)
+        namespaces.ensure_namespace(ns)
         netns_helpers.plug_outside(ns, self.hostns, ip, mac)
         return ns
 

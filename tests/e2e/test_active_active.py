@@ -26,7 +26,8 @@ import requests
 from neutrino import config, names
 from neutrino.cli import instance as inst
 from neutrino.linux import process
-from neutrino.linux.netlink import delete_link, delete_namespace
+from neutrino.linux.devices import delete_link
+from neutrino.linux.namespaces import delete_namespace
 from neutrino.services.realisation.agents import timestamp
 from tests import conftest
 from tests.conftest import Client, free_port

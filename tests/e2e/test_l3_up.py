@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from neutrino import names
-from neutrino.linux import netlink
+from neutrino.linux import addressing, devices, namespaces, routing
 from tests.conftest import wait_for
 
 from .l3_env import L3Up, l3up_fixture  # noqa: F401
@@ -27,7 +27,8 @@ def test_router_snat_floating_ip_restart_and_teardown(l3up: L3Up) -> None:
     # the external network, made on first start, and its host end in the "hypervisor"
     public = l3up.show("network", "show", "public")
     assert public["router:external"] is True and public["provider:network_type"] == "flat"
-    assert "172.24.4.1/24" in netlink.list_addresses("br-ex", l3up.hostns)
+    _wait(lambda: "172.24.4.1/24" in addressing.list_addresses("br-ex", l3up.hostns),
+          what="br-ex with the gateway address (the agent makes it)")
 
     os = l3up.openstack
     os("network", "create", "private")
@@ -100,8 +101,58 @@ def test_router_snat_floating_ip_restart_and_teardown(l3up: L3Up) -> None:
     os("router", "unset", "--external-gateway", "edge")
     os("router", "delete", "edge")
     qrouter = names.router_namespace(router["id"])
-    _wait(lambda: not netlink.namespace_exists(qrouter), what="the router's namespace gone")
+    _wait(lambda: not namespaces.namespace_exists(qrouter), what="the router's namespace gone")
     router_taps = {names.tap(p["ID"]) for p in ports}
-    _wait(lambda: not router_taps & {lk.name for lk in netlink.list_links(l3up.hostns)},
+    _wait(lambda: not router_taps & {lk.name for lk in devices.list_links(l3up.hostns)},
           what="the router ports' taps gone")
     assert not (l3up.base / "agent" / "l3" / router["id"]).exists()
+
+
+def test_br_ex_deleted_or_stripped_by_hand_is_repaired(l3up: L3Up) -> None:
+    """``br-ex`` and the public network's host side are state the agent reconciles:
+    the bridge deleted, its address or its route removed by hand, each comes back by
+    itself (no API call, no restart), and a router's gateway on it works again."""
+    up = l3up.up
+    up.start()
+    ns = l3up.hostns
+    address, cidr = "172.24.4.1/24", "172.24.4.0/24"
+
+    def whole() -> bool:
+        link = devices.get_link("br-ex", ns)
+        return (link is not None and link.kind == "bridge" and link.up
+                and address in addressing.list_addresses("br-ex", ns)
+                and any(r.dst == cidr and r.dev == "br-ex"
+                        for r in routing.list_routes(ns, family=4)))
+
+    _wait(whole, what="br-ex made by the agent")
+    os = l3up.openstack
+    os("router", "create", "edge")
+    os("router", "set", "--external-gateway", "public", "edge")
+    router = l3up.show("router", "show", "edge")
+    gateway = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    _wait(lambda: ping(ns, gateway), what="the router's gateway answering the host")
+
+    old = devices.get_link("br-ex", ns)
+    assert old is not None
+    assert devices.delete_link("br-ex", ns)  # the bridge, and the gateway's tap in it
+    # made again (a new device: another index), whole
+    _wait(lambda: (new := devices.get_link("br-ex", ns)) is not None
+          and new.index != old.index and whole(), what="br-ex made again")
+    _wait(lambda: ping(ns, gateway), what="the gateway answering through the new br-ex")
+
+    addressing.ensure_addresses("br-ex", [], netns=ns)  # its address (and route) gone
+    _wait(whole, what="br-ex's address given back")
+
+    subprocess.run(["ip", "netns", "exec", ns, "ip", "route", "del", cidr, "dev", "br-ex"],
+                   check=True)
+    assert not whole()
+    _wait(whole, what="the public subnet's route through br-ex put back")
+    assert ping(ns, gateway)
+    os("router", "unset", "--external-gateway", "edge")
+    os("router", "delete", "edge")
+    up.stop()
+
+
+def ping(ns: str, ip: str) -> bool:
+    return subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "1", "-W", "1", ip],
+                          capture_output=True, check=False).returncode == 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from neutrino import names
-from neutrino.linux import netlink
+from neutrino.linux import namespaces
 
 from .l3_env import L3Up, l3up_fixture  # noqa: F401
 from .test_up_instances import BIN
@@ -54,7 +54,7 @@ def test_lab(l3up: L3Up) -> None:
     assert l3up.show("floating", "ip", "list") == []
     (router,) = routers
     deadline = time.monotonic() + 30
-    while netlink.namespace_exists(names.router_namespace(router)) \
+    while namespaces.namespace_exists(names.router_namespace(router)) \
             and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not netlink.namespace_exists(names.router_namespace(router)), "router left behind"
+    assert not namespaces.namespace_exists(names.router_namespace(router)), "router left behind"

@@ -25,7 +25,7 @@ import pytest
 import requests
 
 from neutrino import names
-from neutrino.linux import netlink
+from neutrino.linux import devices, namespaces
 from tests import netns_helpers
 from tests.conftest import free_port
 
@@ -47,6 +47,8 @@ class Up:
     data: Path
     hostns: str
     proc: subprocess.Popen | None = None
+    #: this run's instances are named ``e2e<tag>…`` (what its cleanup removes)
+    tag: str = ""
 
     @property
     def url(self) -> str:
@@ -91,7 +93,7 @@ def sandboxed_up(instances: str) -> Iterator[tuple[Up, Path]]:
     base = Path(tempfile.mkdtemp(prefix="nt-test-"))
     base.chmod(0o755)  # dnsmasq (no longer root) reads its files under here
     hostns = f"nt-test-{uuid.uuid4().hex[:10]}"
-    netlink.ensure_namespace(hostns)
+    namespaces.ensure_namespace(hostns)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "NEUTRINO_"))}
     env.update(NEUTRINO_AGENT_NETNS=hostns, NEUTRINO_AGENT_HOST=f"e2e-{hostns}",
                NEUTRINO_AGENT_STATE_DIR=str(base / "agent"), NEUTRINO_DATA_DIR=str(base / "data"),
@@ -106,7 +108,7 @@ def sandboxed_up(instances: str) -> Iterator[tuple[Up, Path]]:
         ours = {hostns,
                 *(names.router_namespace(r) for r in netns_helpers.names_in(agent / "l3")),
                 *(names.dhcp_namespace(n) for n in netns_helpers.names_in(agent / "dhcp"))}
-        for ns in netlink.list_namespaces():
+        for ns in namespaces.list_namespaces():
             if ns in ours or ns.startswith(names.INSTANCE_PREFIX + instances):
                 netns_helpers.remove_namespace(ns)
         shutil.rmtree(base, ignore_errors=True)
@@ -115,7 +117,11 @@ def sandboxed_up(instances: str) -> Iterator[tuple[Up, Path]]:
 @pytest.fixture
 def up() -> Iterator[Up]:
     _need()
-    with sandboxed_up("e2e") as (u, _):
+    # a tag of its own: the cleanup removes this run's instances, never another
+    # session's (``nt-inst-e2e…`` namespaces are host-wide)
+    tag = uuid.uuid4().hex[:6]
+    with sandboxed_up(f"e2e{tag}") as (u, _):
+        u.tag = tag
         yield u
 
 
@@ -152,7 +158,7 @@ def test_up_instances_dhcp_ping_restart_and_cleanup(up: Up) -> None:
     assert {(a["Agent Type"], a["Alive"]) for a in agents} == {
         ("Linux bridge agent", True), ("DHCP agent", True), ("L3 agent", True)}
 
-    tag = uuid.uuid4().hex[:6]
+    tag = up.tag
     a, b = f"e2e{tag}a", f"e2e{tag}b"
     for vm in (a, b):
         out = up.neutrino("instance", "boot", vm, "--network", "e2e-net").stdout
@@ -180,12 +186,12 @@ def test_up_instances_dhcp_ping_restart_and_cleanup(up: Up) -> None:
     assert api.delete(f"{up.url}/v2.0/networks/{net['id']}").status_code == 204
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        links = {lk.name for lk in netlink.list_links(up.hostns)}
-        dhcp_left = netlink.namespace_exists(names.dhcp_namespace(net["id"]))
+        links = {lk.name for lk in devices.list_links(up.hostns)}
+        dhcp_left = namespaces.namespace_exists(names.dhcp_namespace(net["id"]))
         if links == {"lo", "br-ex"} and not dhcp_left:
             break
         time.sleep(0.1)
     # br-ex is the host's end of the external network `up` made: it stays
     assert links == {"lo", "br-ex"} and not dhcp_left, (links, dhcp_left)
     assert not any(n.startswith(names.INSTANCE_PREFIX + f"e2e{tag}")
-                   for n in netlink.list_namespaces())
+                   for n in namespaces.list_namespaces())

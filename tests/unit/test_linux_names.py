@@ -103,3 +103,24 @@ def test_other_links_are_not_ours(name: str) -> None:
                                   "qdhcp-NET", "qrouter-x y"])
 def test_other_namespaces_are_not_ours(name: str) -> None:
     assert names.parse_namespace(name) is None
+
+
+def test_nft_names_of_a_port_and_a_remote_group() -> None:
+    assert names.sg_spoof_chain(PORT) == f"spoof-{PORT}"
+    assert names.sg_ingress_chain(PORT) == f"in-{PORT}"
+    assert names.sg_egress_chain(PORT) == f"out-{PORT}"
+    assert names.sg_remote_set(NET, "IPv4") == f"rg4-{NET}"
+    assert names.parse_sg_remote_set(names.sg_remote_set(NET, "IPv6")) == (NET, 6)
+    for other in ("fingerprint", "rg4-", "rg5-x", "forward"):
+        assert names.parse_sg_remote_set(other) is None
+
+
+def test_names_is_importable_without_the_kernel_layer() -> None:
+    """Server code computes kernel names too (``neutrino trace``): importing names must
+    not pull in neutrino.linux (pyroute2, the kernel)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, neutrino.names; "
+            "sys.exit(sorted(m for m in sys.modules if m.startswith('neutrino.linux')) != [])")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

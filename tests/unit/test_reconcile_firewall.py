@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from neutrino import names
 from neutrino.agent.firewall import filters as fw
 from neutrino.agent.model import Port, SecurityGroup, SgRule, Snapshot
+from neutrino.linux import nft
 
 P1 = "11111111-1111-4111-8111-111111111111"
 P2 = "22222222-2222-4222-8222-222222222222"
@@ -105,7 +107,23 @@ def test_the_two_halves_are_independent() -> None:
     only_filter = fw.desired(snap(port(P1, "10.0.0.5", spoof=False)))
     assert f"spoof-{P1}" not in text(only_filter) and f"in-{P1}" in text(only_filter)
     neither = fw.desired(snap(replace(port(P1, "10.0.0.5", spoof=False, filtering=False))))
-    assert P1 not in text(neither)
+    # no chain of its own: only the decision that lets its tap through the bridge
+    assert f"spoof-{P1}" not in text(neither) and f"in-{P1}" not in text(neither)
+    assert f"unfiltered port {P1}" in text(neither)
+    assert neither.decided == {names.tap(P1)}
+
+
+def test_a_tap_without_a_decision_is_dropped_by_the_bridge() -> None:
+    """Fail closed: the bridge's forward chain ends by dropping what comes from a tap
+    with no sending mark and no rule letting it through; every local port's tap (and the
+    agent's own ports') has a decision."""
+    d = fw.desired(snap(port(P1, "10.0.0.5"), port(P2, "10.0.0.6", filtering=False)))
+    bridge = next(t for t in d.tables if t.family == "bridge")
+    forward = bridge.chain("forward")
+    assert forward is not None and forward.rules[-1] == fw.NO_DECISION
+    assert forward.rules[-1].expr[-1] == nft.DROP
+    assert d.decided == {names.tap(P1), names.tap(P2)}
+    assert fw.desired(snap()).decided == frozenset()
 
 
 def test_ipv6_rules_and_rules_that_cannot_match() -> None:

@@ -24,7 +24,7 @@ from neutrino.agent.l2.bridges import (
 )
 from neutrino.agent.model import Network, Port, Segment, Snapshot
 from neutrino.linux import bpf
-from neutrino.linux.netlink import Link, VxlanInfo
+from neutrino.linux.devices import Link, VxlanInfo
 
 NET_A = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
 NET_B = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
@@ -281,3 +281,22 @@ def test_admin_down_ports_are_not_plugged() -> None:
     want = l2.desired(down, CFG)
     seen = _converged(l2.desired(snap, CFG))
     assert l2.diff(want, seen) == [Unplug(names.bridge(NET_A), names.tap(P1))]
+
+
+def test_a_tap_without_a_filter_decision_is_not_plugged() -> None:
+    """Fail closed: with the firewall's decided taps given, a new tap the tables hold
+    no decision for stays out of the bridge; one already plugged is left as it is."""
+    want = l2.desired(_snapshot(), CFG)
+    seen = _converged(want)
+    t1, t2 = names.tap(P1), names.tap(P2)
+    links = dict(seen.links)
+    links[t1] = dataclasses.replace(links[t1], master=None, up=False)  # new: unplugged
+    fresh = L2Observed(links, seen.flood, seen.vlans)
+    plugs = {op.name for op in l2.diff(want, fresh) if isinstance(op, Plug)}
+    assert plugs == {t1}, "without a firewall outcome every tap is plugged (as before)"
+    assert [op for op in l2.diff(want, fresh, decided=frozenset({t2}))
+            if isinstance(op, Plug)] == []
+    assert {op.name for op in l2.diff(want, fresh, decided=frozenset({t1, t2}))
+            if isinstance(op, Plug)} == {t1}
+    # t2 is plugged already but has no decision: not unplugged (the bridge drops it)
+    assert not any(isinstance(op, Unplug) for op in l2.diff(want, fresh, decided=frozenset()))

@@ -4,6 +4,7 @@ make the external network's host bridge (``bridge_mappings``) work."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -39,7 +40,7 @@ from neutrino.agent.model import (
 from neutrino.bus import messages as m
 from neutrino.drivers.mechanism.linuxbridge import LinuxBridge, can_realise
 from neutrino.drivers.types.segments import Segment as DbSegment
-from neutrino.linux.netlink import Link
+from neutrino.linux.devices import Link
 
 R1 = "11111111-1111-4111-8111-111111111111"
 R2 = "22222222-2222-4222-8222-222222222222"
@@ -63,14 +64,16 @@ def _router(*, fips: tuple[FloatingIp, ...] = (), snat: bool = True, gateway: bo
                                      (RouterAddress("s2", "10.1.0.1", "10.1.0.0/24"),)))
     gw = RouterPort(P_GW, PUBLIC, "fa:16:3e:00:00:02", 1500,
                     (RouterAddress("pub", "172.24.4.10", "172.24.4.0/24", "172.24.4.1"),))
-    return Router(rid, True, snat, gw if gateway else None, tuple(interfaces), routes, fips)
+    return Router(rid, True, snat, gw if gateway else None, tuple(interfaces), routes, fips,
+                  revision_number=REVISION)
 
 
 def _fip(address: str = "172.24.4.20", fixed: str = "10.0.0.5", fid: str = FIP) -> FloatingIp:
-    return FloatingIp(fid, address, fixed, VM_PORT)
+    return FloatingIp(fid, address, fixed, VM_PORT, revision_number=FIP_REVISION)
 
 
 _index = itertools.count(10)
+REVISION, FIP_REVISION = 7, 3
 
 
 def _converged(spec: RouterSpec) -> RouterSeen:
@@ -207,16 +210,18 @@ def test_reports_routers_and_floating_ips() -> None:
     snap = Snapshot(routers={R1: with_fip})
     want = l3.desired(snap)
     routers, fips = agent.reports(snap, [R1], want, {})
-    assert routers == [{"router_id": R1, "status": "ACTIVE"}]
-    assert fips == [{"floatingip_id": FIP, "status": "ACTIVE"}]
-    # disassociated: the router no longer lists it, it is reported DOWN once
+    # each with the revision it realised (what the server keeps a late report out by)
+    assert routers == [{"router_id": R1, "status": "ACTIVE", "revision": REVISION}]
+    assert fips == [{"floatingip_id": FIP, "status": "ACTIVE", "revision": FIP_REVISION}]
+    # disassociated: the router no longer lists it, it is reported DOWN once (no
+    # revision known: the snapshot no longer has it)
     snap = Snapshot(routers={R1: _router()})
     routers, fips = agent.reports(snap, [R1], l3.desired(snap), {})
-    assert fips == [{"floatingip_id": FIP, "status": "DOWN"}]
+    assert fips == [{"floatingip_id": FIP, "status": "DOWN", "revision": 0}]
     # a failure is an ERROR; a router gone from the snapshot is not reported
     snap = Snapshot(routers={R1: with_fip})
     routers, fips = agent.reports(snap, [R1], l3.desired(snap), {R1: RuntimeError("x")})
-    assert routers == [{"router_id": R1, "status": "ERROR"}]
+    assert routers == [{"router_id": R1, "status": "ERROR", "revision": REVISION}]
     assert agent.reports(Snapshot(), [R1], {}, {}) == ([], [])
 
 
@@ -289,3 +294,25 @@ def test_uplink_masquerade_is_one_explicit_rule() -> None:
     assert chain.hook == "postrouting" and rule.expr[-1] == {"masquerade": None}
     assert {"match": {"op": "!=", "left": {"meta": {"key": "oifname"}}, "right": "br-ex"}} \
         in rule.expr
+
+
+def test_the_external_bridge_is_repaired_step_by_step() -> None:
+    """br-ex is reconciled: gone, it is made with its address; its address gone, put
+    back (the operator's others kept); its route gone, put back; whole, nothing."""
+    cfg = external.ExternalConfig("br-ex", "172.24.4.1", "172.24.4.0/24", 1500)
+    kinds = [type(op) for op in external.diff_external(cfg, external.ExternalSeen())]
+    assert kinds == [external.EnsureBridge, external.EnsureAddress]
+    br = Link(3, "br-ex", "bridge", None, True, 1500, None, None)
+    whole = external.ExternalSeen(br, frozenset({"172.24.4.1/24", "192.0.2.1/24"}), True)
+    assert external.diff_external(cfg, whole) == []
+    stripped = dataclasses.replace(whole, addresses=frozenset({"192.0.2.1/24"}), route=False)
+    (op,) = external.diff_external(cfg, stripped)
+    assert isinstance(op, external.EnsureAddress) and op.others == ("192.0.2.1/24",)
+    (op,) = external.diff_external(cfg, dataclasses.replace(whole, route=False))
+    assert isinstance(op, external.EnsureRoute) and op.cidr == "172.24.4.0/24"
+    down = dataclasses.replace(whole, link=dataclasses.replace(br, up=False))
+    assert [type(op) for op in external.diff_external(cfg, down)] == [external.EnsureBridge]
+    masq = dataclasses.replace(cfg, masquerade=True)
+    assert [type(op) for op in external.diff_external(masq, whole)] == \
+        [external.EnsureMasquerade]
+    assert external.diff_external(None, external.ExternalSeen()) == []

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from neutrino import names
 from neutrino.agent.dhcp.dnsmasq import CONF, DhcpFiles, dhcp_subnets, served_ports
 from neutrino.agent.model import Network, Port, Snapshot
-from neutrino.agent.reconciler import apply_plan
-from neutrino.linux import netlink, process
+from neutrino.agent.reconciler import Outcome, Pass, Reports, apply_plan
+from neutrino.linux import addressing, devices, namespaces, process
 
 log = logging.getLogger(__name__)
 
@@ -252,8 +252,24 @@ def diff(want: Mapping[str, DhcpSpec], seen: Mapping[str, DhcpSeen],
 
 # -- observe and apply ---------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class DhcpObserved:
+    """What a pass looked at: the networks (``keys``; None: all), what exists for them,
+    the bridge-side tap of each DHCP namespace found, and the networks whose DHCP port
+    this host holds but no longer serves (to give back)."""
+
+    keys: frozenset[str] | None
+    seen: Mapping[str, DhcpSeen]
+    taps: Mapping[str, str]
+    release: frozenset[str]
+
+
 class Dhcp:
+    """The DHCP servers reconciler (no dependency: it makes its own ports' taps)."""
+
     name = "dhcp"
+    after: tuple[str, ...] = ()
+    scoped = True
 
     def __init__(self, backend: DhcpBackend, netns: str | None,
                  request_port: Callable[[str, bool], None]) -> None:
@@ -261,30 +277,63 @@ class Dhcp:
         self.netns = netns  # where the bridge-side taps live
         self.request_port = request_port
 
-    def desired(self, snapshot: Snapshot) -> dict[str, DhcpSpec]:
-        return desired(snapshot, self.backend)
-
     def keys_of(self, network_ids: Iterable[str]) -> list[str]:
         return list(network_ids)
 
-    def observe(self, keys: Iterable[str] | None,
-                want: Mapping[str, DhcpSpec]) -> tuple[dict[str, DhcpSeen], dict[str, str]]:
+    # -- the Reconciler protocol --------------------------------------------------------
+
+    def desired(self, p: Pass) -> dict[str, DhcpSpec]:
+        return desired(p.snapshot, self.backend)
+
+    def observe(self, p: Pass, want: Mapping[str, DhcpSpec]) -> DhcpObserved:
+        snap = p.snapshot
+        release = frozenset(n for n in snap.networks if n not in want
+                            and snap.dhcp_port(n) is not None)
+        keys = None if p.networks is None else set(p.networks) | release
+        if self.netns is not None:
+            # a sandboxed agent shares the namespace list with others (two "hosts" on one
+            # machine): its own are those it keeps files for, in full and partial passes
+            own = set(self.backend.networks()) | set(want) | release
+            keys = own if keys is None else keys & own
+        seen, taps = self.kernel(keys, want)
+        return DhcpObserved(None if keys is None else frozenset(keys), seen, taps, release)
+
+    def diff(self, p: Pass, want: Mapping[str, DhcpSpec], seen: DhcpObserved) -> list[DhcpOp]:
+        return diff(want, seen.seen, seen.keys, taps=seen.taps, release=seen.release)
+
+    def apply(self, p: Pass, plan: Sequence[DhcpOp]) -> dict[str, Exception]:
+        return apply_plan(plan, self._do, "dhcp")
+
+    def report(self, p: Pass, want: Mapping[str, DhcpSpec], seen: DhcpObserved,
+               plan: Sequence[DhcpOp], failed: Mapping[str, Exception],
+               out: Reports) -> Outcome:
+        """The ports a realised server knows are up for DHCP."""
+        for net_id, spec in want.items():
+            if (p.networks is None or net_id in p.networks) and net_id not in failed \
+                    and spec.port is not None:
+                for pid in spec.served:
+                    port = p.snapshot.ports.get(pid)
+                    out.port(pid, "dhcp", True, port.revision_number if port else 0)
+        return Outcome(len(plan), frozenset(failed))
+
+    def kernel(self, keys: Iterable[str] | None,
+               want: Mapping[str, DhcpSpec]) -> tuple[dict[str, DhcpSeen], dict[str, str]]:
         """What exists for ``keys`` (None: every network we left a trace of), and the
         bridge-side tap of each DHCP namespace found."""
         if keys is None:
-            found = {p.ident for n in netlink.list_namespaces()
+            found = {p.ident for n in namespaces.list_namespaces()
                      if (p := names.parse_namespace(n)) and p.kind == names.Kind.DHCP_NAMESPACE}
             keys = found | set(self.backend.networks()) | set(want)
-        host_links = {lk.name for lk in netlink.list_links(self.netns)}
+        host_links = {lk.name for lk in devices.list_links(self.netns)}
         seen, taps = {}, {}
         for key in keys:
             ns = names.dhcp_namespace(key)
             on_disk = {n: t for n, t in self.backend.read(key).items() if t is not None}
-            if not netlink.namespace_exists(ns):
+            if not namespaces.namespace_exists(ns):
                 seen[key] = DhcpSeen(files=on_disk)
                 continue
             interface, addresses = None, frozenset()
-            for link in netlink.list_links(ns):
+            for link in devices.list_links(ns):
                 parsed = names.parse_link(link.name)
                 if parsed is None or parsed.kind != names.Kind.DHCP_NS_PORT:
                     continue
@@ -292,31 +341,27 @@ class Dhcp:
                 if spec is not None and spec.port is not None and link.name != spec.interface:
                     continue  # another port's leftover: the teardown of the veth takes it
                 interface = ((link.mac or "").lower(), link.mtu, link.up)
-                addresses = frozenset(a for a in netlink.list_addresses(link.name, ns)
+                addresses = frozenset(a for a in addressing.list_addresses(link.name, ns)
                                       if not ipaddress.ip_interface(a).ip.is_link_local)
-                taps[key] = "tap" + link.name[len("ns-"):]
+                taps[key] = names.tap(link.name[len("ns-"):])
             spec = want.get(key)
             tap = spec.tap if spec is not None and spec.port is not None else taps.get(key)
             seen[key] = DhcpSeen(True, interface, addresses, tap in host_links, on_disk,
                                  self.backend.daemon(key, ns).alive())
         return seen, taps
 
-    diff = staticmethod(diff)
-
-    def apply(self, plan: list[DhcpOp]) -> dict[str, Exception]:
-        return apply_plan(plan, self._do, "dhcp")
 
     def _do(self, op: DhcpOp) -> None:
         match op:
             case RequestPort(key, release):
                 self.request_port(key, release)
             case EnsureNamespace(_, ns):
-                netlink.ensure_namespace(ns)
+                namespaces.ensure_namespace(ns)
             case EnsureVeth(_, tap, interface, ns, mtu, mac):
-                netlink.ensure_veth(tap, interface, netns=self.netns, peer_netns=ns, mtu=mtu)
-                netlink.set_link(interface, mac=mac, netns=ns)
+                devices.ensure_veth(tap, interface, netns=self.netns, peer_netns=ns, mtu=mtu)
+                devices.set_link(interface, mac=mac, netns=ns)
             case EnsureAddresses(_, interface, ns, addresses):
-                netlink.ensure_addresses(interface, addresses, netns=ns)
+                addressing.ensure_addresses(interface, addresses, netns=ns)
             case WriteFiles(key, content):
                 self.backend.write(key, dict(content))
             case Start(key, ns):
@@ -328,11 +373,11 @@ class Dhcp:
             case Stop(key, ns):
                 self.backend.daemon(key, ns).stop()
             case DeleteTap(_, tap):
-                netlink.delete_link(tap, netns=self.netns)  # its peer inside goes with it
+                devices.delete_link(tap, netns=self.netns)  # its peer inside goes with it
             case DeleteNamespace(_, ns):
                 for pid in process.namespace_pids(ns):
                     process.terminate(pid)  # nothing may hold it (dnsmasq was ours)
-                netlink.delete_namespace(ns)
+                namespaces.delete_namespace(ns)
             case RemoveFiles(key):
                 self.backend.remove(key)
             case _:

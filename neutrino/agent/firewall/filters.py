@@ -32,25 +32,25 @@ import hashlib
 import ipaddress
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from neutrino import names
 from neutrino.agent.model import Port, SgRule, Snapshot
-from neutrino.agent.reconciler import apply_plan
+from neutrino.agent.reconciler import Outcome, Pass, Reports, apply_plan
 from neutrino.linux import nft
 from neutrino.linux.errors import CommandError
 from neutrino.linux.run import run
 
 log = logging.getLogger(__name__)
 
-TABLE = "neutrino-sg"
+TABLE = names.SG_TABLE
 KEY = "firewall"  # one key: the tables are one transaction
 MAX_PORTS = 0xFFFF
 FINGERPRINT = "neutrino-sg fingerprint "
 #: the set (in both tables) whose one element carries the fingerprint as its comment
-FINGERPRINT_SET = "fingerprint"
+FINGERPRINT_SET = names.SG_FINGERPRINT_SET
 #: ICMPv6 neighbour discovery and MLD an instance needs (130-132 MLD, 133 RS, 135/136 NS/NA)
 ND_TYPES = (130, 131, 132, 133, 135, 136, 143)
 CONNTRACK_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6", 132: "sctp", 33: "dccp"}
@@ -72,6 +72,9 @@ class Desired:
     tables: tuple[nft.Table, ...] = ()
     fingerprint: str = ""
     ports: dict[str, PortFilter] = field(default_factory=dict)
+    #: the taps these tables hold a decision for (filtered, unfiltered, or the agent's own
+    #: ports'): only these may be plugged, the bridge drops what any other tap sends
+    decided: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,7 @@ class FlushConntrack:
 Op = ReplaceTables | PatchTables | SetElements | FlushConntrack
 
 
-def set_name(group_id: str, ethertype: str) -> str:
-    return f"rg{4 if ethertype == 'IPv4' else 6}-{group_id}"
+set_name = names.sg_remote_set
 
 
 def _member(address: str) -> str:
@@ -281,7 +283,7 @@ def _anti_spoofing(port: Port, tap: str) -> nft.Chain:
     rules.append(nft.Rule([nft.match(nft.payload("ether", "type"), "ip6"),
                            nft.match(nft.payload("ip6", "saddr"), v6), nft.ACCEPT], note))
     rules.append(nft.Rule([nft.DROP], note))  # any other source, or ethertype (VLAN tags)
-    return nft.Chain(f"spoof-{port.id}", rules)
+    return nft.Chain(names.sg_spoof_chain(port.id), rules)
 
 
 def _rule_exprs(rule: SgRule, sets: set[str]) -> list[nft.Expr] | None:
@@ -347,7 +349,8 @@ def _filter_chains(port: Port, rules: Sequence[SgRule], sets: set[str]) \
     # fail closed: what no rule allows ends here
     ingress.append(nft.Rule([nft.DROP], f"default deny port {port.id}"))
     egress.append(nft.Rule([nft.DROP], f"default deny port {port.id}"))
-    return nft.Chain(f"in-{port.id}", ingress), nft.Chain(f"out-{port.id}", egress)
+    return nft.Chain(names.sg_ingress_chain(port.id), ingress), \
+        nft.Chain(names.sg_egress_chain(port.id), egress)
 
 
 @dataclass(frozen=True)
@@ -386,15 +389,30 @@ def _port_dispatch(port_id: str, index: int) -> tuple[nft.Rule, ...]:
             "key": nft.meta("mark"), "value": {"|": [nft.meta("mark"), index]}}}],
             f"to port {port_id}"),
         nft.Rule([nft.match(_masked_mark(0xFFFF0000), index << 16),
-                  nft.jump(f"out-{port_id}")], f"from port {port_id}"),
-        nft.Rule([nft.match(_masked_mark(0xFFFF), index), nft.goto(f"in-{port_id}")],
-                 f"to port {port_id}"))
+                  nft.jump(names.sg_egress_chain(port_id))], f"from port {port_id}"),
+        nft.Rule([nft.match(_masked_mark(0xFFFF), index),
+                  nft.goto(names.sg_ingress_chain(port_id))], f"to port {port_id}"))
+
+
+@functools.lru_cache(maxsize=8192)
+def _pass_unfiltered(port_id: str, why: str) -> nft.Rule:
+    """A tap whose port is not filtered (port security off, or a port the agent makes
+    itself) is let through the bridge's last rule."""
+    return nft.Rule([nft.match(nft.meta("iifname"), names.tap(port_id)), nft.ACCEPT],
+                    f"{why} {port_id}")
+
+
+#: the bridge's last rule: what comes from a tap the tables decide nothing for (no
+#: sending mark, no rule above) is dropped (fail closed); uplinks are no taps
+NO_DECISION = nft.Rule([nft.match(nft.meta("iifname"), names.TAP_WILDCARD),
+                        nft.match(_masked_mark(0xFFFF0000), 0), nft.DROP],
+                       "no filter decision")
 
 
 @functools.lru_cache(maxsize=8192)
 def _spoof_jump(port_id: str) -> nft.Rule:
     return nft.Rule([nft.match(nft.meta("iifname"), names.tap(port_id)),
-                     nft.jump(f"spoof-{port_id}")], f"port {port_id}")
+                     nft.jump(names.sg_spoof_chain(port_id))], f"port {port_id}")
 
 
 def desired(snap: Snapshot) -> Desired:
@@ -411,7 +429,11 @@ def desired(snap: Snapshot) -> Desired:
     filter_digests: list[str] = []
     sets: set[str] = set()
     filters: dict[str, PortFilter] = {}
+    unfiltered: list[nft.Rule] = [_pass_unfiltered(pid, "agent port")
+                                  for pid in sorted(snap.cloud_ports())]
+    decided = {names.tap(pid) for pid in snap.cloud_ports()}
     for index, port in enumerate(ports, start=1):
+        decided.add(names.tap(port.id))
         rules = _port_rules(port, snap) if port.filtering else ()
         own = _port_chains(port, rules)
         if own.spoof is not None and own.spoof_digest is not None:
@@ -419,6 +441,7 @@ def desired(snap: Snapshot) -> Desired:
             spoof_chains.append(own.spoof)
             spoof_digests.append(own.spoof_digest)
         if not port.filtering:
+            unfiltered.append(_pass_unfiltered(port.id, "unfiltered port"))
             continue  # no groups, no connection tracking for it: allow all
         mark_from, mark_to, out, into = _port_dispatch(port.id, index)
         marks += (mark_from, mark_to)
@@ -429,11 +452,11 @@ def desired(snap: Snapshot) -> Desired:
         sets |= own.sets
         filters[port.id] = PortFilter(port.id, names.tap(port.id), _addresses(port), rules)
     prerouting = nft.Chain("prerouting", spoof_jumps, "filter", "prerouting", -300, "accept")
-    bridge_forward = nft.Chain("forward", marks, "filter", "forward", -300, "accept")
+    bridge_forward = nft.Chain("forward", [*marks, *unfiltered, NO_DECISION], "filter",
+                               "forward", -300, "accept")
     inet_sets = []
     for name in sorted(sets):
-        group_id = name.split("-", 1)[1]
-        v = 4 if name.startswith("rg4") else 6
+        group_id, v = names.parse_sg_remote_set(name)  # type: ignore[misc]
         group = snap.security_groups.get(group_id)
         members = _uncovered(a for a in (group.members if group else ())
                              if _family(a) == v)
@@ -453,7 +476,7 @@ def desired(snap: Snapshot) -> Desired:
                     comments=((1, FINGERPRINT + fingerprint),))
     bridge = nft.Table("bridge", TABLE, (stamp,), (prerouting, bridge_forward, *spoof_chains))
     inet = nft.Table("inet", TABLE, (*inet_sets, stamp), (forward, *filter_chains))
-    return Desired((bridge, inet), fingerprint, filters)
+    return Desired((bridge, inet), fingerprint, filters, frozenset(decided))
 
 
 def _digest(chain: nft.Chain) -> str:
@@ -593,14 +616,18 @@ def matches(f: tuple[str, ...], flow: Flow) -> bool:
 # --- the reconciler ------------------------------------------------------------------------
 
 class Firewall:
+    """The security-groups reconciler.  Its outcome's ``decided`` fact is the taps the
+    kernel's tables hold a decision for: the bridges plug no other (fail closed)."""
+
+    name = "firewall"
+    after = ("l3", "dhcp")  # their ports (made this pass) are the agent's own: unfiltered
+    scoped = True
+
     def __init__(self, netns: str | None) -> None:
         self.netns = netns
         self.applied: Desired | None = None
 
-    def desired(self, snap: Snapshot) -> Desired:
-        return desired(snap)
-
-    def observe(self) -> Observed:
+    def kernel(self) -> Observed:
         # the sets only (one nft run), not the tables: listing ~2,600 rules for 100
         # ports and parsing them cost ~150 ms a pass
         sets = nft.list_sets(netns=self.netns)
@@ -613,10 +640,22 @@ class Firewall:
                         {(family, TABLE): tuple(sets[(family, TABLE)])
                          for family in ("bridge", "inet")})
 
-    def diff(self, want: Desired, seen: Observed) -> list[Op]:
+    def remember(self, want: Desired) -> None:
+        """What is in the kernel now (after a pass without failure)."""
+        self.applied = want
+
+    # -- the Reconciler protocol --------------------------------------------------------
+
+    def desired(self, p: Pass) -> Desired:
+        return desired(p.snapshot)
+
+    def observe(self, p: Pass, want: Desired) -> Observed:
+        return self.kernel()
+
+    def diff(self, p: Pass, want: Desired, seen: Observed) -> list[Op]:
         return diff(want, seen, self.applied)
 
-    def apply(self, plan: Sequence[Op]) -> dict[str, Exception]:
+    def apply(self, p: Pass, plan: Sequence[Op]) -> dict[str, Exception]:
         failed = apply_plan(plan, self._do, "firewall")
         if not failed:
             for op in plan:
@@ -624,9 +663,18 @@ class Firewall:
                     self.applied = op.desired
         return failed
 
-    def remember(self, want: Desired) -> None:
-        """What is in the kernel now (after a pass without failure)."""
-        self.applied = want
+    def report(self, p: Pass, want: Desired, seen: Observed, plan: Sequence[Op],
+               failed: Mapping[str, Exception], out: Reports) -> Outcome:
+        if not failed:
+            self.remember(want)
+            return Outcome(len(plan), facts={"decided": want.decided})
+        # the tables are one transaction: the kernel holds what was applied last (after
+        # a restart that is unknown, and no tap has a decision), the new ports none.
+        # Retried with backoff through the networks of the ports it filters.
+        held = self.applied.decided if self.applied is not None else frozenset()
+        return Outcome(len(plan), frozenset(pt.network_id for pt in p.snapshot.ports.values()
+                                            if pt.local),
+                       facts={"decided": held & want.decided})
 
     def _do(self, op: Op) -> None:
         if isinstance(op, ReplaceTables):

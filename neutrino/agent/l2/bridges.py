@@ -8,21 +8,21 @@ devices it recognises as its own by name (``brq…``, ``vxlan-…``, and the vet
 ``<physdev>.<vid>``/``vw-<physdev>.<vid>`` of VLAN segments), never a physical
 interface or a tap, and only the tc filters of its own VLAN segments.
 
-A VLAN segment is a veth pair and two tc-BPF programs (``netlink.ensure_vlan``): the
+A VLAN segment is a veth pair and two tc-BPF programs (``vlans.ensure_vlan``): the
 kernel here has no 802.1Q sub-interfaces, and one way everywhere beats two.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from neutrino import names
 from neutrino.agent.model import Network, Snapshot
-from neutrino.agent.reconciler import apply_plan
-from neutrino.linux import bpf, netlink
-from neutrino.linux.netlink import Link, VxlanInfo
+from neutrino.agent.reconciler import Outcome, Pass, Reports, apply_plan
+from neutrino.linux import bpf, devices, fdb, vlans
+from neutrino.linux.devices import Link, VxlanInfo
 
 log = logging.getLogger(__name__)
 
@@ -222,14 +222,14 @@ def observe(cfg: L2Config) -> L2Observed:
     # VLAN filters live on the mapped physical devices and our wire ends: read with the
     # links over the same socket
     physdevs = set(cfg.interface_mappings.values())
-    view = netlink.vlan_view(lambda lk: lk.name in physdevs or _is_wire(lk), cfg.netns)
+    view = vlans.vlan_view(lambda lk: lk.name in physdevs or _is_wire(lk), cfg.netns)
     links = {lk.name: lk for lk in view.links}
     flood = {}
     for name, lk in links.items():
         parsed = names.parse_link(name)
         if lk.kind == "vxlan" and parsed is not None and parsed.kind == names.Kind.VXLAN:
-            flood[name] = frozenset(e.dst for e in netlink.list_fdb(name, cfg.netns)
-                                    if e.mac == netlink.FLOOD_MAC and e.dst)
+            flood[name] = frozenset(e.dst for e in fdb.list_fdb(name, cfg.netns)
+                                    if e.mac == fdb.FLOOD_MAC and e.dst)
     return L2Observed(links, flood, view.filters)
 
 
@@ -278,7 +278,7 @@ def _remove(bridge: str, member: Link, seen: L2Observed) -> L2Op:
 
 
 def _vxlan_ok(link: Link | None, up: Uplink, bridge: str, mtu: int) -> bool:
-    want = VxlanInfo(vni=up.vni or 0, port=netlink.VXLAN_PORT, local=up.local, learning=False,
+    want = VxlanInfo(vni=up.vni or 0, port=devices.VXLAN_PORT, local=up.local, learning=False,
                      underlay=None)
     return (link is not None and link.kind == "vxlan" and link.vxlan == want
             and link.mtu == mtu and link.master == bridge and link.up)
@@ -306,7 +306,8 @@ def _plugged(link: Link | None, bridge: str, mtu: int | None) -> bool:
             and (mtu is None or link.mtu == mtu))
 
 
-def _build(spec: BridgeSpec, seen: L2Observed, claimed: Mapping[str, str]) -> list[L2Op]:
+def _build(spec: BridgeSpec, seen: L2Observed, claimed: Mapping[str, str],
+           decided: frozenset[str] | None = None) -> list[L2Op]:
     key = spec.bridge
     plan: list[L2Op] = []
     br = seen.links.get(key)
@@ -330,7 +331,10 @@ def _build(spec: BridgeSpec, seen: L2Observed, claimed: Mapping[str, str]) -> li
             plan.append(Plug(key, up.name, None))  # a flat network's physical interface
     for tap in sorted(spec.taps.values()):
         link = seen.links.get(tap)
-        if link is not None and not _plugged(link, key, spec.mtu):
+        if link is not None and not _plugged(link, key, spec.mtu) \
+                and (decided is None or tap in decided or _plugged(link, key, None)):
+            # fail closed: a tap the firewall has no decision for is not plugged (one
+            # plugged already only gets its MTU; the bridge drops what it sends)
             plan.append(Plug(key, tap, spec.mtu))
     for member in seen.members(key):
         if member.name in expected or claimed.get(member.name, key) != key:
@@ -382,17 +386,19 @@ def _sweep(want: Mapping[str, BridgeSpec], seen: L2Observed, plan: list[L2Op]) -
 
 
 def diff(want: Mapping[str, BridgeSpec], seen: L2Observed,
-         keys: Iterable[str] | None = None) -> list[L2Op]:
+         keys: Iterable[str] | None = None,
+         decided: frozenset[str] | None = None) -> list[L2Op]:
     """The steps that turn ``seen`` into ``want`` for ``keys`` (bridge names; None:
     every bridge either side knows, plus a sweep of strays: VXLAN devices, VLAN pairs
-    and VLAN filters)."""
+    and VLAN filters).  With ``decided`` (the taps the firewall's tables hold a decision
+    for), no other tap is plugged."""
     full = keys is None
     todo = set(want) | set(seen.bridges()) if keys is None else set(keys)
     claimed = {s.uplink.name: b for b, s in want.items() if s.uplink is not None}
     plan: list[L2Op] = []
     for key in sorted(todo):
         if key in want:
-            plan.extend(_build(want[key], seen, claimed))
+            plan.extend(_build(want[key], seen, claimed, decided))
         elif key in seen.links and seen.links[key].kind == "bridge" \
                 and (p := names.parse_link(key)) is not None and p.kind == names.Kind.BRIDGE:
             plan.extend(_teardown(key, seen, claimed))  # never a host bridge of bridge_mappings
@@ -404,16 +410,20 @@ def diff(want: Mapping[str, BridgeSpec], seen: L2Observed,
 # -- apply ---------------------------------------------------------------------------------
 
 class L2:
+    """The bridges reconciler: after the firewall (a tap is plugged once its port has
+    a filter decision), after L3 and DHCP (which make their ports' taps) and after the
+    external bridge (a gateway's tap goes into ``br-ex``)."""
+
     name = "l2"
+    after = ("firewall", "l3", "dhcp", "external")
+    scoped = True
 
     def __init__(self, cfg: L2Config) -> None:
         self.cfg = cfg
-
-    def desired(self, snapshot: Snapshot) -> dict[str, BridgeSpec]:
-        return desired(snapshot, self.cfg)
-
-    def observe(self) -> L2Observed:
-        return observe(self.cfg)
+        #: the ports whose taps are plugged and up (and may pass traffic)
+        self.wired: set[str] = set()
+        #: the agent namespace's links as the last pass left them (for the watchers)
+        self.links: Mapping[str, Link] = {}
 
     def keys_of(self, network_ids: Iterable[str], snapshot: Snapshot | None = None) -> list[str]:
         nets = snapshot.networks if snapshot is not None else {}
@@ -423,39 +433,89 @@ class L2:
     def bridge_of(self, net: Network) -> str:
         return bridge_of(net, self.cfg)
 
-    diff = staticmethod(diff)
+    def host(self) -> L2Observed:
+        """The links (and VLAN filters) as they are now."""
+        return observe(self.cfg)
 
-    def apply(self, plan: list[L2Op]) -> dict[str, Exception]:
+    # -- the Reconciler protocol --------------------------------------------------------
+
+    def desired(self, p: Pass) -> dict[str, BridgeSpec]:
+        return desired(p.snapshot, self.cfg)
+
+    def observe(self, p: Pass, want: Mapping[str, BridgeSpec]) -> L2Observed:
+        return observe(self.cfg)
+
+    def _keys(self, p: Pass) -> list[str] | None:
+        return None if p.networks is None else self.keys_of(p.networks, p.snapshot)
+
+    def diff(self, p: Pass, want: Mapping[str, BridgeSpec], seen: L2Observed) -> list[L2Op]:
+        fw = p.outcomes.get("firewall")
+        decided = fw.facts.get("decided") if fw is not None else None
+        return diff(want, seen, self._keys(p), decided)
+
+    def apply(self, p: Pass, plan: Sequence[L2Op]) -> dict[str, Exception]:
         return apply_plan(plan, self._do, "l2")
+
+    def report(self, p: Pass, want: Mapping[str, BridgeSpec], seen: L2Observed,
+               plan: Sequence[L2Op], failed: Mapping[str, Exception],
+               out: Reports) -> Outcome:
+        """A port is up once its tap is plugged, up, and has a filter decision: a port
+        the firewall could not filter stays DOWN (fail closed)."""
+        snap = p.snapshot
+        keys = self._keys(p)
+        fw = p.outcomes.get("firewall")
+        decided = fw.facts.get("decided") if fw is not None else None
+        after = observe(self.cfg) if plan else seen
+        self.links = after.links
+        by_bridge = {self.bridge_of(n): n.id for n in snap.networks.values()}
+        wired: set[str] = set()
+        late: set[str] = set()
+        for bridge, spec in want.items():
+            if keys is not None and bridge not in keys:
+                wired |= {pid for pid in spec.taps if pid in self.wired}
+                continue
+            ok = bridge not in failed
+            for pid, plugged in self.wired_ports(spec, after).items():
+                tap = spec.taps[pid]
+                up = ok and plugged and (decided is None or tap in decided)
+                port = snap.ports.get(pid)
+                out.port(pid, "l2", up, port.revision_number if port else 0)
+                if up:
+                    wired.add(pid)
+                elif ok and tap in after.links and (decided is None or tap in decided):
+                    late.add(spec.network_id)  # the tap appeared during this pass
+        self.wired = wired
+        return Outcome(len(plan), frozenset(by_bridge.get(k, k) for k in failed),
+                       frozenset(late), {"links": after.links})
 
     def _do(self, op: L2Op) -> None:
         ns = self.cfg.netns
         match op:
             case EnsureBridge(key, mtu):
-                netlink.ensure_bridge(key, mtu=mtu, netns=ns)
+                devices.ensure_bridge(key, mtu=mtu, netns=ns)
             case EnsureVxlan(key, name, vni, local, mtu):
-                netlink.ensure_vxlan(name, vni=vni, local=local, mtu=mtu, netns=ns)
-                netlink.set_link(name, master=key, up=True, netns=ns)
+                devices.ensure_vxlan(name, vni=vni, local=local, mtu=mtu, netns=ns)
+                devices.set_link(name, master=key, up=True, netns=ns)
             case EnsureFlood(_, name, remotes):
-                netlink.ensure_flood(name, remotes, netns=ns)
+                fdb.ensure_flood(name, remotes, netns=ns)
             case EnsureVlan(key, name, wire, parent, vid, mtu):
-                netlink.ensure_vlan(name, wire=wire, parent=parent, vid=vid, mtu=mtu, netns=ns)
-                netlink.set_link(name, master=key, up=True, netns=ns)
+                vlans.ensure_vlan(name, wire=wire, parent=parent, vid=vid, mtu=mtu, netns=ns)
+                devices.set_link(name, master=key, up=True, netns=ns)
             case DeleteVlan(_, name, parent, vid):
-                netlink.delete_vlan(name, parent=parent, vid=vid, netns=ns)
+                vlans.delete_vlan(name, parent=parent, vid=vid, netns=ns)
             case DeleteVlanFilter(_, dev, vid):
-                netlink.delete_vlan_filter(dev, vid, ns)
+                vlans.delete_vlan_filter(dev, vid, ns)
             case Plug(key, name, mtu):
-                netlink.set_link(name, master=key, mtu=mtu, up=True, netns=ns)
+                devices.set_link(name, master=key, mtu=mtu, up=True, netns=ns)
             case Unplug(_, name):
-                netlink.set_link(name, master=None, netns=ns)
+                devices.set_link(name, master=None, netns=ns)
             case DeleteLink(_, name):
-                netlink.delete_link(name, netns=ns)
+                devices.delete_link(name, netns=ns)
             case _:
                 raise AssertionError(f"unknown l2 step {op!r}")
 
     @staticmethod
-    def wired(spec: BridgeSpec, seen: L2Observed) -> dict[str, bool]:
+    def wired_ports(spec: BridgeSpec, seen: L2Observed) -> dict[str, bool]:
         """Port id -> whether its tap is plugged into the bridge and up."""
         return {pid: _plugged(seen.links.get(tap), spec.bridge, None)
                 for pid, tap in spec.taps.items()}

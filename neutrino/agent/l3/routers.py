@@ -34,17 +34,17 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from neutrino import names
 from neutrino.agent.model import Router, RouterPort, Snapshot
-from neutrino.agent.reconciler import apply_plan
+from neutrino.agent.reconciler import Outcome, Pass, Reports, apply_plan
 from neutrino.bus import messages as m
-from neutrino.linux import netlink, nft, process, sysctl
+from neutrino.linux import addressing, devices, namespaces, nft, process, routing, sysctl
+from neutrino.linux.devices import Link
 from neutrino.linux.errors import CommandError, NamespaceNotFound
-from neutrino.linux.netlink import Link
 from neutrino.linux.run import run, spawn
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 #: how router keys are told from network ids in the agent's dirty set
 KEY_PREFIX = "router:"
 NAT_FAMILY = "ip"
-NAT_TABLE = "neutrino-l3"
+NAT_TABLE = names.L3_NAT_TABLE
 #: gratuitous ARPs sent for a new address (upstream's send_arp_for_ha default)
 GARP_COUNT = 3
 _IPV6 = os.path.exists("/proc/sys/net/ipv6/conf/all/forwarding")
@@ -410,8 +410,21 @@ def diff(want: Mapping[str, RouterSpec], seen: Mapping[str, RouterSeen],
 
 # -- observe, apply, report ----------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class RoutersObserved:
+    """The routers a pass looked at (every one this agent may own, in a full pass) and
+    what their namespaces hold."""
+
+    keys: frozenset[str]
+    routers: Mapping[str, RouterSeen]
+
+
 class L3:
+    """The routers reconciler (no dependency: it makes its ports' taps, L2 plugs them)."""
+
     name = "l3"
+    after: tuple[str, ...] = ()
+    scoped = False  # a pass for routers only is its own
 
     def __init__(self, cfg: L3Config) -> None:
         self.cfg = cfg
@@ -422,8 +435,33 @@ class L3:
         #: router id -> the floating IPs last reported ACTIVE through it
         self._active_fips: dict[str, set[str]] = {}
 
-    desired = staticmethod(desired)
-    diff = staticmethod(diff)
+    # -- the Reconciler protocol --------------------------------------------------------
+
+    def desired(self, p: Pass) -> dict[str, RouterSpec]:
+        return desired(p.snapshot)
+
+    def observe(self, p: Pass, want: Mapping[str, RouterSpec]) -> RoutersObserved:
+        keys = self.all_keys(want) if p.full else set(p.routers or ())
+        return RoutersObserved(frozenset(keys), self.kernel(keys))
+
+    def diff(self, p: Pass, want: Mapping[str, RouterSpec],
+             seen: RoutersObserved) -> list[L3Op]:
+        return diff(want, seen.routers, seen.keys)
+
+    def apply(self, p: Pass, plan: Sequence[L3Op]) -> dict[str, Exception]:
+        return apply_plan(plan, self._do, "l3")
+
+    def report(self, p: Pass, want: Mapping[str, RouterSpec], seen: RoutersObserved,
+               plan: Sequence[L3Op], failed: Mapping[str, Exception],
+               out: Reports) -> Outcome:
+        out.l3(*self.reports(p.snapshot, seen.keys, want, failed))
+        again: set[str] = set()
+        if not p.full:
+            # router ports that came or went: their networks' bridges plug or drop the
+            # taps just made or removed, in the next pass
+            again = self.networks_touched(p.before, p.snapshot, p.routers or ()) \
+                - set(p.networks or ())
+        return Outcome(len(plan), frozenset(router_key(k) for k in failed), frozenset(again))
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -448,7 +486,7 @@ class L3:
         every ``qrouter-`` namespace there is."""
         keys = set(want) | self.marked()
         if not self.cfg.sandboxed:
-            keys |= {p.ident for n in netlink.list_namespaces()
+            keys |= {p.ident for n in namespaces.list_namespaces()
                      if (p := names.parse_namespace(n)) and p.kind == names.Kind.ROUTER_NAMESPACE}
         return keys
 
@@ -484,7 +522,7 @@ class L3:
 
     # -- observe ----------------------------------------------------------------------------
 
-    def observe(self, keys: Iterable[str]) -> dict[str, RouterSeen]:
+    def kernel(self, keys: Iterable[str]) -> dict[str, RouterSeen]:
         marked = self.marked()
         seen = {}
         for key in set(keys):
@@ -497,9 +535,9 @@ class L3:
     @staticmethod
     def _observe(key: str, marked: bool) -> RouterSeen:
         ns = names.router_namespace(key)
-        if not netlink.namespace_exists(ns):
+        if not namespaces.namespace_exists(ns):
             return RouterSeen(marked=marked)
-        inside = netlink.view(ns)  # one socket for links, addresses and routes
+        inside = namespaces.view(ns)  # one socket for links, addresses and routes
         links = {}
         for lk in inside.links:
             parsed = names.parse_link(lk.name)
@@ -511,11 +549,11 @@ class L3:
                             if not ipaddress.ip_interface(a).ip.is_link_local)
             for name in links}
         # a veth's ends live and die together: a qr-/qg- device means its tap is there
-        taps = frozenset("tap" + d[3:] for d in links)
+        taps = frozenset(names.tap(d[3:]) for d in links)
         defaults = frozenset((r.version, r.gateway) for r in inside.routes
                              if r.is_default and r.gateway)
         static = frozenset((r.dst, r.gateway) for r in inside.routes
-                           if r.proto == netlink.RTPROT_STATIC and not r.is_default
+                           if r.proto == routing.RTPROT_STATIC and not r.is_default
                            and r.gateway)
         table = nft.list_table(NAT_FAMILY, NAT_TABLE, netns=ns)
         return RouterSeen(marked, True, links, addresses, taps, defaults, static,
@@ -525,21 +563,18 @@ class L3:
 
     # -- apply --------------------------------------------------------------------------------
 
-    def apply(self, plan: list[L3Op]) -> dict[str, Exception]:
-        return apply_plan(plan, self._do, "l3")
-
     def _do(self, op: L3Op) -> None:
         match op:
             case EnsureNamespace(key, ns):
                 self._mark(key, True)  # before: a crash between the two leaves it ours
-                netlink.ensure_namespace(ns)
+                namespaces.ensure_namespace(ns)
             case SetSysctls(_, ns, values):
                 sysctl.set_many(dict(values), netns=ns)
             case EnsurePort(_, ns, tap, device, mac, mtu):
-                netlink.ensure_veth(tap, device, netns=self.cfg.netns, peer_netns=ns, mtu=mtu)
-                netlink.set_link(device, mac=mac, up=True, netns=ns)
+                devices.ensure_veth(tap, device, netns=self.cfg.netns, peer_netns=ns, mtu=mtu)
+                devices.set_link(device, mac=mac, up=True, netns=ns)
             case EnsureAddresses(_, ns, device, addresses):
-                netlink.ensure_addresses(device, addresses, netns=ns)
+                addressing.ensure_addresses(device, addresses, netns=ns)
             case ApplyNat(_, ns, chains):
                 nft.apply_table(NAT_FAMILY, NAT_TABLE, chains, netns=ns)
             case DeleteNat(_, ns):
@@ -549,10 +584,10 @@ class L3:
                     hop = next(((h, d) for v, h, d in defaults if v == version), None)
                     if hop is None:
                         if version == 4 or _IPV6:
-                            netlink.delete_default_route(family=version, netns=ns)
+                            routing.delete_default_route(family=version, netns=ns)
                     else:
-                        netlink.ensure_default_route(hop[0], dev=hop[1] or None, netns=ns)
-                netlink.ensure_routes([netlink.Route(d, gateway=h) for d, h in routes],
+                        routing.ensure_default_route(hop[0], dev=hop[1] or None, netns=ns)
+                routing.ensure_routes([routing.Route(d, gateway=h) for d, h in routes],
                                       netns=ns, prune=True)
             case ForgetConnections(_, ns, address):
                 for direction in ("-d", "-q"):  # made to it; leaving as it (SNAT)
@@ -566,11 +601,11 @@ class L3:
                 if self.arping:
                     spawn(["arping", "-U", "-c", str(GARP_COUNT), "-I", device, ip], netns=ns)
             case DeletePort(_, ns, device):
-                netlink.delete_link(device, netns=ns)  # its tap goes with it
+                devices.delete_link(device, netns=ns)  # its tap goes with it
             case DeleteNamespace(key, ns):
                 for pid in process.namespace_pids(ns):
                     process.terminate(pid, timeout=2)  # an arping still announcing
-                netlink.delete_namespace(ns)
+                namespaces.delete_namespace(ns)
                 self._mark(key, False)
             case Forget(key):
                 self._mark(key, False)
@@ -581,8 +616,10 @@ class L3:
 
     def reports(self, snapshot: Snapshot, keys: Iterable[str], want: Mapping[str, RouterSpec],
                 failed: Mapping[str, Exception]) -> tuple[list[dict], list[dict]]:
-        """The status of the routers in ``keys`` and of their floating IPs, as realised:
-        ``(routers, floatingips)`` for a RouterReports message."""
+        """The status of the routers in ``keys`` and of their floating IPs, as realised,
+        each with the revision realised (the router's and floating IP's
+        ``revision_number`` in the snapshot; 0 when the server did not say, as for a
+        floating IP taken away): ``(routers, floatingips)`` for a RouterReports message."""
         routers, fips = [], []
         for key in sorted(set(keys)):
             router = snapshot.routers.get(key)
@@ -593,12 +630,15 @@ class L3:
             else:
                 status, now = ("ERROR" if key in failed else "DOWN"), set()
             if router is not None:
-                routers.append({"router_id": key, "status": status})
+                routers.append({"router_id": key, "status": status,
+                                "revision": router.revision_number})
                 fips += [{"floatingip_id": f.id,
                           "status": "ACTIVE" if f.id in now else
-                          ("ERROR" if key in failed else "DOWN")}
+                          ("ERROR" if key in failed else "DOWN"),
+                          "revision": f.revision_number}
                          for f in router.floatingips]
-            fips += [{"floatingip_id": f, "status": "DOWN"} for f in sorted(before - now)
+            fips += [{"floatingip_id": f, "status": "DOWN", "revision": 0}
+                     for f in sorted(before - now)
                      if router is None or f not in {x.id for x in router.floatingips}]
             if now:
                 self._active_fips[key] = now
