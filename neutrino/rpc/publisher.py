@@ -50,6 +50,7 @@ FLUSH_TIMEOUT = 10.0
 #: longest pause after failures (the database or the broker away)
 MAX_BACKOFF = 30.0
 FAULT_ENV = "NEUTRINO_FAULT_OUTBOX"
+THREAD_NAME = "outbox-publisher"
 
 OUTBOX = t.outbox_events
 _DELETE = OUTBOX.delete().where(OUTBOX.c.id.in_(sa.bindparam("ids", expanding=True)))
@@ -85,8 +86,7 @@ class Publisher:
             return
         self._unsubscribe = events.when_recorded(self.db.engine, self.wake)
         self._wake.set()  # the sweep at start: what a previous run left
-        self._thread = threading.Thread(target=self._run, name="outbox-publisher",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
