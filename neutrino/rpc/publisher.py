@@ -2,7 +2,8 @@
 (:mod:`neutrino.services.core.events`) once their transactions committed, and deletes
 them when the bus has them.
 
-- It is woken after every commit in this process that recorded events, and sweeps at
+- It is woken after every commit in this process that recorded events (and lingers a
+  few milliseconds, so that one pass takes what several commits wrote), and sweeps at
   start and every ``interval`` seconds for rows left behind: by a server that crashed
   between a commit and its publish, by another process whose publisher has not got to
   them yet.  Every server's publisher takes any row.
@@ -45,6 +46,9 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL = 2.0
 #: rows per transaction
 BATCH = 500
+#: seconds a wake-up waits for more commits to join its pass: one transaction then
+#: sends several writes' events (the writers' database lock is taken once for them)
+LINGER = 0.005
 #: seconds to wait for the broker to confirm a batch
 FLUSH_TIMEOUT = 10.0
 #: longest pause after failures (the database or the broker away)
@@ -109,7 +113,8 @@ class Publisher:
         failures = 0
         while True:
             pause = self.interval if not failures else min(MAX_BACKOFF, 0.5 * 2 ** failures)
-            self._wake.wait(pause)
+            if self._wake.wait(pause) and not self._stopping.is_set():
+                self._stopping.wait(LINGER)
             self._wake.clear()
             try:
                 self.drain()
