@@ -237,3 +237,24 @@ def test_the_outbox_holds_each_transactions_events(held: Server) -> None:
         assert len(heard) == total
     finally:
         stop()
+
+
+def test_a_tag_is_a_new_revision_and_its_event(server: Server, admin: Client,
+                                               heard: Heard) -> None:
+    """Hosts realise revisions: a tag write makes one, so it tells them (else a host
+    would go on reporting the revision before it, which no longer counts)."""
+    net, sub = admin.network_with_subnet("10.27.0.0/24")
+    port = admin.create("ports", network_id=net["id"])
+    for collection, item, kind in (("ports", port, "port"), ("networks", net, "network"),
+                                   ("subnets", sub, "subnet")):
+        heard.clear()
+        r = admin.put(f"/{collection}/{item['id']}/tags/blue")
+        assert r.status_code == 201, r.text
+        assert heard.got() == {(kind, item["id"])}
+        shown = admin.get(f"/{collection}/{item['id']}").json()[kind]
+        assert shown["revision_number"] > item["revision_number"]
+    # the same tags again: no new revision, no event
+    heard.clear()
+    r = admin.put(f"/ports/{port['id']}/tags", {"tags": ["blue"]})
+    assert r.status_code == 200
+    assert heard.got() == set()

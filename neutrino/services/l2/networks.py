@@ -118,7 +118,7 @@ def listing() -> c.Listing:
     """How networks are read (subnets and ports read them before the network service
     exists: it holds them)."""
     return c.Listing(
-        NETWORK, t.networks, scope=scope, render=render,
+        NETWORK, t.networks, scope=scope, render=render, touched=events.network,
         columns={"router:external": t.networks.c.router_external},
         filters={
             "shared": _filter_shared,

@@ -224,7 +224,7 @@ class Ports:
         self.mechanism = mechanism
         self.guards = guards
         self.listing = c.Listing(
-            PORT, t.ports, scope=scope, render=render,
+            PORT, t.ports, scope=scope, render=render, touched=_touched,
             columns={"binding:host_id": t.ports.c.binding_host_id,
                      "binding:vnic_type": t.ports.c.binding_vnic_type,
                      "binding:vif_type": t.ports.c.binding_vif_type},
@@ -746,6 +746,14 @@ class Ports:
                     raise errors.PolicyNotAuthorized("delete_port")
         self.guards.delete(conn, ctx, row)
         self._remove(conn, ident)
+
+
+def _touched(conn: Connection, port_id: str) -> None:
+    """A new revision of the port for what it holds elsewhere (its tags)."""
+    row = conn.execute(sa.select(t.ports.c.network_id, t.ports.c.binding_host_id).where(
+        t.ports.c.id == port_id)).first()
+    if row is not None:
+        events.port(conn, port_id, row.network_id, row.binding_host_id)
 
 
 def _addresses_changed(conn: Connection, port_ids: Sequence[str]) -> None:

@@ -178,6 +178,12 @@ def render(conn: Connection, ctx: Context, rows: Sequence[Row],
     return out
 
 
+def _touched(conn: Connection, ident: str) -> None:
+    network_id = conn.scalar(sa.select(t.subnets.c.network_id).where(t.subnets.c.id == ident))
+    if network_id is not None:
+        events.subnet(conn, ident, network_id)
+
+
 def listing() -> c.Listing:
     """How subnets are read (the ports read them before the subnet service exists: it
     holds them)."""
@@ -186,7 +192,7 @@ def listing() -> c.Listing:
     alloc = t.subnet_pool_allocations
     pool = sa.select(alloc.c.subnetpool_id).where(
         alloc.c.subnet_id == t.subnets.c.id).scalar_subquery()
-    return c.Listing(SUBNET, t.subnets, scope=scope, render=render,
+    return c.Listing(SUBNET, t.subnets, scope=scope, render=render, touched=_touched,
                      columns={"subnetpool_id": pool},
                      filters={"subnetpool_id": _filter_subnetpool,
                               "router:external": _filter_external, "shared": _filter_shared})
@@ -477,19 +483,17 @@ class Subnets:
                     f"Unable to complete operation on subnet {ident}: One or more ports have "
                     f"an IP allocation from this subnet.", type="SubnetInUse")
         self.remove(conn, row)
-        self.networks.touch(conn, row.network_id)  # its event: remove's below
+        self.networks.touch(conn, row.network_id)  # a new revision, and its event
 
     def _changed(self, conn: Connection, ident: str, network_id: str) -> None:
-        """A subnet came or went: a new revision of its network, and both events."""
-        self.networks.touch(conn, network_id)
+        """A subnet came: a new revision of its network, and both events."""
         events.subnet(conn, ident, network_id)
-        events.network(conn, network_id)
+        self.networks.touch(conn, network_id)
 
     def remove(self, conn: Connection, row: Row) -> None:
         """The subnet gone, with what ports still hold on it (the only way a subnet row
         goes: its network's delete removes its subnets through here too)."""
-        events.subnet(conn, row.id, row.network_id)
-        events.network(conn, row.network_id)
+        events.subnet(conn, row.id, row.network_id)  # its network's: the caller's
         self.ports.release_subnet(conn, row.id)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == row.id))
         conn.execute(t.subnets.delete().where(t.subnets.c.id == row.id))

@@ -56,6 +56,12 @@ def not_found(ident: str) -> errors.NotFound:
     return errors.NotFound(f"Floating IP {ident} could not be found", type="FloatingIPNotFound")
 
 
+def _touched(conn: Connection, ident: str) -> None:
+    router_id = conn.scalar(sa.select(t.floatingips.c.router_id).where(
+        t.floatingips.c.id == ident))
+    events.floatingip(conn, ident, router_id)
+
+
 class FloatingIps:
     actions = c.NO_ACTIONS
 
@@ -69,7 +75,7 @@ class FloatingIps:
         self.listing = c.Listing(FLOATINGIP, t.floatingips, scope=policy.owned(t.floatingips),
                                  render=self.render,
                                  columns={"port_id": t.floatingips.c.fixed_port_id},
-                                 not_found=not_found)
+                                 not_found=not_found, touched=_touched)
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
                fields: c.Fields = None) -> list[dict]:

@@ -159,7 +159,8 @@ class Routers:
         self.scheduler = scheduler
         # routers are their project's alone (upstream has no router sharing)
         self.listing = c.Listing(ROUTER, t.routers, scope=policy.owned(t.routers),
-                                 render=self.render, not_found=not_found)
+                                 render=self.render, not_found=not_found,
+                                 touched=self._changed)
         self.actions: dict[str, c.Action] = {
             "add_router_interface": self.add_interface,
             "remove_router_interface": self.remove_interface,

@@ -271,6 +271,8 @@ class SecurityGroups:
         self.templates = templates
         # a list makes the project's default group first (prepare_list)
         self.listing = c.Listing(SECURITY_GROUP, self.table, scope=group_scope,
+                                 touched=lambda conn, ident: events.security_groups(
+                                     conn, [ident]),
                                  render=self.render, filters={"shared": _filter_shared},
                                  not_found=group_not_found, prepare=self)
 
@@ -418,7 +420,6 @@ class SecurityGroups:
         """What the group holds changed (a rule, an RBAC policy on it): a new revision,
         and its event."""
         self.listing.touch(conn, ident)
-        events.security_groups(conn, [ident])
 
     @staticmethod
     def is_default(conn: Connection, ident: str) -> bool:
