@@ -48,7 +48,7 @@ SWEEP_INTERVAL = 2.0
 BATCH = 500
 #: seconds a wake-up waits for more commits to join its pass: one transaction then
 #: sends several writes' events (the writers' database lock is taken once for them)
-LINGER = 0.005
+LINGER = 0.02
 #: seconds to wait for the broker to confirm a batch
 FLUSH_TIMEOUT = 10.0
 #: longest pause after failures (the database or the broker away)
