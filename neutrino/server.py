@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -18,6 +20,7 @@ from neutrino.config import Settings
 from neutrino.db import migrate
 from neutrino.db.engine import Database
 from neutrino.rpc.handlers import AgentServer
+from neutrino.rpc.publisher import Publisher
 from neutrino.services import Services
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,19 @@ def build(settings: Settings, *, upgrade: bool = True, migrate_in_child: bool = 
         settings.bus_url, prefix=settings.bus_prefix,
         name=f"neutrino-server@{socket.gethostname()}")
     app.state.agent_server = AgentServer(app.state.bus, services, db)
+    # the outbox's events go out while this process serves (each worker has its own);
+    # it starts with a sweep of what an earlier run left
+    publisher = app.state.publisher = Publisher(app.state.bus, db)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        publisher.start()
+        try:
+            yield
+        finally:
+            publisher.stop()
+
+    app.router.lifespan_context = lifespan
     return app, db
 
 

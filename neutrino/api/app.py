@@ -2,7 +2,8 @@
 
 Handlers parse, authenticate and render; every operation runs in one
 database transaction through :class:`neutrino.db.engine.Database`.  Nothing
-here holds a domain rule.
+here holds a domain rule, nor makes change events: the services record those of
+everything they change, in the same transaction.
 """
 
 from __future__ import annotations
@@ -201,12 +202,8 @@ class Api:
         items, bulk = resource.unwrap(await self._body(request), allow_bulk=True)
         bodies = [resource.validate_create(i, is_admin=ctx.is_admin) for i in items]
 
-        name = request.path_params["collection"]
-        events: list = []
-
         def op(conn: Connection) -> list[dict]:
             ids = [service.create(conn, ctx, b) for b in bodies]
-            events[:] = [self.services.changed(conn, name, i) for i in ids]
             if len(ids) == 1:
                 return [service.listing.get(conn, ctx, ids[0])]
             page = service.listing.list(conn, ctx, coll.ListQuery(filters={"id": ids}))
@@ -214,7 +211,6 @@ class Api:
             return sorted(page.items, key=lambda i: order[i["id"]])
 
         created = await self._write(op)
-        self.services.notify(events)  # after the commit: agents read committed state
         hidden = resource.hidden_for(ctx.is_admin)
         created = [_hide(i, hidden) for i in created]
         if bulk:
@@ -228,15 +224,11 @@ class Api:
         changes = resource.validate_update(items[0], is_admin=ctx.is_admin)
         if_match = _if_match(request)
 
-        events: list = []
-
         def op(conn: Connection) -> dict:
             service.update(conn, ctx, ident, changes, if_match)
-            events[:] = [self.services.changed(conn, request.path_params["collection"], ident)]
             return service.listing.get(conn, ctx, ident)
 
         item = await self._write(op)
-        self.services.notify(events)
         item = _hide(item, resource.hidden_for(ctx.is_admin))
         return json_response({resource.name: item}, request_id=ctx.request_id)
 
@@ -250,13 +242,9 @@ class Api:
             # resources without revisions (RBAC policies) ignore it, as upstream
             if if_match is not None and "revision_number" in resource.by_name:
                 coll.check_revision(service.listing.get_row(conn, ctx, ident), if_match)
-            # the key is read before the row goes (a port's network, a subnet's)
-            events[:] = [self.services.changed(conn, request.path_params["collection"], ident)]
             service.delete(conn, ctx, ident)
 
-        events: list = []
         await self._write(op)
-        self.services.notify(events)
         return Response(status_code=204)
 
     async def _prepare_list(self, prepare: coll.ListPreparer, ctx: Context,
@@ -282,15 +270,7 @@ class Api:
             raise errors.MethodNotAllowed("The method is not allowed for this resource.")
         ident = request.path_params["id"]
         body = await self._body(request)
-        events: list = []
-
-        def op(conn: Connection) -> dict:
-            result = perform(conn, ctx, ident, body)
-            events[:] = [self.services.changed(conn, request.path_params["collection"], ident)]
-            return result
-
-        result = await self._write(op)
-        self.services.notify(events)
+        result = await self._write(lambda conn: perform(conn, ctx, ident, body))
         if isinstance(result.get(resource.name), dict):
             result = {resource.name: _hide(result[resource.name],
                                            resource.hidden_for(ctx.is_admin))}

@@ -146,6 +146,25 @@ class AmqpBus:
         body = orjson.dumps(self.encode(message))
         self._loop.call_soon_threadsafe(self._queue_event, topic, body, key)
 
+    def flush(self, timeout: float) -> bool:
+        """Wait until the broker confirmed every event published so far (the channel
+        has publisher confirms); False if it did not within ``timeout`` (they stay
+        queued here).  What the server's outbox waits for before it deletes rows."""
+        if self._closing:
+            return False
+
+        async def sent() -> None:
+            while self._outbox:  # an event leaves it once its confirm came back
+                await asyncio.sleep(0.002)
+
+        future = asyncio.run_coroutine_threadsafe(sent(), self._loop)
+        try:
+            future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return False
+        return True
+
     def subscribe(self, topic: str, handler: Handler) -> Callable[[], None]:
         with self._lock:
             self._subscribers.setdefault(topic, []).append(handler)

@@ -253,12 +253,17 @@ def after_commit(conn: Connection, call: Callable[[], None]) -> None:
 _BEFORE_COMMIT = "neutrino.before_commit"
 
 
-def before_commit(conn: Connection, key: str, fn: Callable[[Connection], None]) -> None:
-    """Run ``fn`` as the last statement(s) of this write transaction (once per ``key``),
-    after the operation itself.  For a hot row every writer updates (a counter): its
-    lock is then held only for the commit, and no writer waits on another lock while
-    holding it, so it cannot take part in a deadlock."""
-    conn.info.setdefault(_BEFORE_COMMIT, {}).setdefault(key, fn)
+F = TypeVar("F", bound=Callable[[Connection], None])
+
+
+def before_commit(conn: Connection, key: str, fn: F) -> F:
+    """Run ``fn`` as the last statement(s) of this write transaction (once per ``key``,
+    in the order the keys were first given), after the operation itself.  For a hot row
+    every writer updates (a counter): its lock is then held only for the commit, and no
+    writer waits on another lock while holding it, so it cannot take part in a deadlock.
+    Returns what runs for ``key``: ``fn``, or what was given for it first (so a caller
+    can gather the transaction's work in one object, as the outbox does)."""
+    return conn.info.setdefault(_BEFORE_COMMIT, {}).setdefault(key, fn)
 
 
 def _run_before_commit(conn: Connection) -> None:

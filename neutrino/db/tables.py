@@ -510,3 +510,20 @@ bus_generation = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("generation", sa.BigInteger, nullable=False),
 )
+
+# the transactional outbox: the change events of each write, inserted in its transaction
+# and deleted by the publisher once the bus took them (neutrino.rpc.publisher), so a
+# crash between commit and publish loses none.  ``payload`` is the message's wire form
+# (versioned, neutrino.bus.messages); kind and object_id say what it is about, for
+# people reading the table.  ``id`` orders the rows (an INTEGER primary key on SQLite,
+# the rowid, so that it counts by itself there too)
+outbox_events = sa.Table(
+    "outbox_events", metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("object_id", sa.String(64), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)

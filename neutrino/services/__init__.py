@@ -6,15 +6,13 @@ The order is the dependency order.  The network and subnet families' read sides
 (their listings) come first: ports are read and written against them before the
 subnet and network services exist, and those two hold the port service (a subnet
 asks it for addresses; a network removes its DHCP ports through it).
+
+Each service records the change events of what it writes in the write's transaction
+(:mod:`neutrino.services.core.events`); :mod:`neutrino.rpc.publisher` sends them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
-from sqlalchemy.engine import Connection
-
-from neutrino.bus.messages import Changed
 from neutrino.config import Settings
 from neutrino.drivers.mechanism.manager import MechanismDrivers
 from neutrino.drivers.types.manager import TypeDrivers
@@ -31,6 +29,7 @@ from neutrino.services.l3.router_ha import HaNetworks
 from neutrino.services.l3.routers import Routers
 from neutrino.services.realisation.agents import Agents
 from neutrino.services.realisation.hosts import Hosts
+from neutrino.services.realisation.l3hosts import L3Hosts
 from neutrino.services.security import security_groups
 from neutrino.services.security.port_security import PortSecurity
 from neutrino.services.security.security_groups import (
@@ -76,16 +75,16 @@ class Services:
                                  self.mechanism_drivers, self.quotas,
                                  Guards(before_update=(routers.guard_network_update,),
                                         before_delete=(self.floatingips.drop_unassociated,)))
-        # L3
+        # L3: routers are scheduled (their ports bound where they are realised) as they
+        # change
+        l3_hosts = L3Hosts(self.agents, self.ports)
         self.routers = Routers(network_rows, self.subnets, self.ports, self.quotas,
-                               HaNetworks(settings, self.networks, self.subnets),
+                               HaNetworks(settings, self.networks, self.subnets), l3_hosts,
                                settings.max_routes)
         # sharing networks and groups
         self.rbac = RbacPolicies(self.networks, self.security_groups, self.quotas)
         # what the hosts realise, and what they report
-        self.hosts = Hosts(self.agents, self.subnets, self.ports)
-        #: called with the change events of each committed write (the bus publishes them)
-        self.listeners: list[Callable[[list[Changed | None]], None]] = []
+        self.hosts = Hosts(self.agents, self.subnets, self.ports, l3_hosts)
         #: collection name -> service, for the generic CRUD routes
         self.collections: dict[str, Collection] = {
             "networks": self.networks, "subnets": self.subnets, "ports": self.ports,
@@ -96,14 +95,3 @@ class Services:
             "default-security-group-rules": self.default_rules,
             "rbac-policies": self.rbac,
         }
-
-    def changed(self, conn: Connection, collection: str, ident: str) -> Changed | None:
-        """The change event of a write to ``ident`` (inside its transaction)."""
-        return self.hosts.change(conn, collection, ident)
-
-    def notify(self, events: Iterable[Changed | None]) -> None:
-        """Hand a committed transaction's events to the listeners."""
-        found = [e for e in events if e is not None]
-        if found:
-            for listener in self.listeners:
-                listener(found)

@@ -1,19 +1,33 @@
 """The server's L3 side, driven through the bus as an L3 agent would: scheduling routers
 to a live L3 agent (their ports bound there), the desired state a host gets for its
-routers, the change events router and floating IP writes publish, and the status that
-realisation reports set.  On every backend."""
+routers, the change events router and floating IP writes publish (their ports' too),
+and the status that realisation reports set.  On every backend."""
 
 from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
+
 from neutrino.bus import messages as m
 from neutrino.bus.core import CHANGES
-from tests.conftest import Client, Server
+from neutrino.db import tables as t
+from tests.conftest import Client, Server, wait_for
 
 
 def _bus(server: Server):  # type: ignore[no-untyped-def]
     return server._server.config.app.state.bus  # type: ignore[attr-defined]
+
+
+def published(server: Server) -> bool:
+    """Whether the outbox is empty: every event committed so far was published (a row
+    goes only after its event was handed to the bus's subscribers)."""
+    return server.db.run_read(
+        lambda conn: conn.scalar(sa.select(sa.func.count()).select_from(t.outbox_events))) == 0
+
+
+def settle(server: Server) -> None:
+    wait_for(lambda: published(server), 10, "the outbox to drain")
 
 
 def _register(server: Server, host: str, *, l3: bool = True) -> None:
@@ -56,6 +70,7 @@ def test_scheduling_state_events_and_reports(server: Server, admin: Client) -> N
         r = admin.put(f"/routers/{router['id']}/add_router_interface", {"subnet_id": sub["id"]})
         assert r.status_code == 200, r.text
         assert {p["binding:host_id"] for p in _router_ports(admin, router["id"])} == {""}
+        settle(server)
         assert any(e.kind == "router" and e.id == router["id"] for e in events)
 
         # an L3 agent comes to life: the routers nobody realises are its own now
@@ -83,6 +98,7 @@ def test_scheduling_state_events_and_reports(server: Server, admin: Client) -> N
         fip = admin.create("floatingips", floating_network_id=public["id"],
                            port_id=port["id"])
         assert fip["status"] == "DOWN"
+        settle(server)
         assert any(e.kind == "floatingip" and e.id == fip["id"] and
                    e.router_id == router["id"] for e in events)
         (mine,) = _sync(server, host, [router["id"]]).routers
@@ -107,37 +123,51 @@ def test_scheduling_state_events_and_reports(server: Server, admin: Client) -> N
 
         # disassociated: the event still reaches the router's host (from its snapshot), a
         # late ACTIVE report is ignored, DOWN is taken
+        settle(server)
         events.clear()
         r = admin.put(f"/floatingips/{fip['id']}", {"floatingip": {"port_id": None}})
         assert r.status_code == 200, r.text
+        settle(server)
         assert [(e.kind, e.router_id) for e in events] == [("floatingip", None)]
         assert _sync(server, host, [router["id"]]).routers[0]["floatingips"] == []
         report(host, "ACTIVE", "ACTIVE")
         report(host, "ACTIVE", "DOWN")
         assert admin.get(f"/floatingips/{fip['id']}").json()["floatingip"]["status"] == "DOWN"
 
-        # a new interface is bound at once (the router is scheduled), removal is an event
+        # a new interface is bound at once (the router is scheduled): the router's event
+        # and its new port's (made, then bound to the router's host)
         net2, sub2 = admin.network_with_subnet("10.1.0.0/24")
+        settle(server)
         events.clear()
         r = admin.put(f"/routers/{router['id']}/add_router_interface", {"subnet_id": sub2["id"]})
         assert r.status_code == 200, r.text
-        assert [(e.kind, e.id, e.host) for e in events] == [("router", router["id"], host)]
         added = next(p for p in _router_ports(admin, router["id"])
                      if p["network_id"] == net2["id"])
         assert added["binding:host_id"] == host and added["status"] == "DOWN"
+        settle(server)
+        assert [(e.kind, e.id, e.network_id, e.host) for e in events] == [
+            ("port", added["id"], net2["id"], ""), ("port", added["id"], net2["id"], host),
+            ("router", router["id"], None, host)]
+        # removal: the router's event and its removed port's
         events.clear()
         r = admin.put(f"/routers/{router['id']}/remove_router_interface",
                       {"subnet_id": sub2["id"]})
         assert r.status_code == 200, r.text
-        assert [(e.kind, e.id) for e in events] == [("router", router["id"])]
+        settle(server)
+        assert [(e.kind, e.id, e.host) for e in events] == [
+            ("port", added["id"], host), ("router", router["id"], host)]
 
-        # deleting: the event goes out while the router still exists (its host is known)
+        # deleting: the event goes out while the router still exists (its host is known),
+        # with its gateway port's
         assert admin.delete(f"/floatingips/{fip['id']}").status_code == 204
         r = admin.put(f"/routers/{router['id']}/remove_router_interface", {"subnet_id": sub["id"]})
         assert r.status_code == 200, r.text
+        settle(server)
         events.clear()
         assert admin.delete(f"/routers/{router['id']}").status_code == 204
-        assert [(e.kind, e.id, e.host) for e in events] == [("router", router["id"], host)]
+        settle(server)
+        assert [(e.kind, e.id, e.host) for e in events] == [
+            ("router", router["id"], host), ("port", gateway["id"], host)]
         assert _sync(server, host, [router["id"]]).routers == []
     finally:
         unsubscribe()

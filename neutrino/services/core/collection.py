@@ -138,7 +138,8 @@ class Listing:
                  render: Render, columns: dict[str, ColumnElement] | None = None,
                  filters: dict[str, FilterFn] | None = None,
                  not_found: Callable[[str], errors.NotFound] | None = None,
-                 prepare: ListPreparer | None = None) -> None:
+                 prepare: ListPreparer | None = None,
+                 touched: Callable[[Connection, str], None] | None = None) -> None:
         self.resource = resource
         self.table = table
         self.scope = scope
@@ -150,6 +151,8 @@ class Listing:
         self._not_found = not_found
         #: what a list must write first, if anything
         self.prepare = prepare
+        #: what a new revision by :meth:`touch` records (the object's change event)
+        self.touched = touched
 
     def not_found(self, ident: str) -> errors.NotFound:
         """The 404 for an object that does not exist or is not the caller's to see."""
@@ -262,8 +265,11 @@ class Listing:
     def touch(self, conn: Connection, ident: str) -> None:
         """A new revision of ``ident`` for a change stored elsewhere (a subnet of a
         network, a rule of a group): the one write any family may ask of another's rows,
-        since the revision is a standard attribute."""
+        since the revision is a standard attribute.  Tags are stored elsewhere too.  The
+        family's change event is recorded with it: the hosts realise revisions."""
         bump(conn, self.table, ident)  # type: ignore[arg-type]  # a table, not a union
+        if self.touched is not None:
+            self.touched(conn, ident)
 
 
 class Collection(Protocol):

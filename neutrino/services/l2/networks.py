@@ -1,9 +1,9 @@
 """Networks: ownership, sharing, segments and MTU.
 
 A network's segment comes from the type drivers, and every change of a network goes
-through the mechanism drivers.  Deleting a network removes what it owns through the
-services of those rows: its DHCP ports through the port service, its subnets through
-the subnet service.
+through the mechanism drivers and records the network's event.  Deleting a network
+removes what it owns through the services of those rows (its DHCP ports through the
+port service, its subnets through the subnet service), which record theirs.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from neutrino.drivers.types.manager import TypeDrivers
 from neutrino.policy import sharing
 from neutrino.schema.resources import NETWORK
 from neutrino.services.core import collection as c
+from neutrino.services.core import events
 from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2.device_owners import NETWORK_OWNED_PORTS
 from neutrino.services.l2.ports import Ports, network_context
@@ -117,7 +118,7 @@ def listing() -> c.Listing:
     """How networks are read (subnets and ports read them before the network service
     exists: it holds them)."""
     return c.Listing(
-        NETWORK, t.networks, scope=scope, render=render,
+        NETWORK, t.networks, scope=scope, render=render, touched=events.network,
         columns={"router:external": t.networks.c.router_external},
         filters={
             "shared": _filter_shared,
@@ -183,6 +184,7 @@ class Networks:
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"network": 1})
         self._changed(conn, "create_network", row["id"])
+        events.network(conn, row["id"])
         return row["id"]
 
     def create_owned(self, conn: Connection, *, project_id: str, name: str,
@@ -197,6 +199,7 @@ class Networks:
         conn.execute(t.networks.insert().values(row))
         self.types.allocate(conn, row["id"], {"provider:network_type": network_type})
         self._changed(conn, "create_network", row["id"])
+        events.network(conn, row["id"])
         return row["id"]
 
     @staticmethod
@@ -254,6 +257,7 @@ class Networks:
         sharing_changed = "shared" in body and self._set_shared(conn, row, body["shared"])
         if values or sharing_changed:
             c.bump(conn, t.networks, ident, values)
+            events.network(conn, ident)
         self._changed(conn, "update_network", ident, original)
 
     @staticmethod
@@ -284,6 +288,7 @@ class Networks:
         values = {} if router_external is None else {"router_external": router_external}
         c.bump(conn, t.networks, ident, values)
         self._changed(conn, "update_network", ident, original)
+        events.network(conn, ident)
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_network")
@@ -311,5 +316,6 @@ class Networks:
         if context is not None:  # before the row goes, as ML2 calls it
             self.mechanism.changed(conn, "delete_network", context)
         self.types.release(conn, ident)
+        events.network(conn, ident)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(t.networks.delete().where(t.networks.c.id == ident))

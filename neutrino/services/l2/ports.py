@@ -2,7 +2,10 @@
 
 The addresses ports hold (``ip_allocations``) are this service's to write, also when a
 subnet asks (a new SLAAC subnet, a subnet going away).  Binding and every change of a
-port go through the mechanism drivers (:mod:`neutrino.drivers.mechanism`).
+port go through the mechanism drivers (:mod:`neutrino.drivers.mechanism`), and each
+records its events (:mod:`neutrino.services.core.events`): the port's, and those of the
+security groups whose members it changes (a member's addresses are in its groups'
+rules elsewhere), whichever service asked for the change.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from neutrino.drivers.types import segments
 from neutrino.policy import sharing
 from neutrino.schema.resources import PORT
 from neutrino.services.core import collection as c
+from neutrino.services.core import events
 from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2 import ipam
 from neutrino.services.l2.device_owners import (
@@ -53,6 +57,10 @@ AddressRequest = tuple[tuple[SubnetInfo, ...], str | None]
 RELATED = frozenset(("fixed_ips", "allowed_address_pairs", "extra_dhcp_opts",
                      "security_groups"))
 ADMIN = Context.admin()
+_GROUPS_OF_PORT = sa.select(t.port_security_groups.c.security_group_id).where(
+    t.port_security_groups.c.port_id == sa.bindparam("port_id"))
+_GROUPS_OF_PORTS = sa.select(t.port_security_groups.c.security_group_id).where(
+    c.in_ids(t.port_security_groups.c.port_id))
 
 
 def random_mac() -> str:
@@ -216,7 +224,7 @@ class Ports:
         self.mechanism = mechanism
         self.guards = guards
         self.listing = c.Listing(
-            PORT, t.ports, scope=scope, render=render,
+            PORT, t.ports, scope=scope, render=render, touched=_touched,
             columns={"binding:host_id": t.ports.c.binding_host_id,
                      "binding:vnic_type": t.ports.c.binding_vnic_type,
                      "binding:vif_type": t.ports.c.binding_vif_type},
@@ -274,6 +282,7 @@ class Ports:
                 original = self._before(conn, row.id)
                 c.bump(conn, t.ports, row.id, values)
                 self._changed(conn, "update_port", row.id, original)
+                events.port(conn, row.id, row.network_id, host)
                 done.append(row.id)
         return done
 
@@ -288,6 +297,9 @@ class Ports:
                                   row.binding_profile)}
         c.bump(conn, t.ports, port_id, values)
         self._changed(conn, "update_port", port_id, original)
+        events.port(conn, port_id, row.network_id, host)
+        if row.binding_host_id and row.binding_host_id != host:
+            events.port(conn, port_id, row.network_id, row.binding_host_id)
 
     # -- writes -------------------------------------------------------------
 
@@ -351,6 +363,8 @@ class Ports:
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"port": 1})
         self._changed(conn, "create_port", row["id"])
+        events.port(conn, row["id"], network.id, host)
+        events.security_groups(conn, secured.groups)  # a new member
         return row["id"]
 
     def create_owned(self, conn: Connection, *, network_id: str, project_id: str,
@@ -382,6 +396,7 @@ class Ports:
                                                      network_id, device_owner))
         self._allocate(conn, row["id"], network_id, mac, requests)
         self._changed(conn, "create_port", row["id"])
+        events.port(conn, row["id"], network_id)  # no groups: port security is off
         return row["id"]
 
     def remove(self, conn: Connection, port_id: str) -> None:
@@ -393,6 +408,11 @@ class Ports:
     def _remove(self, conn: Connection, port_id: str) -> None:
         if self.mechanism.follow_changes:
             self.mechanism.changed(conn, "delete_port", self._context(conn, port_id))
+        # read before the rows go: the key agents reconcile by, and the groups it leaves
+        row = conn.execute(c.by_id(t.ports), {"ident": port_id}).first()
+        assert row is not None
+        events.port(conn, port_id, row.network_id, row.binding_host_id)
+        events.security_groups(conn, conn.scalars(_GROUPS_OF_PORT, {"port_id": port_id}))
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == port_id))
         conn.execute(t.ports.delete().where(t.ports.c.id == port_id))
 
@@ -408,10 +428,14 @@ class Ports:
             conn.execute(t.ip_allocations.insert(), [
                 {"subnet_id": subnet.id, "ip_address": ipam.eui64(subnet.cidr, mac),
                  "port_id": pid, "network_id": subnet.network_id} for pid, mac in rows])
+            _addresses_changed(conn, [pid for pid, _ in rows])
 
     @staticmethod
     def release_subnet(conn: Connection, subnet_id: str) -> None:
+        holders = conn.scalars(sa.select(t.ip_allocations.c.port_id).distinct().where(
+            t.ip_allocations.c.subnet_id == subnet_id)).all()
         conn.execute(t.ip_allocations.delete().where(t.ip_allocations.c.subnet_id == subnet_id))
+        _addresses_changed(conn, sorted(holders))
 
     # MAC addresses
 
@@ -642,7 +666,25 @@ class Ports:
         after = render(conn, ctx, [row], RELATED)[0]
         if c.changed(row, values) or any(before[k] != after[k] for k in RELATED):
             c.bump(conn, t.ports, ident, values)
+            self._record_update(conn, row, values, before, after)
         self._changed(conn, "update_port", ident, original)
+
+    @staticmethod
+    def _record_update(conn: Connection, row: Row, values: dict, before: dict,
+                       after: dict) -> None:
+        """The events of a port update: the port's (on its old host too, if it moved),
+        and its groups' whose members changed: those it joined or left, or all of its
+        groups when its addresses changed."""
+        host = values.get("binding_host_id", row.binding_host_id)
+        events.port(conn, row.id, row.network_id, host)
+        if row.binding_host_id and row.binding_host_id != host:
+            events.port(conn, row.id, row.network_id, row.binding_host_id)
+        was, now = set(before["security_groups"]), set(after["security_groups"])
+        addresses = ("fixed_ips", "allowed_address_pairs")
+        if any(before[k] != after[k] for k in addresses):
+            events.security_groups(conn, was | now)
+        else:
+            events.security_groups(conn, was ^ now)
 
     @staticmethod
     def _renumber_auto_addresses(conn: Connection, port_id: str, mac: str) -> None:
@@ -704,6 +746,29 @@ class Ports:
                     raise errors.PolicyNotAuthorized("delete_port")
         self.guards.delete(conn, ctx, row)
         self._remove(conn, ident)
+
+
+def _touched(conn: Connection, port_id: str) -> None:
+    """A new revision of the port for what it holds elsewhere (its tags)."""
+    row = conn.execute(sa.select(t.ports.c.network_id, t.ports.c.binding_host_id).where(
+        t.ports.c.id == port_id)).first()
+    if row is not None:
+        events.port(conn, port_id, row.network_id, row.binding_host_id)
+
+
+def _addresses_changed(conn: Connection, port_ids: Sequence[str]) -> None:
+    """These ports' addresses changed (a subnet came or went): their events, and their
+    groups' (whose members' addresses they are)."""
+    if not port_ids:
+        return
+    groups: set[str] = set()
+    for part in c.chunks(port_ids):
+        for pid, network_id, host in conn.execute(
+                sa.select(t.ports.c.id, t.ports.c.network_id, t.ports.c.binding_host_id)
+                .where(t.ports.c.id.in_(part))):
+            events.port(conn, pid, network_id, host)
+        groups.update(conn.scalars(_GROUPS_OF_PORTS, {"ids": list(part)}))
+    events.security_groups(conn, groups)
 
 
 def _each(wanted: list[tuple[SubnetInfo, str | None]]) -> list[AddressRequest]:

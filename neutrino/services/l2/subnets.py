@@ -1,4 +1,9 @@
-"""Subnets: address ranges of a network, their pools, gateway, DNS and routes."""
+"""Subnets: address ranges of a network, their pools, gateway, DNS and routes.
+
+Every change of a subnet records its event and its network's (a new revision of the
+network: its ``subnets`` changed); the addresses ports hold on it are the port
+service's, which records the ports' events.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from neutrino.db.engine import lock_rows
 from neutrino.policy import sharing
 from neutrino.schema.resources import SUBNET
 from neutrino.services.core import collection as c
+from neutrino.services.core import events
 from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2 import ipam
 from neutrino.services.l2.device_owners import NETWORK_OWNED_PORTS
@@ -172,6 +178,12 @@ def render(conn: Connection, ctx: Context, rows: Sequence[Row],
     return out
 
 
+def _touched(conn: Connection, ident: str) -> None:
+    network_id = conn.scalar(sa.select(t.subnets.c.network_id).where(t.subnets.c.id == ident))
+    if network_id is not None:
+        events.subnet(conn, ident, network_id)
+
+
 def listing() -> c.Listing:
     """How subnets are read (the ports read them before the subnet service exists: it
     holds them)."""
@@ -180,7 +192,7 @@ def listing() -> c.Listing:
     alloc = t.subnet_pool_allocations
     pool = sa.select(alloc.c.subnetpool_id).where(
         alloc.c.subnet_id == t.subnets.c.id).scalar_subquery()
-    return c.Listing(SUBNET, t.subnets, scope=scope, render=render,
+    return c.Listing(SUBNET, t.subnets, scope=scope, render=render, touched=_touched,
                      columns={"subnetpool_id": pool},
                      filters={"subnetpool_id": _filter_subnetpool,
                               "router:external": _filter_external, "shared": _filter_shared})
@@ -294,7 +306,7 @@ class Subnets:
                 row["id"], network.id, version, str(net), row["gateway_ip"], ra_mode,
                 addr_mode, tuple(pools)))
         self.quotas.check(conn, owner, {"subnet": 1})
-        self.networks.touch(conn, network.id)
+        self._changed(conn, row["id"], network.id)
         return row["id"]
 
     def create_owned(self, conn: Connection, *, network_id: str, project_id: str, name: str,
@@ -310,7 +322,7 @@ class Subnets:
                                              {"network_id": network_id}) or 0) + 1})
         conn.execute(t.subnets.insert().values(row))
         self._write_pools(conn, row["id"], ipam.default_pools(net, None))
-        self.networks.touch(conn, network_id)
+        self._changed(conn, row["id"], network_id)
         return row["id"]
 
     def _from_pool(self, conn: Connection, ctx: Context, body: dict,
@@ -451,6 +463,7 @@ class Subnets:
             changed = True
         if changed:
             c.bump(conn, t.subnets, ident, values)
+            events.subnet(conn, ident, row.network_id)
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_subnet")
@@ -470,11 +483,17 @@ class Subnets:
                     f"Unable to complete operation on subnet {ident}: One or more ports have "
                     f"an IP allocation from this subnet.", type="SubnetInUse")
         self.remove(conn, row)
-        self.networks.touch(conn, row.network_id)
+        self.networks.touch(conn, row.network_id)  # a new revision, and its event
+
+    def _changed(self, conn: Connection, ident: str, network_id: str) -> None:
+        """A subnet came: a new revision of its network, and both events."""
+        events.subnet(conn, ident, network_id)
+        self.networks.touch(conn, network_id)
 
     def remove(self, conn: Connection, row: Row) -> None:
         """The subnet gone, with what ports still hold on it (the only way a subnet row
         goes: its network's delete removes its subnets through here too)."""
+        events.subnet(conn, row.id, row.network_id)  # its network's: the caller's
         self.ports.release_subnet(conn, row.id)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == row.id))
         conn.execute(t.subnets.delete().where(t.subnets.c.id == row.id))

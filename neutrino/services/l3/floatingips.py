@@ -5,7 +5,8 @@ The address is held by a port on the external network (device_owner
 router that joins the port's subnet to that external network: the router whose
 interface is the subnet's gateway, else the first one found.  ``status`` stays
 ``DOWN`` until a data plane realises the NAT (upstream without an L3 agent
-reports ``DOWN`` too).
+reports ``DOWN`` too).  Every change of a floating IP records its event, naming the
+router it goes through; a port delete that disassociates one records it too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
 from neutrino.schema.resources import FLOATINGIP
 from neutrino.services.core import collection as c
+from neutrino.services.core import events
 from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2.ports import Ports
 from neutrino.services.l2.subnets import Subnets
@@ -54,6 +56,12 @@ def not_found(ident: str) -> errors.NotFound:
     return errors.NotFound(f"Floating IP {ident} could not be found", type="FloatingIPNotFound")
 
 
+def _touched(conn: Connection, ident: str) -> None:
+    router_id = conn.scalar(sa.select(t.floatingips.c.router_id).where(
+        t.floatingips.c.id == ident))
+    events.floatingip(conn, ident, router_id)
+
+
 class FloatingIps:
     actions = c.NO_ACTIONS
 
@@ -67,7 +75,7 @@ class FloatingIps:
         self.listing = c.Listing(FLOATINGIP, t.floatingips, scope=policy.owned(t.floatingips),
                                  render=self.render,
                                  columns={"port_id": t.floatingips.c.fixed_port_id},
-                                 not_found=not_found)
+                                 not_found=not_found, touched=_touched)
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
                fields: c.Fields = None) -> list[dict]:
@@ -132,6 +140,7 @@ class FloatingIps:
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"floatingip": 1})
+        events.floatingip(conn, row["id"], router_id)
         return row["id"]
 
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
@@ -151,16 +160,19 @@ class FloatingIps:
         values = c.changed(row, values)
         if values:
             c.bump(conn, t.floatingips, ident, values)
+            events.floatingip(conn, ident, router_id)
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_floatingip")
         row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_floatingip")
-        self._remove(conn, ident, row.floating_port_id)
+        self._remove(conn, ident, row.floating_port_id, row.router_id)
 
-    def _remove(self, conn: Connection, ident: str, port_id: str) -> None:
+    def _remove(self, conn: Connection, ident: str, port_id: str,
+                router_id: str | None) -> None:
         """The floating IP gone, and its address with it (its port, through the port
         service)."""
+        events.floatingip(conn, ident, router_id)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(t.floatingips.delete().where(t.floatingips.c.id == ident))
         self.ports.remove(conn, port_id)
@@ -261,7 +273,7 @@ class FloatingIps:
                 t.floatingips.c.id, t.floatingips.c.floating_port_id).where(
                 t.floatingips.c.floating_network_id == network.id,
                 t.floatingips.c.fixed_port_id.is_(None))).all():
-            self._remove(conn, fip_id, port_id)
+            self._remove(conn, fip_id, port_id, None)
 
 
 # -- guards the port service runs (listed in services/__init__.py) ---------------------
@@ -286,6 +298,7 @@ def guard_port_delete(conn: Connection, ctx: Context, port: Row) -> None:
             t.floatingips.c.fixed_port_id == port.id)).all():
         c.bump(conn, t.floatingips, fip_id,
                {"fixed_port_id": None, "fixed_ip_address": None, "router_id": None})
+        events.floatingip(conn, fip_id, None)
 
 
 def guard_port_update(conn: Connection, ctx: Context, port: Row,

@@ -8,15 +8,16 @@ owned by the router's project) and the gateway (``network:router_gateway``, owne
 no project, as upstream).  The port, subnet and network services call this service's
 guards (subscribed in :mod:`neutrino.services`) so that nothing changes under a
 router through their APIs.  A router's ports are made and removed through the port
-service.
+service (which records their events).  Every change of a router schedules it (its new
+ports are bound to the host realising it) and records its event.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -30,6 +31,7 @@ from neutrino.policy import sharing
 from neutrino.schema.kinds import BadValue, Uuid
 from neutrino.schema.resources import ROUTER
 from neutrino.services.core import collection as c
+from neutrino.services.core import events
 from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.l2 import ipam
 from neutrino.services.l2.ports import Ports
@@ -129,9 +131,23 @@ def not_found(ident: str) -> errors.NotFound:
     return errors.NotFound(f"Router {ident} could not be found", type="RouterNotFound")
 
 
+class Scheduler(Protocol):
+    """Which host realises a router (the realisation family's L3 side)."""
+
+    def schedule(self, conn: Connection, router_id: str) -> str | None:
+        """The router's host, its unbound ports bound there; None: no host yet."""
+        ...
+
+    def router_hosts(self, conn: Connection,
+                     router_ids: Iterable[str] | None = None) -> dict[str, str | None]:
+        """Router -> the host realising it, binding nothing."""
+        ...
+
+
 class Routers:
     def __init__(self, networks: c.Listing, subnets: Subnets, ports: Ports,
-                 quotas: Quotas, ha: HaNetworks, max_routes: int = 30) -> None:
+                 quotas: Quotas, ha: HaNetworks, scheduler: Scheduler,
+                 max_routes: int = 30) -> None:
         #: extra routes one router may hold (the ``max_routes`` setting)
         self.max_routes = max_routes
         #: the networks gateways go on (read only)
@@ -140,9 +156,11 @@ class Routers:
         self.ports = ports
         self.quotas = quotas
         self.ha = ha
+        self.scheduler = scheduler
         # routers are their project's alone (upstream has no router sharing)
         self.listing = c.Listing(ROUTER, t.routers, scope=policy.owned(t.routers),
-                                 render=self.render, not_found=not_found)
+                                 render=self.render, not_found=not_found,
+                                 touched=self._changed)
         self.actions: dict[str, c.Action] = {
             "add_router_interface": self.add_interface,
             "remove_router_interface": self.remove_interface,
@@ -216,6 +234,7 @@ class Routers:
                               gateway)
             c.bump(conn, t.routers, row["id"])  # upstream's router is at 2 with a gateway
         self.quotas.check(conn, owner, {"router": 1})
+        self._changed(conn, row["id"])
         return row["id"]
 
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
@@ -255,6 +274,13 @@ class Routers:
             self.ha.ensure(conn, row.project_id)
         elif values.get("ha") is False:  # after the row says so: it counts HA routers
             self.ha.release(conn, row.project_id, ident)
+        if values or changed:
+            self._changed(conn, ident)
+
+    def _changed(self, conn: Connection, ident: str) -> None:
+        """The router changed: scheduled (its new ports bound where it is realised,
+        recorded by the port service), and its event, naming that host."""
+        events.router(conn, ident, self.scheduler.schedule(conn, ident))
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_router")
@@ -268,6 +294,8 @@ class Routers:
         if attached:
             raise errors.InUse(f"Router {ident} has ports still attached: "
                                f"{', '.join(attached)}", type="RouterInUse")
+        # the host that realised it, while its ports say so
+        events.router(conn, ident, self.scheduler.router_hosts(conn, [ident]).get(ident))
         if row.gw_port_id:
             self._check_no_floating_ips(conn, row)
             conn.execute(t.routers.update().where(t.routers.c.id == ident)
@@ -425,6 +453,7 @@ class Routers:
             routes = [r for r in current if r not in given]
         if self._set_routes(conn, ident, routes):
             c.bump(conn, t.routers, ident)
+            self._changed(conn, ident)
         return {"router": self.listing.get(conn, ctx, ident)}
 
     # -- interfaces ---------------------------------------------------------------
@@ -441,6 +470,7 @@ class Routers:
             assert subnet_id is not None
             port, subnet_ids = self._add_by_subnet(conn, ctx, router, subnet_id)
         c.bump(conn, t.routers, ident)
+        self._changed(conn, ident)
         return _interface_reply(router.id, port, subnet_ids[-1], subnet_ids)
 
     def _add_by_subnet(self, conn: Connection, ctx: Context, router: Row,
@@ -537,6 +567,7 @@ class Routers:
             assert subnet_id is not None
             port, subnet_ids = self._remove_by_subnet(conn, ctx, router, subnet_id)
         c.bump(conn, t.routers, ident)
+        self._changed(conn, ident)
         return _interface_reply(router.id, port, subnet_ids[0], subnet_ids)
 
     def _remove_by_port(self, conn: Connection, router: Row, port_id: str,

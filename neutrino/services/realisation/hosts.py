@@ -9,8 +9,8 @@ The server side of the agents' bus calls, as domain logic over the database:
   completed through the port service (as upstream's DHCP agent asks for it);
 - ``report_ports``: realisation reports.  A port is ACTIVE once its host's L2 agent
   wired it and, where it takes addresses from our DHCP, the DHCP agent knows it
-  (upstream's provisioning blocks); DOWN when unplugged.
-- ``change``: the key a committed change is published under.
+  (upstream's provisioning blocks); DOWN when unplugged.  A status write records no
+  change event: it is what the hosts said, and asks nothing new of them.
 
 Realisation is data: each report is a row of ``port_realisations`` (port, component,
 host: revision, up), written in the report's transaction, and the port's status is
@@ -19,13 +19,13 @@ and a restarted one knows what it knew.  A report counts only for the revision t
 port has to be realised at (its *desired revision*, see :func:`desired_revision`).
 
 Generations order the desired state: the one counter row of ``bus_generation`` is
-bumped at the end of every transaction that publishes changes, and a snapshot carries
-the value it read before reading the state (see docs/architecture.md).
+bumped at the end of every transaction that records change events
+(:mod:`neutrino.services.core.events`), and a snapshot carries the value it read before
+reading the state (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -34,13 +34,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
 
-from neutrino.bus.messages import Changed, HostState
+from neutrino.bus.messages import HostState
 from neutrino.context import Context
 from neutrino.db import tables as t
-from neutrino.db.engine import before_commit, lock_rows
+from neutrino.db.engine import lock_rows
 from neutrino.drivers.types import segments as segment_rows
 from neutrino.schema.resources import PORT
 from neutrino.services.core import collection as c
+from neutrino.services.core.events import generation
 from neutrino.services.l2.networks import SUBNET_ORDER
 from neutrino.services.l2.ports import DHCP_OWNER, Ports
 from neutrino.services.l2.subnets import Subnets
@@ -50,19 +51,6 @@ from neutrino.services.realisation.l3hosts import L3Hosts, report_revision
 L2 = "l2"
 DHCP = "dhcp"
 ACTIVE, DOWN = "ACTIVE", "DOWN"
-GENERATION = sa.select(t.bus_generation.c.generation).where(t.bus_generation.c.id == 1)
-
-
-def generation(conn: Connection) -> int:
-    """The generation of the desired state as committed now."""
-    return int(conn.scalar(GENERATION) or 0)
-
-
-def _bump_generation(conn: Connection) -> None:
-    g = t.bus_generation
-    done = conn.execute(g.update().where(g.c.id == 1).values(generation=g.c.generation + 1))
-    if done.rowcount == 0:  # the row migration 0011 made is gone: on from the clock
-        conn.execute(g.insert().values(id=1, generation=int(time.time() * 1000)))
 
 
 def desired_revision(revision_number: int, write: Row | None) -> int:
@@ -84,41 +72,12 @@ def dhcp_device_id(host: str, network_id: str) -> str:
 
 
 class Hosts:
-    def __init__(self, agents: Agents, subnets: Subnets, ports: Ports) -> None:
+    def __init__(self, agents: Agents, subnets: Subnets, ports: Ports, l3: L3Hosts) -> None:
         self.agents = agents
         self.subnets = subnets
         self.ports = ports
         #: routers and floating IPs: scheduling, desired state, status reports
-        self.l3 = L3Hosts(agents, ports)
-
-    # -- change events ---------------------------------------------------------
-
-    def change(self, conn: Connection, collection: str, ident: str) -> Changed | None:
-        """The event for a change to ``ident`` (call while its row still exists, in its
-        write transaction): a transaction with an event bumps the generation as it
-        commits."""
-        event = self._change(conn, collection, ident)
-        if event is not None:
-            before_commit(conn, "bus_generation", _bump_generation)
-        return event
-
-    def _change(self, conn: Connection, collection: str, ident: str) -> Changed | None:
-        if collection == "networks":
-            return Changed("network", ident, ident)
-        if collection == "subnets":
-            network_id = conn.scalar(sa.select(t.subnets.c.network_id).where(
-                t.subnets.c.id == ident))
-            return Changed("subnet", ident, network_id) if network_id else None
-        if collection == "ports":
-            row = conn.execute(sa.select(t.ports.c.network_id, t.ports.c.binding_host_id)
-                               .where(t.ports.c.id == ident)).first()
-            return Changed("port", ident, row.network_id, row.binding_host_id) if row else None
-        if collection in ("routers", "floatingips"):
-            return self.l3.change(conn, collection, ident)
-        if collection in ("security-groups", "security-group-rules"):
-            # no one network: agents refilter every port they have
-            return Changed("security_group", ident)
-        return None
+        self.l3 = l3
 
     # -- desired state ---------------------------------------------------------
 
@@ -189,10 +148,6 @@ class Hosts:
         return HostState(current, networks, ports, routers, groups)
 
     # -- DHCP ports --------------------------------------------------------------
-
-    @staticmethod
-    def dhcp_port_id(conn: Connection, host: str, network_id: str) -> str | None:
-        return conn.scalar(sa.select(t.ports.c.id).where(_host_dhcp(host, network_id)))
 
     def dhcp_port(self, conn: Connection, host: str, network_id: str,
                   release: bool = False) -> tuple[dict | None, bool]:

@@ -26,10 +26,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from neutrino.bus.messages import Changed
 from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
 from neutrino.services.core import collection as c
+from neutrino.services.core import events
 from neutrino.services.l2.ports import Ports
 from neutrino.services.l3.routers import load_routes
 from neutrino.services.realisation.agents import Agents
@@ -99,30 +99,14 @@ class L3Hosts:
 
     def schedule_host(self, conn: Connection, host: str) -> list[str]:
         """An L3 agent came (back) to life on ``host``: bind the ports of the routers
-        that are now its own; returns those routers."""
+        that are now its own (the port service records their events) and record the
+        routers'; returns those routers."""
         taken = []
         for rid, chosen in self.router_hosts(conn).items():
             if chosen == host and self._bind_ports(conn, rid, host):
+                events.router(conn, rid, host)
                 taken.append(rid)
         return taken
-
-    # -- change events ---------------------------------------------------------------
-
-    def change(self, conn: Connection, collection: str, ident: str) -> Changed | None:
-        """The event of a router or floating IP write (inside its transaction).  A
-        router write also schedules the router, so its new ports are bound before the
-        event goes out."""
-        if collection == "routers":
-            if conn.scalar(sa.select(t.routers.c.id).where(t.routers.c.id == ident)) is None:
-                return None
-            host = self.schedule(conn, ident)
-            return Changed("router", ident, None, host or "", router_id=ident)
-        if collection == "floatingips":
-            row = conn.execute(sa.select(t.floatingips.c.router_id).where(
-                t.floatingips.c.id == ident)).first()
-            return Changed("floatingip", ident, None, "", router_id=row.router_id) \
-                if row is not None else None
-        return None
 
     # -- desired state -------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ create of groups or rules, the first port) from the templates marked
 ``used_in_non_default_sg``.  The templates are seeded with upstream's four
 (migration 0005): ingress from the group itself and egress anywhere, IPv4 and
 IPv6.
+
+Every change of a group or of its rules records the group's event (agents refilter
+the ports of the groups they hold); the port service records those of the groups
+whose members change.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from neutrino.schema.resources import (
     SECURITY_GROUP_RULE,
 )
 from neutrino.services.core import collection as c
+from neutrino.services.core import events
 from neutrino.services.core.quotas import Counter, Quotas
 
 DEFAULT_NAME = "default"
@@ -266,6 +271,8 @@ class SecurityGroups:
         self.templates = templates
         # a list makes the project's default group first (prepare_list)
         self.listing = c.Listing(SECURITY_GROUP, self.table, scope=group_scope,
+                                 touched=lambda conn, ident: events.security_groups(
+                                     conn, [ident]),
                                  render=self.render, filters={"shared": _filter_shared},
                                  not_found=group_not_found, prepare=self)
 
@@ -322,6 +329,7 @@ class SecurityGroups:
         conn.execute(t.default_security_groups.insert().values(
             project_id=project_id, security_group_id=row["id"]))
         self._copy_templates(conn, row["id"], project_id, default=True)
+        events.security_groups(conn, [row["id"]])
         return row["id"]
 
     def _copy_templates(self, conn: Connection, group_id: str, project_id: str,
@@ -384,6 +392,7 @@ class SecurityGroups:
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"security_group": 1, "security_group_rule": made})
+        events.security_groups(conn, [row["id"]])
         return row["id"]
 
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
@@ -405,6 +414,12 @@ class SecurityGroups:
             raise group_in_use(ident)
         if values:
             c.bump(conn, self.table, ident, values)
+            events.security_groups(conn, [ident])
+
+    def changed(self, conn: Connection, ident: str) -> None:
+        """What the group holds changed (a rule, an RBAC policy on it): a new revision,
+        and its event."""
+        self.listing.touch(conn, ident)
 
     @staticmethod
     def is_default(conn: Connection, ident: str) -> bool:
@@ -436,6 +451,7 @@ class SecurityGroups:
         conn.execute(self.table.delete().where(self.table.c.id == ident))
         for other in sorted({r.security_group_id for r in gone} - {ident}):
             c.bump(conn, self.table, other)
+        events.security_groups(conn, {ident} | {r.security_group_id for r in gone})
 
 
 def _refuse_default_name(name: str) -> None:
@@ -544,7 +560,7 @@ class SecurityGroupRules:
                                          **_rule_attrs(rule),
                                          protocol_number=rule["protocol_number"],
                                          normalized_cidr=rule["normalized_cidr"]))
-        self.groups.listing.touch(conn, group_id)
+        self.groups.changed(conn, group_id)
         if body.get("tags"):
             c.set_tags(conn, row["id"], body["tags"])
         self.quotas.check(conn, owner, {"security_group_rule": 1})
@@ -579,6 +595,7 @@ class SecurityGroupRules:
         values = c.changed(row, {k: body[k] for k in ("description",) if k in body})
         if values:
             c.bump(conn, SGR, ident, values)
+            events.security_groups(conn, [row.security_group_id])
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_write(ctx, "delete_security_group_rule")
@@ -586,5 +603,5 @@ class SecurityGroupRules:
         self._check_may_change(conn, ctx, row, "delete_security_group_rule")
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(SGR.delete().where(SGR.c.id == ident))
-        self.groups.listing.touch(conn, row.security_group_id)
+        self.groups.changed(conn, row.security_group_id)
 

@@ -96,7 +96,7 @@ class RbacPolicies:
         if kind == NETWORK:
             self.networks.rbac_changed(conn, object_id, router_external)
         else:
-            self.groups.listing.touch(conn, object_id)
+            self.groups.changed(conn, object_id)
 
     # -- writes ---------------------------------------------------------------
 
