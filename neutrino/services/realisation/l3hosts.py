@@ -14,8 +14,9 @@ reports: ``ACTIVE`` once realised, ``ERROR`` when realising failed, ``DOWN`` whi
 ``floatingip_realisations``: object, component ``l3``, host -> revision, status),
 written in the report's transaction; a status is that of the row of the host that
 realises the object (its router's, for a floating IP), so every server derives the
-same.  L3 agents do not say yet which revision they realised: a report without one
-is never taken for a late one.
+same.  Reports name the revision realised (the router's, the floating IP's, from the
+snapshot); a report older than the one recorded is a late one and changes nothing, and
+a report without one (an older agent) is never taken for a late one.
 """
 
 from __future__ import annotations
@@ -144,13 +145,15 @@ class L3Hosts:
         for f in conn.execute(
                 sa.select(t.floatingips.c.id, t.floatingips.c.router_id,
                           t.floatingips.c.floating_ip_address,
-                          t.floatingips.c.fixed_ip_address, t.floatingips.c.fixed_port_id)
+                          t.floatingips.c.fixed_ip_address, t.floatingips.c.fixed_port_id,
+                          t.floatingips.c.revision_number)
                 .where(t.floatingips.c.router_id.in_(mine),
                        t.floatingips.c.fixed_port_id.is_not(None))
                 .order_by(t.floatingips.c.id)):
             fips.setdefault(f.router_id, []).append({
                 "id": f.id, "floating_ip_address": f.floating_ip_address,
-                "fixed_ip_address": f.fixed_ip_address, "port_id": f.fixed_port_id})
+                "fixed_ip_address": f.fixed_ip_address, "port_id": f.fixed_port_id,
+                "revision_number": f.revision_number})
         out = []
         for r in routers:
             mine_ports = [{"id": p.id, "network_id": p.network_id,
