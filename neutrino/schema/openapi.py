@@ -15,7 +15,7 @@ from typing import Any
 
 from neutrino.schema.core import REQUIRED, Field, Resource, json_kind
 from neutrino.schema.kinds import MAX_TAGS, Boolean, Integer, ListOf, OneOf
-from neutrino.schema.resources import PROJECT_ID, RESOURCES
+from neutrino.schema.resources import ACTIONS, PROJECT_ID, RESOURCES
 
 #: marks a request attribute only admins may set (a member's request with it is a 403)
 ADMIN_ONLY = "x-neutrino-admin-only"
@@ -310,6 +310,22 @@ def _resource_paths(resource: Resource) -> dict:
     }
 
 
+def _action_paths(resource: Resource) -> dict:
+    """``PUT /{collection}/{id}/{action}``: the body is the action's own (no envelope);
+    what it answers is the resource itself, as upstream's verbs answer."""
+    ref = {"$ref": f"#/components/schemas/{resource.name}"}
+    return {
+        f"/v2.0/{resource.url_path}/{{id}}/{action}": {
+            "parameters": [_path("id")],
+            "put": {"operationId": f"{action}_{resource.name}",
+                    "requestBody": {"required": True, **_json(body.json_schema())},
+                    "responses": {**_ok(200, "the resource after the action", ref),
+                                  **_errors(400, 401, 403, 404, 409, 413)}},
+        }
+        for action, body in ACTIONS.get(resource.url_path, {}).items()
+    }
+
+
 def _quota_paths() -> dict:
     names = sorted(r.name for r in RESOURCES.values() if "project_id" in r.by_name)
     limit = {"type": "integer", "minimum": -1, "maximum": 2**31 - 1,
@@ -395,6 +411,7 @@ def openapi_document() -> dict:
     paths: dict = {**_discovery_paths()}
     for resource in RESOURCES.values():
         paths.update(_resource_paths(resource))
+        paths.update(_action_paths(resource))
     paths.update(_quota_paths())
     schemas: dict = {r.name: _item_schema(r) for r in RESOURCES.values()}
     schemas["NeutronError"] = ERROR

@@ -453,3 +453,16 @@ FIREWALL_GROUP = Resource(
 )
 
 RESOURCES.update({r.url_path: r for r in (FIREWALL_RULE, FIREWALL_POLICY, FIREWALL_GROUP)})
+
+#: the bodies of resources' own verbs (``PUT /{collection}/{id}/{action}``) that the
+#: OpenAPI document describes, by collection path; the services check them as declared
+ACTIONS: dict[str, dict[str, Record]] = {
+    FIREWALL_POLICY.url_path: {
+        # before insert_before, else after insert_after, else first
+        "insert_rule": Record({"firewall_rule_id": Uuid(),
+                               "insert_before": Uuid(nullable=True),
+                               "insert_after": Uuid(nullable=True)},
+                              required=("firewall_rule_id",)),
+        "remove_rule": Record({"firewall_rule_id": Uuid()}, required=("firewall_rule_id",)),
+    },
+}

@@ -157,7 +157,10 @@ class FirewallRules:
         if values:
             c.bump(conn, FR, ident, values)
             if set(values) & set(MATCH):
-                self.realisation.policies_changed(conn, self.policies_of(conn, ident))
+                held_by = self.policies_of(conn, ident)
+                for policy_id in held_by:  # what they hold changed: no longer audited
+                    c.bump(conn, t.firewall_policies, policy_id, {"audited": False})
+                self.realisation.policies_changed(conn, held_by)
 
     @staticmethod
     def _refuse_unshare(conn: Connection, row: Row) -> None:
