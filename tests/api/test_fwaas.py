@@ -13,7 +13,10 @@ import uuid
 
 import pytest
 import requests
+import sqlalchemy as sa
 
+from neutrino.db import tables as t
+from neutrino.services.firewall.realise import GroupStatus
 from tests.conftest import Client, Server, assert_error
 
 MISSING = "5a5a5a5a-0000-4000-8000-000000000000"
@@ -186,11 +189,13 @@ def test_policy_crud_and_audited(server: Server) -> None:
     assert set(pol) == POLICY_KEYS
     assert pol["firewall_rules"] == [r1["id"], r2["id"]] and pol["audited"] is False
     assert show(client, RULES, r1["id"])["firewall_policy_id"] == [pol["id"]]
-    # audited by the owner, then any change of the rule list resets it (as upstream)
+    # audited by the owner, then any change that does not say audited resets it (as
+    # upstream: a rename too)
     r = update(client, POLICIES, pol["id"], audited=True)
     assert r.json()["firewall_policy"]["audited"] is True
     r = update(client, POLICIES, pol["id"], name="renamed")
-    assert r.json()["firewall_policy"]["audited"] is True  # not a rule change
+    assert r.json()["firewall_policy"]["audited"] is False
+    update(client, POLICIES, pol["id"], audited=True)
     r = update(client, POLICIES, pol["id"], firewall_rules=[r3["id"], r1["id"]])
     body = r.json()["firewall_policy"]
     assert body["firewall_rules"] == [r3["id"], r1["id"]] and body["audited"] is False
@@ -220,6 +225,8 @@ def test_policy_crud_and_audited(server: Server) -> None:
     ({"audited": "sometimes"}, 400, None),
     ({"shared": True}, 403, "PolicyNotAuthorized"),
     ({"bogus": 1}, 400, "HTTPBadRequest"),
+    ({"name": "default ingress"}, 409, "FirewallDefaultParameterExists"),
+    ({"name": "default egress"}, 409, "FirewallDefaultParameterExists"),
 ])
 def test_policy_refusals(server: Server, attrs: dict, status: int, type_: str | None) -> None:
     assert_error(post(project(server), POLICIES, **attrs), status, type_)
@@ -263,7 +270,10 @@ def test_insert_and_remove_rule_keep_the_order(server: Server) -> None:
                  "FirewallRuleNotAssociatedWithPolicy")
     assert_error(insert(client, pol, firewall_rule_id=c, insert_after=MISSING), 400,
                  "FirewallRuleNotAssociatedWithPolicy")
-    assert_error(insert(client, pol, firewall_rule_id=5), 400)
+    assert_error(insert(client, pol, firewall_rule_id=5), 404, "FirewallRuleNotFound")
+    assert_error(insert(client, pol, firewall_rule_id="not-an-id"), 404,
+                 "FirewallRuleNotFound")
+    assert_error(insert(client, pol, firewall_rule_id=None), 404, "FirewallRuleNotFound")
     assert_error(remove(client, pol), 400, "FirewallRuleInfoMissing")
     assert_error(remove(client, pol, firewall_rule_id=c), 400,
                  "FirewallRuleNotAssociatedWithPolicy")
@@ -348,7 +358,7 @@ def test_group_refusals(server: Server) -> None:
     assert_error(post(admin, GROUPS, project_id=owner, ports=[theirs]), 409,
                  "FirewallGroupPortInvalidProject")
     assert_error(post(admin, GROUPS, project_id=owner,
-                      ingress_firewall_policy_id=their_policy["id"]), 409,
+                      ingress_firewall_policy_id=their_policy["id"]), 404,
                  "FirewallPolicyConflict")
     # updates are checked the same way, and change nothing when refused
     gid = held["id"]
@@ -377,6 +387,33 @@ def test_a_port_joins_one_group_at_a_time_under_races(server: Server) -> None:
         [r.text for r in results]
     assert all(r.json()["NeutronError"]["type"] in ("FirewallGroupPortInUse", "Conflict")
                for r in results if r.status_code == 409)
+
+
+def test_a_pending_group_takes_no_change(server: Server) -> None:
+    """While a group waits for its driver's report (here: its row set so, as a driver
+    that has not answered leaves it), neither it nor its policies or their rules
+    change (upstream: FirewallGroupInPendingState); a late report settles it."""
+    client = project(server)
+    rule = make(client, RULES, protocol="udp")
+    pol = make(client, POLICIES, firewall_rules=[rule["id"]])
+    group = make(client, GROUPS, name="g", ingress_firewall_policy_id=pol["id"],
+                 ports=[instance_port(client)])
+    with server.db.engine.begin() as conn:
+        conn.execute(sa.update(t.firewall_groups).where(
+            t.firewall_groups.c.id == group["id"]).values(status="PENDING_UPDATE"))
+    for r in (update(client, GROUPS, group["id"], name="x"),
+              update(client, POLICIES, pol["id"], name="x"),
+              insert(client, pol["id"], firewall_rule_id=make(client, RULES)["id"]),
+              remove(client, pol["id"], firewall_rule_id=rule["id"]),
+              update(client, RULES, rule["id"], action="allow")):
+        assert_error(r, 409, "FirewallGroupInPendingState")
+    assert_error(client.delete(f"{GROUPS}/{group['id']}"), 409, "FirewallGroupInUse")
+    assert show(client, POLICIES, pol["id"])["firewall_rules"] == [rule["id"]]
+    late = GroupStatus()  # the driver's late report, as the server's reporter writes it
+    late.attach(server.db)
+    late.group(group["id"], "ACTIVE")
+    assert show(client, GROUPS, group["id"])["status"] == "ACTIVE"
+    assert update(client, GROUPS, group["id"], name="x").status_code == 200
 
 
 # -- the default group ----------------------------------------------------------------
@@ -413,17 +450,29 @@ def test_default_group_made_by_a_create_and_guarded(server: Server) -> None:
     names = {g["name"] for g in listed(client, GROUPS)}
     assert names == {"default"} and len(listed(client, RULES)) == 5
     default = listed(client, GROUPS, name="default")[0]
-    assert_error(update(client, GROUPS, default["id"], name="mine"), 409,
+    # its project may change its ports only, an admin all but its name (as upstream)
+    for attrs in ({"name": "mine"}, {"description": "ours"}, {"admin_state_up": False},
+                  {"ingress_firewall_policy_id": None}):
+        assert_error(update(client, GROUPS, default["id"], **attrs), 409,
+                     "FirewallDefaultObjectUpdateRestricted")
+    admin = Client(server.url)
+    assert_error(update(admin, GROUPS, default["id"], name="x"), 409,
                  "FirewallDefaultObjectUpdateRestricted")
-    r = update(client, GROUPS, default["id"], description="ours", ports=[instance_port(client)])
+    assert update(admin, GROUPS, default["id"], description="ours").status_code == 200
+    # its policies are fixed, though rules may be inserted into them
+    ingress = default["ingress_firewall_policy_id"]
+    assert_error(update(client, POLICIES, ingress, name="mine"), 409,
+                 "FirewallDefaultObjectUpdateRestricted")
+    r = update(client, GROUPS, default["id"], ports=[instance_port(client)])
     assert r.status_code == 200, r.text
     assert show(client, GROUPS, default["id"])["status"] == "ACTIVE"
     assert update(client, GROUPS, default["id"], ports=[]).status_code == 200
     assert_error(client.delete(f"{GROUPS}/{default['id']}"), 409,
                  "FirewallGroupCannotRemoveDefault")
-    # an admin may (a deleted project's clean-up); the next call makes a new one
-    admin = Client(server.url)
+    # an admin may (a deleted project's clean-up), and its policies go with it; the next
+    # call makes a new one
     assert admin.delete(f"{GROUPS}/{default['id']}").status_code == 204
+    assert_error(client.get(f"{POLICIES}/{ingress}"), 404, "FirewallPolicyNotFound")
     again = listed(client, GROUPS)
     assert [g["name"] for g in again] == ["default"] and again[0]["id"] != default["id"]
     assert made["id"] in {r["id"] for r in listed(client, RULES)}
@@ -475,7 +524,7 @@ def test_shared_rules_and_policies_are_used_not_changed(server: Server) -> None:
     # a shared policy holds shared rules only
     r = post(admin, POLICIES, project_id=owner, shared=True,
              firewall_rules=[shared_rule["id"], private_rule["id"]])
-    assert_error(r, 409, "FirewallRuleSharingConflict")
+    assert_error(r, 404, "FirewallRuleSharingConflict")  # a 404 upstream too
     mixed = make(alice, POLICIES, firewall_rules=[private_rule["id"]])
     assert_error(update(admin, POLICIES, mixed["id"], shared=True), 409,
                  "FirewallPolicySharingConflict")

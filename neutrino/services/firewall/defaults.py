@@ -18,6 +18,8 @@ _DEFAULT_OF = sa.select(t.default_firewall_groups.c.firewall_group_id).where(
     t.default_firewall_groups.c.project_id == sa.bindparam("project_id"))
 #: (direction, action)
 POLICIES = (("ingress", "deny"), ("egress", "allow"))
+#: names only the default group's policies have (upstream reserves them)
+DEFAULT_POLICY_NAMES = tuple(f"default {direction}" for direction, _ in POLICIES)
 
 
 class DefaultGroups:

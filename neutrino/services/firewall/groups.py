@@ -17,8 +17,13 @@ from neutrino.services.core import collection as c
 from neutrino.services.core.quotas import Counter, Quotas
 from neutrino.services.firewall.defaults import DEFAULT_NAME, DefaultGroups
 from neutrino.services.firewall.policies import FirewallPolicies
-from neutrino.services.firewall.realise import INACTIVE, Realisation, group_value
-from neutrino.services.firewall.rows import PENDING, group_ports
+from neutrino.services.firewall.realise import (
+    INACTIVE,
+    Realisation,
+    group_value,
+    refuse_pending,
+)
+from neutrino.services.firewall.rows import group_ports
 from neutrino.services.firewall.rules import shared_or_own
 from neutrino.services.l2.device_owners import ROUTER_HA_INTERFACE
 
@@ -109,13 +114,6 @@ class FirewallGroups:
             raise errors.Conflict(f"Port(s) {taken} provided already associated with other "
                                   f"firewall group(s).", type="FirewallGroupPortInUse")
 
-    @staticmethod
-    def _refuse_pending(row: Row) -> None:
-        if row.status in PENDING:
-            raise errors.Conflict(f"Operation cannot be performed since associated firewall "
-                                  f"group {row.id} is in {row.status}.",
-                                  type="FirewallGroupInPendingState")
-
     # -- writes -----------------------------------------------------------------
 
     def create(self, conn: Connection, ctx: Context, body: dict) -> str:
@@ -145,13 +143,16 @@ class FirewallGroups:
         policy.check_owner(ctx, row.project_id, "update_firewall_group")
         lock_rows(conn, FG, [ident])
         c.check_revision(row, if_match)
-        self._refuse_pending(row)
-        if "name" in body and body["name"] != row.name:
-            if self.defaults.is_default(conn, ident):
+        refuse_pending(row)
+        _refuse_default_name(body.get("name"))
+        if self.defaults.is_default(conn, ident):
+            # the project changes its default group's ports only; an admin its name too
+            fixed = ("name",) if ctx.is_admin else ("name", "description", "admin_state_up",
+                                                    *POLICY_KEYS)
+            if any(k in body for k in fixed):
                 raise errors.Conflict(f"Operation cannot be performed on default object "
                                       f"'{ident}' of type Firewall Group.",
                                       type="FirewallDefaultObjectUpdateRestricted")
-            _refuse_default_name(body["name"])
         original = group_value(conn, row)
         values = c.changed(row, {k: body[k] for k in ("name", "description", "shared",
                                                       "admin_state_up", *POLICY_KEYS)
@@ -175,13 +176,18 @@ class FirewallGroups:
         row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_firewall_group")
         lock_rows(conn, FG, [ident])
-        if group_ports(conn, ident) and (row.status == "ACTIVE" or row.status in PENDING):
+        if group_ports(conn, ident):
             # upstream: the ports leave first (an update to no ports), then it goes
             raise errors.InUse(f"Firewall group {ident} is still active.",
                                type="FirewallGroupInUse")
-        if not ctx.is_admin and self.defaults.is_default(conn, ident):
+        default = self.defaults.is_default(conn, ident)
+        if default and not ctx.is_admin:
             raise errors.InUse("Deleting default firewall group not allowed.",
                                type="FirewallGroupCannotRemoveDefault")
         self.realisation.deleting(conn, row)
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(FG.delete().where(FG.c.id == ident))
+        if default:  # its policies go with it (an admin's clean-up), as upstream
+            for policy_id in dict.fromkeys(row._mapping[k] for k in POLICY_KEYS):
+                if policy_id is not None:
+                    self.policies.remove_unused(conn, policy_id)

@@ -15,16 +15,18 @@ from neutrino import errors, policy
 from neutrino.context import Context
 from neutrino.db import tables as t
 from neutrino.db.engine import lock_rows
+from neutrino.schema.kinds import BadValue, Uuid
 from neutrino.schema.resources import FIREWALL_POLICY
 from neutrino.services.core import collection as c
 from neutrino.services.core.quotas import Counter, Quotas
-from neutrino.services.firewall.defaults import DefaultGroups
+from neutrino.services.firewall.defaults import DEFAULT_POLICY_NAMES, DefaultGroups
 from neutrino.services.firewall.realise import Realisation
 from neutrino.services.firewall.rows import FPR, insert_policy, policy_rules, set_policy_rules
-from neutrino.services.firewall.rules import FirewallRules, shared_or_own
+from neutrino.services.firewall.rules import FirewallRules, rule_not_found, shared_or_own
 
 FP = t.firewall_policies
 QUOTA = Counter("firewall_policy", FP)
+UUID = Uuid()
 _RULES_OF = sa.select(FPR.c.firewall_policy_id, FPR.c.firewall_rule_id).where(
     c.in_ids(FPR.c.firewall_policy_id)).order_by(FPR.c.firewall_policy_id, FPR.c.position)
 
@@ -32,6 +34,13 @@ _RULES_OF = sa.select(FPR.c.firewall_policy_id, FPR.c.firewall_rule_id).where(
 def policy_not_found(ident: str) -> errors.NotFound:
     return errors.NotFound(f"Firewall policy {ident} could not be found.",
                            type="FirewallPolicyNotFound")
+
+
+def _refuse_default_name(name: str | None) -> None:
+    if name in DEFAULT_POLICY_NAMES:
+        raise errors.Conflict(f"Operation cannot be performed since '{name}' is a reserved "
+                              f"name for Firewall Policy.",
+                              type="FirewallDefaultParameterExists")
 
 
 def _rule_info_missing() -> errors.BadRequest:
@@ -45,16 +54,16 @@ def _not_associated(rule_id: str, policy_id: str) -> errors.BadRequest:
 
 
 def _rule_id(body: Any, key: str, required: bool) -> str | None:
-    """An id in an action's body: text (an id that names nothing is a 404 later)."""
-    value = body.get(key) if isinstance(body, dict) else None
-    if value is None or value == "":
-        if required:
-            raise _rule_info_missing()
+    """A rule id in an action's body; one that is no UUID names no rule (404)."""
+    if not isinstance(body, dict) or (required and key not in body):
+        raise _rule_info_missing()
+    value = body.get(key)
+    if value is None and not required:
         return None
-    if not isinstance(value, str) or len(value) > 255 or "\x00" in value:
-        raise errors.BadRequest(f"Invalid input for {key}. Reason: '{value}' is not a valid "
-                                f"UUID.")
-    return value
+    try:
+        return UUID(value)
+    except BadValue:
+        raise rule_not_found(str(value)[:255]) from None
 
 
 class FirewallPolicies:
@@ -102,10 +111,11 @@ class FirewallPolicies:
             if row is None:
                 raise policy_not_found(ident)
             if row.project_id != owner and not row.shared:
-                raise errors.Conflict(
-                    f"Operation cannot be performed since firewall policy {ident} is not "
-                    f"shared and does not belong to your project.",
-                    type="FirewallPolicyConflict")
+                # upstream's is a 404 too (the policy is not there for the project)
+                raise errors.NotFound(
+                    f"Operation cannot be performed since firewall policy {ident} for your "
+                    f"project could not be found. Please confirm if the firewall policy "
+                    f"exists and is shared.", type="FirewallPolicyConflict")
             found[ident] = row
         return found
 
@@ -115,14 +125,16 @@ class FirewallPolicies:
         if shared:
             for rule_id in rule_ids:
                 if not rows[rule_id].shared:
-                    raise errors.Conflict(
-                        f"Operation cannot be performed since firewall policy {ident} is "
-                        f"shared but firewall rule {rule_id} is not shared.",
+                    raise errors.NotFound(  # a 404, as upstream's
+                        f"Operation cannot be performed since firewall policy {ident} could "
+                        f"not find the firewall rule {rule_id}. Please confirm if the "
+                        f"firewall rule exists and is shared.",
                         type="FirewallRuleSharingConflict")
 
     def create(self, conn: Connection, ctx: Context, body: dict) -> str:
         policy.check_write(ctx, "create_firewall_policy")
         owner = policy.owner_for_create(ctx, body, "create_firewall_policy")
+        _refuse_default_name(body.get("name"))
         self.defaults.ensure_default(conn, owner)
         self._check_rules(conn, ctx, owner, body["shared"], "(new)", body["firewall_rules"])
         ident = insert_policy(conn, owner, body)
@@ -140,6 +152,12 @@ class FirewallPolicies:
                if_match: int | None) -> None:
         row = self._writable(conn, ctx, ident, "update_firewall_policy")
         c.check_revision(row, if_match)
+        if row.name in DEFAULT_POLICY_NAMES:
+            raise errors.Conflict(f"Operation cannot be performed on default object "
+                                  f"'{ident}' of type Firewall Policy.",
+                                  type="FirewallDefaultObjectUpdateRestricted")
+        _refuse_default_name(body.get("name"))
+        self.realisation.refuse_pending(conn, [ident])
         values = c.changed(row, {k: body[k] for k in ("name", "description", "shared",
                                                       "audited") if k in body})
         shared = values.get("shared", row.shared)
@@ -162,8 +180,8 @@ class FirewallPolicies:
                                type="FirewallPolicyInUse")
         if rules_changed:
             set_policy_rules(conn, ident, body["firewall_rules"])
-            if "audited" not in body:
-                values["audited"] = False  # a changed list is not audited any more
+        if body and "audited" not in body and row.audited:
+            values["audited"] = False  # changed, so no longer audited (as upstream)
         if values or rules_changed:
             c.bump(conn, FP, ident, values)
         if rules_changed:
@@ -186,6 +204,11 @@ class FirewallPolicies:
                 fg.c.egress_firewall_policy_id == ident)).limit(1)) is not None:
             raise errors.InUse(f"Firewall policy {ident} is being used.",
                                type="FirewallPolicyInUse")
+        self.remove_unused(conn, ident)
+
+    @staticmethod
+    def remove_unused(conn: Connection, ident: str) -> None:
+        """Remove a policy no group uses (its rules stay)."""
         conn.execute(t.tags.delete().where(t.tags.c.resource_id == ident))
         conn.execute(FP.delete().where(FP.c.id == ident))
 
@@ -194,6 +217,7 @@ class FirewallPolicies:
     def insert_rule(self, conn: Connection, ctx: Context, ident: str, body: Any) -> dict:
         """Insert before ``insert_before``, else after ``insert_after``, else first."""
         row = self._writable(conn, ctx, ident, "insert_rule")
+        self.realisation.refuse_pending(conn, [ident])
         rule_id = _rule_id(body, "firewall_rule_id", required=True)
         before = _rule_id(body, "insert_before", required=False)
         after = _rule_id(body, "insert_after", required=False)
@@ -217,13 +241,13 @@ class FirewallPolicies:
 
     def remove_rule(self, conn: Connection, ctx: Context, ident: str, body: Any) -> dict:
         self._writable(conn, ctx, ident, "remove_rule")
+        self.realisation.refuse_pending(conn, [ident])
         rule_id = _rule_id(body, "firewall_rule_id", required=True)
         assert rule_id is not None
         rules = policy_rules(conn, ident)
         if rule_id not in rules:
             if self.rules.listing.find_row(conn, ctx, rule_id) is None:
-                raise errors.NotFound(f"Firewall rule {rule_id} could not be found.",
-                                      type="FirewallRuleNotFound")
+                raise rule_not_found(rule_id)
             raise _not_associated(rule_id, ident)
         rules.remove(rule_id)
         return self._store(conn, ctx, ident, rules)

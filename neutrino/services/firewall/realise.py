@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from neutrino import errors
 from neutrino.db import tables as t
 from neutrino.db.engine import Database, after_commit
 from neutrino.drivers.service.firewall import (
@@ -31,6 +32,14 @@ from neutrino.services.firewall.rows import MATCH, PENDING, group_ports, policy_
 log = logging.getLogger(__name__)
 FG = t.firewall_groups
 INACTIVE = "INACTIVE"
+
+
+def refuse_pending(row: Row) -> None:
+    """A group waiting for the driver's report takes no other change meanwhile."""
+    if row.status in PENDING:
+        raise errors.Conflict(f"Operation cannot be performed since associated firewall "
+                              f"group {row.id} is in {row.status}.",
+                              type="FirewallGroupInPendingState")
 
 
 class GroupStatus:
@@ -105,17 +114,27 @@ class Realisation:
         after_commit(conn, lambda: self._post(self.driver.delete_firewall_group_postcommit,
                                               context))
 
+    @staticmethod
+    def _groups_using(conn: Connection, policy_ids: list[str]) -> list[Row]:
+        return conn.execute(sa.select(FG).where(sa.or_(
+            FG.c.ingress_firewall_policy_id.in_(policy_ids),
+            FG.c.egress_firewall_policy_id.in_(policy_ids))).order_by(FG.c.id)).all()
+
+    def refuse_pending(self, conn: Connection, policy_ids: Iterable[str]) -> None:
+        """A policy (or a rule of one) whose groups wait for the driver does not change
+        meanwhile (upstream: FirewallGroupInPendingState)."""
+        ids = list(policy_ids)
+        for row in self._groups_using(conn, ids) if ids else ():
+            refuse_pending(row)
+
     def policies_changed(self, conn: Connection, policy_ids: Iterable[str]) -> None:
         """A rule or the rule order of these policies changed: every group using one
         is updated."""
         ids = list(policy_ids)
         if not ids:
             return
-        groups = conn.scalars(sa.select(FG.c.id).where(sa.or_(
-            FG.c.ingress_firewall_policy_id.in_(ids),
-            FG.c.egress_firewall_policy_id.in_(ids))).order_by(FG.c.id)).all()
-        for group_id in groups:
-            self.updated(conn, group_id, group_value(conn, self._row(conn, group_id)))
+        for row in self._groups_using(conn, ids):
+            self.updated(conn, row.id, group_value(conn, row))
 
     def _settle(self, conn: Connection, group_id: str, pending: str) -> Row:
         """INACTIVE without ports, else pending until the driver reports."""

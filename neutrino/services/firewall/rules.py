@@ -154,12 +154,13 @@ class FirewallRules:
                                  if k in body})
         if values.get("shared") is False:
             self._refuse_unshare(conn, row)
+        held_by = self.policies_of(conn, ident)
+        self.realisation.refuse_pending(conn, held_by)
         if values:
             c.bump(conn, FR, ident, values)
+            for policy_id in held_by:  # what they hold changed: no longer audited
+                c.bump(conn, t.firewall_policies, policy_id, {"audited": False})
             if set(values) & set(MATCH):
-                held_by = self.policies_of(conn, ident)
-                for policy_id in held_by:  # what they hold changed: no longer audited
-                    c.bump(conn, t.firewall_policies, policy_id, {"audited": False})
                 self.realisation.policies_changed(conn, held_by)
 
     @staticmethod
