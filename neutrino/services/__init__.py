@@ -68,6 +68,17 @@ class Services:
         self.default_rules = DefaultRules()
         self.security_groups = SecurityGroups(self.quotas, self.default_rules)
         self.security_group_rules = SecurityGroupRules(self.security_groups, self.quotas)
+        # FWaaS v2: rules, the policies holding them, the groups holding policies and ports
+        # (the built-in driver enforces nothing yet: docs/firewall.md); before the ports,
+        # whose deletes leave their groups
+        self.firewall_status = GroupStatus()
+        firewall = Realisation(NoopFirewall(self.firewall_status))
+        firewall_defaults = DefaultGroups()
+        self.firewall_rules = FirewallRules(self.quotas, firewall_defaults, firewall)
+        self.firewall_policies = FirewallPolicies(self.firewall_rules, self.quotas,
+                                                  firewall_defaults, firewall)
+        self.firewall_groups = FirewallGroups(self.firewall_policies, self.quotas,
+                                              firewall_defaults, firewall)
         # L2: ports first (against the network and subnet listings), then what holds them
         network_rows, subnet_rows = networks.listing(), subnets.listing()
         self.ports = Ports(settings, network_rows, subnet_rows, self.quotas,
@@ -77,7 +88,8 @@ class Services:
                            Guards(before_update=(routers.guard_port_update,
                                                  floatingips.guard_port_update),
                                   before_delete=(routers.guard_port_delete,
-                                                 floatingips.guard_port_delete)))
+                                                 floatingips.guard_port_delete,
+                                                 self.firewall_groups.port_leaving)))
         self.subnetpools = SubnetPools(self.quotas)
         self.subnets = Subnets(settings, subnet_rows, network_rows, self.ports, self.quotas,
                                self.subnetpools,
@@ -93,16 +105,6 @@ class Services:
                                settings.max_routes)
         # sharing networks and groups
         self.rbac = RbacPolicies(self.networks, self.security_groups, self.quotas)
-        # FWaaS v2: rules, the policies holding them, the groups holding policies and ports
-        # (the built-in driver enforces nothing yet: docs/firewall.md)
-        self.firewall_status = GroupStatus()
-        firewall = Realisation(NoopFirewall(self.firewall_status))
-        firewall_defaults = DefaultGroups()
-        self.firewall_rules = FirewallRules(self.quotas, firewall_defaults, firewall)
-        self.firewall_policies = FirewallPolicies(self.firewall_rules, self.quotas,
-                                                  firewall_defaults, firewall)
-        self.firewall_groups = FirewallGroups(self.firewall_policies, self.quotas,
-                                              firewall_defaults, firewall)
         # what the hosts realise, and what they report
         self.hosts = Hosts(self.agents, self.subnets, self.ports)
         #: called with the change events of each committed write (the bus publishes them)

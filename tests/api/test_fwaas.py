@@ -389,6 +389,27 @@ def test_a_port_joins_one_group_at_a_time_under_races(server: Server) -> None:
                for r in results if r.status_code == 409)
 
 
+def test_a_deleted_port_leaves_its_group(server: Server) -> None:
+    """Deleting a port is an update of its group, in the port's transaction: the group
+    settles again (INACTIVE once its last port went), as stored, not only as shown."""
+    client, admin = project(server), Client(server.url)
+    ports = [instance_port(client), instance_port(client)]
+    group = make(client, GROUPS, name="g", ports=ports)
+
+    def stored() -> str:
+        with server.db.engine.connect() as conn:
+            return conn.scalar(sa.select(t.firewall_groups.c.status).where(
+                t.firewall_groups.c.id == group["id"]))
+    assert stored() == "ACTIVE"
+    assert admin.delete(f"/ports/{ports[0]}").status_code == 204
+    assert show(client, GROUPS, group["id"])["ports"] == [ports[1]]
+    assert stored() == "ACTIVE"  # re-realised on the port left
+    assert admin.delete(f"/ports/{ports[1]}").status_code == 204
+    assert stored() == "INACTIVE"
+    assert show(client, GROUPS, group["id"])["status"] == "INACTIVE"
+    assert client.delete(f"{GROUPS}/{group['id']}").status_code == 204
+
+
 def test_a_pending_group_takes_no_change(server: Server) -> None:
     """While a group waits for its driver's report (here: its row set so, as a driver
     that has not answered leaves it), neither it nor its policies or their rules

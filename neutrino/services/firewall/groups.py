@@ -114,6 +114,19 @@ class FirewallGroups:
             raise errors.Conflict(f"Port(s) {taken} provided already associated with other "
                                   f"firewall group(s).", type="FirewallGroupPortInUse")
 
+    def port_leaving(self, conn: Connection, ctx: Context, port: Row) -> None:
+        """A guard of the port family's deletes: a deleted port leaves its group, which
+        is an update of that group (the driver stops filtering on it)."""
+        group_id = conn.scalar(sa.select(GP.c.firewall_group_id).where(
+            GP.c.port_id == port.id))
+        if group_id is None:
+            return
+        lock_rows(conn, FG, [group_id])
+        original = group_value(conn, conn.execute(sa.select(FG).where(
+            FG.c.id == group_id)).one())
+        conn.execute(GP.delete().where(GP.c.port_id == port.id))
+        self.realisation.updated(conn, group_id, original)
+
     # -- writes -----------------------------------------------------------------
 
     def create(self, conn: Connection, ctx: Context, body: dict) -> str:
