@@ -434,6 +434,8 @@ def test_a_pending_group_takes_no_change(server: Server) -> None:
     late.attach(server.db)
     late.group(group["id"], "ACTIVE")
     assert show(client, GROUPS, group["id"])["status"] == "ACTIVE"
+    late.group(group["id"], "ERROR")  # a report with nothing pending changes nothing
+    assert show(client, GROUPS, group["id"])["status"] == "ACTIVE"
     assert update(client, GROUPS, group["id"], name="x").status_code == 200
 
 
