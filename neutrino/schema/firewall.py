@@ -23,7 +23,7 @@ import re
 from typing import Any
 
 from neutrino import errors
-from neutrino.schema.kinds import CIDR_SCHEMA, BadValue, Kind, ip_text, whole_number
+from neutrino.schema.kinds import CIDR_SCHEMA, BadValue, Kind, ListOf, ip_text, whole_number
 
 PROTOCOLS = ("tcp", "udp", "icmp")
 ANY = "any"
@@ -79,22 +79,21 @@ class FirewallPort(Kind):
     nullable = True
 
     def convert(self, value: Any) -> str | None:
-        number = whole_number(value) if not isinstance(value, str) else None
-        text = str(number) if number is not None else value
-        if not isinstance(text, str):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise BadValue(f"Invalid port: {value}")
+        text = str(value).strip()  # " 22" is 22, as upstream reads it
         match = PORT_RANGE.match(text)
         if match is None:
+            if not text:
+                raise BadValue("Port range must be two integers separated by a colon")
             bad = next((p for p in text.split(":") if not p.isdigit()), text)
             raise BadValue(f"Invalid port: {bad}")
         low = _port(match.group(1))
         high = _port(match.group(2)) if match.group(2) is not None else low
         if low > high:
             raise BadValue("First port in a port range must be lower than the second port")
-        if low == high == 0:
+        if high == 0:
             return None
-        if low == 0:
-            raise BadValue(f"Invalid port: {match.group(1)}")
         return str(low) if low == high else f"{low}:{high}"
 
     def from_query(self, text: str) -> Any:
@@ -150,13 +149,14 @@ class FirewallAddress(Kind):
                           {"type": "null"}]}
 
 
+class IdList(ListOf):
+    """A list of ids where null means none (upstream takes null for ``[]``)."""
+
+    nullable = True
+
+    def __call__(self, value: Any) -> Any:
+        return [] if value is None else self.convert(value)
+
+
 def address_version(address: str) -> int:
     return ipaddress.ip_interface(address).version
-
-
-def port_bounds(port: str | None) -> tuple[int, int] | None:
-    """``"8000:8080"`` -> (8000, 8080); None: any port."""
-    if port is None:
-        return None
-    low, _, high = port.partition(":")
-    return int(low), int(high or low)

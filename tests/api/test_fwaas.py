@@ -102,6 +102,9 @@ def instance_port(client: Client) -> str:
     ({"protocol": "udp", "source_port": "8000:8080"}, {"source_port": "8000:8080"}),
     ({"protocol": "tcp", "destination_port": "80:80"}, {"destination_port": "80"}),
     ({"protocol": "tcp", "destination_port": "0"}, {"destination_port": None}),
+    ({"protocol": "tcp", "destination_port": " 22"}, {"destination_port": "22"}),
+    ({"protocol": "tcp", "source_port": "0:100"}, {"source_port": "0:100"}),
+    ({"protocol": "tcp", "source_port": None}, {"source_port": None}),
     ({"protocol": "any"}, {"protocol": None}),
     ({"protocol": 6}, {"protocol": "6"}),
     ({"protocol": "icmp"}, {"protocol": "icmp"}),
@@ -129,6 +132,10 @@ def test_rule_is_stored_in_one_spelling(server: Server, attrs: dict, stored: dic
     ({"protocol": "tcp", "destination_port": "a:b"}, 400, "HTTPBadRequest"),
     ({"protocol": "tcp", "destination_port": "-1"}, 400, "HTTPBadRequest"),
     ({"protocol": "tcp", "destination_port": True}, 400, "HTTPBadRequest"),
+    ({"protocol": "tcp", "destination_port": 22.0}, 400, "HTTPBadRequest"),
+    ({"protocol": "tcp", "destination_port": ""}, 400, "HTTPBadRequest"),
+    ({"source_ip_address": ""}, 400, "HTTPBadRequest"),
+    ({"name": None}, 400, "HTTPBadRequest"),
     ({"protocol": "47", "destination_port": "22"}, 400, "FirewallRuleInvalidPortValue"),
     ({"protocol": "bogus"}, 400, "FirewallRuleInvalidProtocol"),
     ({"protocol": "300"}, 400, "FirewallRuleInvalidProtocol"),
@@ -230,6 +237,15 @@ def test_policy_crud_and_audited(server: Server) -> None:
 ])
 def test_policy_refusals(server: Server, attrs: dict, status: int, type_: str | None) -> None:
     assert_error(post(project(server), POLICIES, **attrs), status, type_)
+
+
+def test_null_lists_are_empty(server: Server) -> None:
+    client = project(server)
+    assert make(client, POLICIES, firewall_rules=None)["firewall_rules"] == []
+    group = make(client, GROUPS, name="g", ports=None)
+    assert group["ports"] == [] and group["status"] == "INACTIVE"
+    r = update(client, GROUPS, group["id"], ports=None)
+    assert r.status_code == 200 and r.json()["firewall_group"]["ports"] == []
 
 
 def test_policy_refuses_a_rule_twice(server: Server) -> None:
