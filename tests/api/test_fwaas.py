@@ -483,6 +483,22 @@ def test_default_group_made_on_first_call(server: Server, first: str) -> None:
     assert len(listed(client, GROUPS)) == 1 and len(listed(client, RULES)) == 4
 
 
+def test_default_group_made_once_under_races(server: Server) -> None:
+    """A project's first calls, all at once: one default group (the project's row in
+    default_firewall_groups decides; the losers are retried and find it)."""
+    from concurrent.futures import ThreadPoolExecutor
+    client = project(server)
+    calls = [lambda: client.get(GROUPS), lambda: client.get(RULES),
+             lambda: post(client, RULES, name="mine"), lambda: client.get(POLICIES)] * 2
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda call: call(), calls))
+    assert all(r.status_code in (200, 201) for r in results), [r.text for r in results]
+    owner = project_of(client)
+    assert [g["name"] for g in listed(client, GROUPS, project_id=owner)] == ["default"]
+    rules = listed(client, RULES, project_id=owner)
+    assert len(rules) == 4 + 2 and len(listed(client, POLICIES, project_id=owner)) == 2
+
+
 def test_default_group_made_by_a_create_and_guarded(server: Server) -> None:
     client = project(server)
     made = make(client, RULES, name="first")
