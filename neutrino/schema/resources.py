@@ -425,7 +425,7 @@ FIREWALL_POLICY = Resource(
         # in order: the first rule that matches decides
         # null: none
         Field("firewall_rules", firewall.IdList(Uuid(), unique=True), default=list,
-              filter=False, sort=False, extension="fwaas_v2"),
+              sort=False, extension="fwaas_v2"),
         # set by the owner once reviewed; any change of the rules resets it
         Field("audited", Boolean(), default=False, extension="fwaas_v2"),
         Field("shared", Boolean(), default=False, admin_write=True, extension="fwaas_v2"),
@@ -442,9 +442,10 @@ FIREWALL_GROUP = Resource(
               extension="fwaas_v2"),
         Field("egress_firewall_policy_id", Uuid(nullable=True), default=None,
               extension="fwaas_v2"),
-        # router interface ports and instance ports, each in one group at most
-        Field("ports", firewall.IdList(Uuid(), unique=True), default=list, filter=False,
-              sort=False, extension="fwaas_v2"),
+        # router interface ports and instance ports, each in one group at most; filters:
+        # holding any of these
+        Field("ports", firewall.IdList(Uuid(), unique=True), default=list, sort=False,
+              extension="fwaas_v2"),
         Field("admin_state_up", Boolean(), default=True, extension="fwaas_v2"),
         # INACTIVE without ports; what the firewall driver reported otherwise (with the
         # built-in noop driver ACTIVE means accepted, not enforced: docs/firewall.md)

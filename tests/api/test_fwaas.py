@@ -214,8 +214,11 @@ def test_policy_crud_and_audited(server: Server) -> None:
     # an audited flag set with the change itself stays
     r = update(client, POLICIES, pol["id"], firewall_rules=[r1["id"]], audited=True)
     assert r.json()["firewall_policy"]["audited"] is True
-    # a rule may sit in several policies
+    # a rule may sit in several policies; policies filter by the rules they hold
     other = make(client, POLICIES, name="q", firewall_rules=[r1["id"]])
+    holding = listed(client, POLICIES, firewall_rules=r1["id"])
+    assert sorted(p["id"] for p in holding) == sorted([pol["id"], other["id"]])
+    assert listed(client, POLICIES, firewall_rules=[r2["id"], "x"]) == []
     assert sorted(show(client, RULES, r1["id"])["firewall_policy_id"]) == \
         sorted([pol["id"], other["id"]])
     assert_error(client.delete(f"{RULES}/{r1['id']}"), 409, "FirewallRuleInUse")
@@ -317,6 +320,8 @@ def test_group_on_ports_statuses_and_deletion(server: Server) -> None:
     # the response is the committed state: pending until the driver reported
     assert group["status"] == "PENDING_CREATE"
     assert sorted(group["ports"]) == sorted([router_if, vm])
+    assert [g["id"] for g in listed(client, GROUPS, ports=vm)] == [group["id"]]
+    assert listed(client, GROUPS, ports=MISSING) == []
     shown = show(client, GROUPS, group["id"])
     assert shown["status"] == "ACTIVE"  # the noop driver accepts (enforces nothing)
     assert {k: v for k, v in shown.items() if k != "status"} == \

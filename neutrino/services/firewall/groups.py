@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import ColumnElement
 
 from neutrino import errors, policy
 from neutrino.context import Context
@@ -44,6 +45,11 @@ def group_not_found(ident: str) -> errors.NotFound:
                            type="FirewallGroupNotFound")
 
 
+def _holding(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    """Groups holding any of these ports."""
+    return FG.c.id.in_(sa.select(GP.c.firewall_group_id).where(GP.c.port_id.in_(values)))
+
+
 def _refuse_default_name(name: str | None) -> None:
     if name == DEFAULT_NAME:
         raise errors.Conflict("Operation cannot be performed since 'default' is a reserved "
@@ -62,7 +68,7 @@ class FirewallGroups:
         self.realisation = realisation
         self.listing = c.Listing(FIREWALL_GROUP, FG, scope=shared_or_own(FG),
                                  render=self.render, not_found=group_not_found,
-                                 prepare=defaults)
+                                 filters={"ports": _holding}, prepare=defaults)
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
                fields: c.Fields = None) -> list[dict]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
+from sqlalchemy.sql.elements import ColumnElement
 
 from neutrino import errors, policy
 from neutrino.context import Context
@@ -34,6 +35,12 @@ _RULES_OF = sa.select(FPR.c.firewall_policy_id, FPR.c.firewall_rule_id).where(
 def policy_not_found(ident: str) -> errors.NotFound:
     return errors.NotFound(f"Firewall policy {ident} could not be found.",
                            type="FirewallPolicyNotFound")
+
+
+def _holding(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    """Policies holding any of these rules."""
+    return FP.c.id.in_(sa.select(FPR.c.firewall_policy_id).where(
+        FPR.c.firewall_rule_id.in_(values)))
 
 
 def _refuse_default_name(name: str | None) -> None:
@@ -77,7 +84,7 @@ class FirewallPolicies:
         self.realisation = realisation
         self.listing = c.Listing(FIREWALL_POLICY, FP, scope=shared_or_own(FP),
                                  render=self.render, not_found=policy_not_found,
-                                 prepare=defaults)
+                                 filters={"firewall_rules": _holding}, prepare=defaults)
 
     @property
     def actions(self) -> Mapping[str, c.Action]:
