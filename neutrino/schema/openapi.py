@@ -206,6 +206,14 @@ FEEDS: dict[str, tuple[tuple[str, dict], ...]] = {
         ("create_port", {"port": {"network_id": "$response.body#/subnet/network_id",
                                   "fixed_ips": [{"subnet_id": "$response.body#/subnet/id"}]}}),
     ),
+    "firewall_rule": (
+        ("create_firewall_policy", {"firewall_policy": {
+            "firewall_rules": ["$response.body#/firewall_rule/id"]}}),
+    ),
+    "firewall_policy": (
+        ("create_firewall_group", {"firewall_group": {
+            "ingress_firewall_policy_id": "$response.body#/firewall_policy/id"}}),
+    ),
     "security_group": (
         ("create_security_group_rule", {"security_group_rule": {
             "security_group_id": "$response.body#/security_group/id"}}),
@@ -231,6 +239,7 @@ def _links(resource: Resource) -> dict:
     own = [f"show_{name}", f"update_{name}", f"delete_{name}"]
     if "tags" in resource.by_name:
         own += [f"replace_{name}_tags", f"list_{name}_tags"]
+    own += [f"{action}_{name}" for action in ACTIONS.get(resource.url_path, {})]
     links = {_camel(op): {"operationId": op, "parameters": ident} for op in own}
     for op, body in FEEDS.get(name, ()):
         links[_camel(f"{op}_from_{name}")] = {"operationId": op, "requestBody": body}
