@@ -266,7 +266,8 @@ def test_insert_and_remove_rule_keep_the_order(server: Server) -> None:
     assert r.status_code == 200, r.text
     assert r.json()["firewall_rules"] == [b, a]  # the policy itself, no envelope
     assert set(r.json()) == POLICY_KEYS
-    assert insert(client, pol, firewall_rule_id=c, insert_after=b).json()[
+    # (an empty insert_before is none: the CLI sends one with insert_after)
+    assert insert(client, pol, firewall_rule_id=c, insert_after=b, insert_before="").json()[
         "firewall_rules"] == [b, c, a]
     assert insert(client, pol, firewall_rule_id=d, insert_before=a).json()[
         "firewall_rules"] == [b, c, d, a]

@@ -65,8 +65,8 @@ def _rule_id(body: Any, key: str, required: bool) -> str | None:
     if not isinstance(body, dict) or (required and key not in body):
         raise _rule_info_missing()
     value = body.get(key)
-    if value is None and not required:
-        return None
+    if value in (None, "") and not required:
+        return None  # the CLI sends insert_before "" with insert_after (upstream: unset)
     try:
         return UUID(value)
     except BadValue:
