@@ -161,6 +161,7 @@ class FirewallGroups:
         row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "update_firewall_group")
         lock_rows(conn, FG, [ident])
+        row = self.listing.get_row(conn, ctx, ident)  # as it is now we hold its lock
         c.check_revision(row, if_match)
         refuse_pending(row)
         _refuse_default_name(body.get("name"))
@@ -195,6 +196,7 @@ class FirewallGroups:
         row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, "delete_firewall_group")
         lock_rows(conn, FG, [ident])
+        row = self.listing.get_row(conn, ctx, ident)
         if group_ports(conn, ident):
             # upstream: the ports leave first (an update to no ports), then it goes
             raise errors.InUse(f"Firewall group {ident} is still active.",
@@ -208,5 +210,5 @@ class FirewallGroups:
         conn.execute(FG.delete().where(FG.c.id == ident))
         if default:  # its policies go with it (an admin's clean-up), as upstream
             for policy_id in dict.fromkeys(row._mapping[k] for k in POLICY_KEYS):
-                if policy_id is not None:
+                if policy_id is not None and not self.policies.in_use(conn, policy_id):
                     self.policies.remove_unused(conn, policy_id)

@@ -153,7 +153,7 @@ class FirewallPolicies:
         row = self.listing.get_row(conn, ctx, ident)
         policy.check_owner(ctx, row.project_id, action)
         lock_rows(conn, FP, [ident])  # one edit of its rule list at a time
-        return row
+        return self.listing.get_row(conn, ctx, ident)  # as it is under the lock
 
     def update(self, conn: Connection, ctx: Context, ident: str, body: dict,
                if_match: int | None) -> None:
@@ -205,13 +205,18 @@ class FirewallPolicies:
 
     def delete(self, conn: Connection, ctx: Context, ident: str) -> None:
         self._writable(conn, ctx, ident, "delete_firewall_policy")
-        fg = t.firewall_groups
-        if conn.scalar(sa.select(fg.c.id).where(sa.or_(
-                fg.c.ingress_firewall_policy_id == ident,
-                fg.c.egress_firewall_policy_id == ident)).limit(1)) is not None:
+        if self.in_use(conn, ident):
             raise errors.InUse(f"Firewall policy {ident} is being used.",
                                type="FirewallPolicyInUse")
         self.remove_unused(conn, ident)
+
+    @staticmethod
+    def in_use(conn: Connection, ident: str) -> bool:
+        """Whether a group uses the policy, either way."""
+        fg = t.firewall_groups
+        return conn.scalar(sa.select(fg.c.id).where(sa.or_(
+            fg.c.ingress_firewall_policy_id == ident,
+            fg.c.egress_firewall_policy_id == ident)).limit(1)) is not None
 
     @staticmethod
     def remove_unused(conn: Connection, ident: str) -> None:
