@@ -542,6 +542,17 @@ def test_default_group_made_by_a_create_and_guarded(server: Server) -> None:
     assert [g["name"] for g in listed(admin, GROUPS, project_id=fresh)] == ["default"]
 
 
+def test_default_policies_another_group_uses_stay(server: Server) -> None:
+    client, admin = project(server), Client(server.url)
+    default = listed(client, GROUPS, name="default", project_id=project_of(client))[0]
+    ingress = default["ingress_firewall_policy_id"]
+    mine = make(client, GROUPS, name="mine", ingress_firewall_policy_id=ingress)
+    assert admin.delete(f"{GROUPS}/{default['id']}").status_code == 204
+    assert show(client, POLICIES, ingress)["name"] == "default ingress"  # still used
+    assert_error(client.get(f"{POLICIES}/{default['egress_firewall_policy_id']}"), 404)
+    assert show(client, GROUPS, mine["id"])["ingress_firewall_policy_id"] == ingress
+
+
 # -- isolation and sharing ----------------------------------------------------------
 
 def test_projects_are_isolated(server: Server) -> None:
