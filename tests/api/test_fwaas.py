@@ -325,6 +325,8 @@ def test_group_on_ports_statuses_and_deletion(server: Server) -> None:
     assert listed(client, GROUPS, ports=MISSING) == []
     shown = show(client, GROUPS, group["id"])
     assert shown["status"] == "ACTIVE"  # the noop driver accepts (enforces nothing)
+    assert group["id"] in {g["id"] for g in listed(client, GROUPS, status="ACTIVE")}
+    assert group["id"] not in {g["id"] for g in listed(client, GROUPS, status="INACTIVE")}
     assert {k: v for k, v in shown.items() if k != "status"} == \
         {k: v for k, v in group.items() if k != "status"}  # a status is no revision
     assert_error(client.delete(f"{POLICIES}/{ingress['id']}"), 409, "FirewallPolicyInUse")
@@ -342,6 +344,7 @@ def test_group_on_ports_statuses_and_deletion(server: Server) -> None:
     assert show(client, GROUPS, group["id"])["ports"] == [router_if]
     r = update(client, GROUPS, group["id"], ports=[])
     assert r.json()["firewall_group"]["status"] == "INACTIVE"
+    assert group["id"] in {g["id"] for g in listed(client, GROUPS, status="INACTIVE")}
     assert client.delete(f"{GROUPS}/{group['id']}").status_code == 204
     assert_error(client.get(f"{GROUPS}/{group['id']}"), 404, "FirewallGroupNotFound")
     # the port is free for another group now
@@ -429,6 +432,23 @@ def test_a_deleted_port_leaves_its_group(server: Server) -> None:
     assert admin.delete(f"/ports/{ports[1]}").status_code == 204
     assert stored() == "INACTIVE"
     assert show(client, GROUPS, group["id"])["status"] == "INACTIVE"
+    assert client.delete(f"{GROUPS}/{group['id']}").status_code == 204
+
+
+def test_a_router_interface_removed_leaves_its_group(server: Server) -> None:
+    client = project(server)
+    _, sub = client.network_with_subnet("10.50.9.0/24")
+    router = client.create("routers", name="r")
+    port = client.put(f"/routers/{router['id']}/add_router_interface",
+                      {"subnet_id": sub["id"]}).json()["port_id"]
+    group = make(client, GROUPS, name="g", ports=[port])
+    assert show(client, GROUPS, group["id"])["status"] == "ACTIVE"
+    r = client.put(f"/routers/{router['id']}/remove_router_interface", {"port_id": port})
+    assert r.status_code == 200, r.text
+    shown = show(client, GROUPS, group["id"])
+    assert (shown["ports"], shown["status"]) == ([], "INACTIVE")
+    assert group["id"] in {g["id"] for g in listed(client, GROUPS, status="INACTIVE")}
+    assert group["id"] not in {g["id"] for g in listed(client, GROUPS, status="ACTIVE")}
     assert client.delete(f"{GROUPS}/{group['id']}").status_code == 204
 
 

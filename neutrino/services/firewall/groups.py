@@ -50,6 +50,17 @@ def _holding(ctx: Context, values: list[str]) -> ColumnElement[bool]:
     return FG.c.id.in_(sa.select(GP.c.firewall_group_id).where(GP.c.port_id.in_(values)))
 
 
+def _status(ctx: Context, values: list[str]) -> ColumnElement[bool]:
+    """The status as shown: a group without ports is INACTIVE whatever is stored (a port
+    its router or network removed left it without a report)."""
+    has_ports = FG.c.id.in_(sa.select(GP.c.firewall_group_id))
+    wanted = set(values)
+    clauses = [sa.and_(has_ports, FG.c.status.in_(sorted(wanted - {INACTIVE})))]
+    if INACTIVE in wanted:
+        clauses.append(sa.or_(sa.not_(has_ports), FG.c.status == INACTIVE))
+    return sa.or_(*clauses)
+
+
 def _refuse_default_name(name: str | None) -> None:
     if name == DEFAULT_NAME:
         raise errors.Conflict("Operation cannot be performed since 'default' is a reserved "
@@ -68,7 +79,8 @@ class FirewallGroups:
         self.realisation = realisation
         self.listing = c.Listing(FIREWALL_GROUP, FG, scope=shared_or_own(FG),
                                  render=self.render, not_found=group_not_found,
-                                 filters={"ports": _holding}, prepare=defaults)
+                                 filters={"ports": _holding, "status": _status},
+                                 prepare=defaults)
 
     def render(self, conn: Connection, ctx: Context, rows: Sequence[Row],
                fields: c.Fields = None) -> list[dict]:
