@@ -30,6 +30,7 @@ bench: install
 
 conformance: install
 	bash scripts/conformance.sh
+	bash scripts/conformance-fwaas.sh
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -23,6 +23,10 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "security_group": 10,
     "security_group_rule": 100,
     "rbac_policy": 10,
+    # FWaaS v2 (neutron-fwaas' defaults)
+    "firewall_group": 10,
+    "firewall_policy": 10,
+    "firewall_rule": 100,
 }
 
 

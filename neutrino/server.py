@@ -42,6 +42,7 @@ def build(settings: Settings, *, upgrade: bool = True, migrate_in_child: bool = 
         raise SystemExit("the database schema is not current: run `neutrino db-upgrade`")
     auth, extra_routes = authentication(settings, db)
     services = Services(settings)
+    services.attach(db)
     app = create_app(services, db, auth, extra_routes)
     # agents reach the server through the bus (app.state.bus), never the database
     app.state.services = services

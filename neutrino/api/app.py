@@ -451,9 +451,27 @@ class Api:
                 return error_response(err, ctx.request_id)
         return endpoint
 
+    @staticmethod
+    def _under(prefix: str, handler: Callable) -> Callable:
+        """``handler`` for collections served below ``/v2.0/<prefix>`` (FWaaS's
+        ``fwaas/firewall_groups``): the collection is named with its prefix."""
+        async def endpoint(request: Request) -> Response:
+            params = request.scope["path_params"]
+            request.scope["path_params"] = {**params,
+                                            "collection": prefix + params["collection"]}
+            return await handler(request)
+        return endpoint
+
     def routes(self) -> list[Route]:
+        generic = self._collection_routes("/v2.0/{collection}")
+        # before the generic routes, which would take "fwaas" for a collection
+        fwaas = [Route(r.path.replace("/v2.0/", "/v2.0/fwaas/", 1),
+                       self._under("fwaas/", r.endpoint), methods=r.methods)
+                 for r in generic]
+        return [*self._discovery_routes(), *fwaas, *generic]
+
+    def _discovery_routes(self) -> list[Route]:
         a = self._authed
-        c = "/v2.0/{collection}"
         return [
             Route("/", self.versions, methods=["GET"]),
             Route("/v2.0/", self.v2_root, methods=["GET"]),
@@ -467,6 +485,11 @@ class Api:
             Route("/v2.0/quotas/{project}", a(self.quota_reset), methods=["DELETE"]),
             Route("/v2.0/quotas/{project}/default", a(self.quota_default), methods=["GET"]),
             Route("/v2.0/quotas/{project}/details", a(self.quota_details), methods=["GET"]),
+        ]
+
+    def _collection_routes(self, c: str) -> list[Route]:
+        a = self._authed
+        return [
             Route(c, a(self.list), methods=["GET"]),
             Route(c, a(self.create), methods=["POST"]),
             Route(c + "/{id}", a(self.show), methods=["GET"]),

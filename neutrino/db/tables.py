@@ -527,3 +527,66 @@ outbox_events = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
 )
+
+# -- FWaaS v2 (services/firewall) -----------------------------------------------------
+
+firewall_rules = sa.Table(
+    "firewall_rules", metadata,
+    *_standard_columns(),
+    sa.Column("shared", sa.Boolean, nullable=False),
+    sa.Column("protocol", sa.String(40), nullable=True),
+    sa.Column("ip_version", sa.Integer, nullable=False),
+    sa.Column("source_ip_address", sa.String(64), nullable=True),
+    sa.Column("destination_ip_address", sa.String(64), nullable=True),
+    sa.Column("source_port", sa.String(16), nullable=True),
+    sa.Column("destination_port", sa.String(16), nullable=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+)
+
+firewall_policies = sa.Table(
+    "firewall_policies", metadata,
+    *_standard_columns(),
+    sa.Column("shared", sa.Boolean, nullable=False),
+    sa.Column("audited", sa.Boolean, nullable=False),
+)
+
+# a policy's rules in order; a rule may be in several policies (never twice in one), and
+# is not deleted while any holds it (no cascade from the rule)
+firewall_policy_rules = sa.Table(
+    "firewall_policy_rules", metadata,
+    sa.Column("firewall_policy_id", ID,
+              sa.ForeignKey("firewall_policies.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("firewall_rule_id", ID, sa.ForeignKey("firewall_rules.id"), primary_key=True,
+              index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+firewall_groups = sa.Table(
+    "firewall_groups", metadata,
+    *_standard_columns(),
+    sa.Column("shared", sa.Boolean, nullable=False),
+    sa.Column("admin_state_up", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("ingress_firewall_policy_id", ID, sa.ForeignKey("firewall_policies.id"),
+              nullable=True, index=True),
+    sa.Column("egress_firewall_policy_id", ID, sa.ForeignKey("firewall_policies.id"),
+              nullable=True, index=True),
+)
+
+# the primary key keeps a port in one group at most; a deleted port leaves its group
+firewall_group_ports = sa.Table(
+    "firewall_group_ports", metadata,
+    sa.Column("port_id", ID, sa.ForeignKey("ports.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("firewall_group_id", ID,
+              sa.ForeignKey("firewall_groups.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+)
+
+default_firewall_groups = sa.Table(
+    "default_firewall_groups", metadata,
+    sa.Column("project_id", sa.String(255), primary_key=True),
+    sa.Column("firewall_group_id", ID,
+              sa.ForeignKey("firewall_groups.id", ondelete="CASCADE"), nullable=False,
+              unique=True),
+)

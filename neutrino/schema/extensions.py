@@ -47,6 +47,9 @@ EXTENSIONS: tuple[Extension, ...] = (
               "Add port_details attribute to Floating IP resource"),
     Extension("filter-validation", "Filter parameters validation",
               "Unknown filter attributes are refused with 400"),
+    Extension("fwaas_v2", "Firewall as a Service v2",
+              "Firewall rules, policies and groups under /v2.0/fwaas/ on router interface "
+              "and instance ports (the API; enforcement is not built yet: docs/firewall.md)"),
     Extension("ip-substring-filtering", "IP address substring filtering",
               "fixed_ips=ip_address_substr= filters ports by part of an address"),
     Extension("l3-ha", "HA Router extension",

@@ -15,7 +15,7 @@ from typing import Any
 
 from neutrino.schema.core import REQUIRED, Field, Resource, json_kind
 from neutrino.schema.kinds import MAX_TAGS, Boolean, Integer, ListOf, OneOf
-from neutrino.schema.resources import PROJECT_ID, RESOURCES
+from neutrino.schema.resources import ACTIONS, PROJECT_ID, RESOURCES
 
 #: marks a request attribute only admins may set (a member's request with it is a 403)
 ADMIN_ONLY = "x-neutrino-admin-only"
@@ -206,6 +206,14 @@ FEEDS: dict[str, tuple[tuple[str, dict], ...]] = {
         ("create_port", {"port": {"network_id": "$response.body#/subnet/network_id",
                                   "fixed_ips": [{"subnet_id": "$response.body#/subnet/id"}]}}),
     ),
+    "firewall_rule": (
+        ("create_firewall_policy", {"firewall_policy": {
+            "firewall_rules": ["$response.body#/firewall_rule/id"]}}),
+    ),
+    "firewall_policy": (
+        ("create_firewall_group", {"firewall_group": {
+            "ingress_firewall_policy_id": "$response.body#/firewall_policy/id"}}),
+    ),
     "security_group": (
         ("create_security_group_rule", {"security_group_rule": {
             "security_group_id": "$response.body#/security_group/id"}}),
@@ -231,6 +239,7 @@ def _links(resource: Resource) -> dict:
     own = [f"show_{name}", f"update_{name}", f"delete_{name}"]
     if "tags" in resource.by_name:
         own += [f"replace_{name}_tags", f"list_{name}_tags"]
+    own += [f"{action}_{name}" for action in ACTIONS.get(resource.url_path, {})]
     links = {_camel(op): {"operationId": op, "parameters": ident} for op in own}
     for op, body in FEEDS.get(name, ()):
         links[_camel(f"{op}_from_{name}")] = {"operationId": op, "requestBody": body}
@@ -307,6 +316,22 @@ def _resource_paths(resource: Resource) -> dict:
             "delete": {"operationId": f"remove_{name}_tag",
                        "responses": {**_ok(204, "removed"), **_errors(400, 401, 403, 404)}},
         },
+    }
+
+
+def _action_paths(resource: Resource) -> dict:
+    """``PUT /{collection}/{id}/{action}``: the body is the action's own (no envelope);
+    what it answers is the resource itself, as upstream's verbs answer."""
+    ref = {"$ref": f"#/components/schemas/{resource.name}"}
+    return {
+        f"/v2.0/{resource.url_path}/{{id}}/{action}": {
+            "parameters": [_path("id")],
+            "put": {"operationId": f"{action}_{resource.name}",
+                    "requestBody": {"required": True, **_json(body.json_schema())},
+                    "responses": {**_ok(200, "the resource after the action", ref),
+                                  **_errors(400, 401, 403, 404, 409, 413)}},
+        }
+        for action, body in ACTIONS.get(resource.url_path, {}).items()
     }
 
 
@@ -395,6 +420,7 @@ def openapi_document() -> dict:
     paths: dict = {**_discovery_paths()}
     for resource in RESOURCES.values():
         paths.update(_resource_paths(resource))
+        paths.update(_action_paths(resource))
     paths.update(_quota_paths())
     schemas: dict = {r.name: _item_schema(r) for r in RESOURCES.values()}
     schemas["NeutronError"] = ERROR

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from neutrino.schema import rules
+from neutrino.schema import firewall, rules
 from neutrino.schema.core import REQUIRED, Field, Resource
 from neutrino.schema.kinds import (
     MAX_TAGS,
@@ -387,3 +387,84 @@ RBAC_POLICY = Resource(
 
 RESOURCES.update({r.url_path: r for r in (SECURITY_GROUP, SECURITY_GROUP_RULE,
                                           DEFAULT_SECURITY_GROUP_RULE, RBAC_POLICY)})
+
+# -- FWaaS v2: firewall rules, policies and groups (under /v2.0/fwaas/) ------------------
+
+FIREWALL_RULE = Resource(
+    name="firewall_rule",
+    collection="firewall_rules",
+    path="fwaas/firewall_rules",
+    fields=(
+        *standard_fields(),
+        # normalised on the way in (neutrino.schema.firewall): "TCP" -> tcp, "any" -> null
+        Field("protocol", firewall.FirewallProtocol(), default=None, extension="fwaas_v2"),
+        Field("ip_version", OneOf(4, 6), default=4, extension="fwaas_v2"),
+        Field("source_ip_address", firewall.FirewallAddress(), default=None,
+              extension="fwaas_v2"),
+        Field("destination_ip_address", firewall.FirewallAddress(), default=None,
+              extension="fwaas_v2"),
+        # a port or "lo:hi"; 0 and null: any
+        Field("source_port", firewall.FirewallPort(), default=None, extension="fwaas_v2"),
+        Field("destination_port", firewall.FirewallPort(), default=None,
+              extension="fwaas_v2"),
+        Field("action", firewall.FirewallAction(), default="deny", extension="fwaas_v2"),
+        Field("enabled", Boolean(), default=True, extension="fwaas_v2"),
+        Field("shared", Boolean(), default=False, admin_write=True, extension="fwaas_v2"),
+        # the policies holding the rule (read-only: policies say which rules they hold)
+        Field("firewall_policy_id", ListOf(Uuid()), create=False, update=False,
+              filter=False, sort=False, extension="fwaas_v2"),
+    ),
+)
+
+FIREWALL_POLICY = Resource(
+    name="firewall_policy",
+    collection="firewall_policies",
+    path="fwaas/firewall_policies",
+    fields=(
+        *standard_fields(),
+        # in order: the first rule that matches decides
+        # null: none
+        Field("firewall_rules", firewall.IdList(Uuid(), unique=True), default=list,
+              sort=False, extension="fwaas_v2"),
+        # set by the owner once reviewed; any change of the rules resets it
+        Field("audited", Boolean(), default=False, extension="fwaas_v2"),
+        Field("shared", Boolean(), default=False, admin_write=True, extension="fwaas_v2"),
+    ),
+)
+
+FIREWALL_GROUP = Resource(
+    name="firewall_group",
+    collection="firewall_groups",
+    path="fwaas/firewall_groups",
+    fields=(
+        *standard_fields(),
+        Field("ingress_firewall_policy_id", Uuid(nullable=True), default=None,
+              extension="fwaas_v2"),
+        Field("egress_firewall_policy_id", Uuid(nullable=True), default=None,
+              extension="fwaas_v2"),
+        # router interface ports and instance ports, each in one group at most; filters:
+        # holding any of these
+        Field("ports", firewall.IdList(Uuid(), unique=True), default=list, sort=False,
+              extension="fwaas_v2"),
+        Field("admin_state_up", Boolean(), default=True, extension="fwaas_v2"),
+        # INACTIVE without ports; what the firewall driver reported otherwise (with the
+        # built-in noop driver ACTIVE means accepted, not enforced: docs/firewall.md)
+        Field("status", String(), create=False, update=False, extension="fwaas_v2"),
+        Field("shared", Boolean(), default=False, admin_write=True, extension="fwaas_v2"),
+    ),
+)
+
+RESOURCES.update({r.url_path: r for r in (FIREWALL_RULE, FIREWALL_POLICY, FIREWALL_GROUP)})
+
+#: the bodies of resources' own verbs (``PUT /{collection}/{id}/{action}``) that the
+#: OpenAPI document describes, by collection path; the services check them as declared
+ACTIONS: dict[str, dict[str, Record]] = {
+    FIREWALL_POLICY.url_path: {
+        # before insert_before, else after insert_after, else first
+        "insert_rule": Record({"firewall_rule_id": Uuid(),
+                               "insert_before": Uuid(nullable=True),
+                               "insert_after": Uuid(nullable=True)},
+                              required=("firewall_rule_id",)),
+        "remove_rule": Record({"firewall_rule_id": Uuid()}, required=("firewall_rule_id",)),
+    },
+}

@@ -2,10 +2,10 @@
 
 The document the server serves at ``/openapi.json`` is checked against the
 OpenAPI 3.1 meta-schema, and every core operation in it (networks, subnets, ports,
-their tags, quotas, discovery) gets a bounded, deterministic run of generated
-requests, valid and invalid.  Whatever comes in, the server must never answer
-5xx, every 4xx must be the ``NeutronError`` envelope, and status codes, content
-types and response bodies must be the ones the document declares.
+their tags, quotas, discovery; FWaaS's rules, policies, groups and policy actions) gets a
+bounded, deterministic run of generated requests, valid and invalid.  Whatever comes in,
+the server must never answer 5xx, every 4xx must be the ``NeutronError`` envelope, and
+status codes, content types and response bodies must be the ones the document declares.
 
 Only the core resources are fuzzed by default (``NEUTRINO_FUZZ_ALL=1`` takes
 every resource of the document).  Run it on another backend with
@@ -55,13 +55,19 @@ from tests.conftest import Client, Server, start_server
 FUZZ_ALL = bool(os.environ.get("NEUTRINO_FUZZ_ALL"))
 #: examples per operation; with ~45 operations the module runs in well under a minute
 MAX_EXAMPLES = 40
-CORE_PATHS = r"^/($|v2\.0/($|extensions|quotas|(networks|subnets|subnetpools|ports)(/|$)))"
+CORE_PATHS = (r"^/($|v2\.0/($|extensions|quotas|(networks|subnets|subnetpools|ports"
+              r"|fwaas/firewall_(rules|policies|groups))(/|$)))")
 #: what the default stateful run chains (NEUTRINO_FUZZ_ALL=1: everything)
+#: (FWaaS is fuzzed by the stateless run; its links join the stateful one with
+#: NEUTRINO_FUZZ_ALL=1, so the default budget still reaches subnets and ports)
 STATEFUL_PATHS = (r"^/v2\.0/(networks|subnets|ports|routers|security-groups"
                   r"|security-group-rules)(/|$)")
 #: sequences, their length, and the most time the run may take (~30 s by default)
 STATEFUL_EXAMPLES, STATEFUL_STEPS = (300, 20) if FUZZ_ALL else (100, 12)
 STATEFUL_SECONDS = 900 if FUZZ_ALL else 60
+#: the quotas the run lifts (bulk creates can make hundreds of resources)
+UNLIMITED = ("network", "subnet", "port", "router", "security_group", "security_group_rule",
+             "rbac_policy", "floatingip", "firewall_group", "firewall_policy", "firewall_rule")
 CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -81,8 +87,7 @@ class Seeds:
         self.api = Client(url)
         # bulk creates can make hundreds of resources: no quota may cut the run short
         r = self.api.put("/quotas/fake_project_id", {"quota": {
-            name: -1 for name in ("network", "subnet", "port", "router", "security_group",
-                                  "security_group_rule", "rbac_policy", "floatingip")}})
+            name: -1 for name in UNLIMITED}})
         assert r.status_code == 200, r.text
         self.network, self.subnet = self.api.network_with_subnet("10.99.0.0/16")
         self.subnet6 = self.api.create("subnets", network_id=self.network["id"], ip_version=6,
@@ -241,8 +246,7 @@ def member(fuzz_server: Server) -> dict[str, str]:
     token), whose creates never run into a quota."""
     project = "fuzz-member"
     r = Client(fuzz_server.url).put(f"/quotas/{project}", {"quota": {
-        name: -1 for name in ("network", "subnet", "port", "router", "security_group",
-                              "security_group_rule", "rbac_policy", "floatingip")}})
+        name: -1 for name in UNLIMITED}})
     assert r.status_code == 200, r.text
     return {"X-Project-Id": project, "X-Roles": "member"}
 

@@ -9,7 +9,9 @@ from tests.conftest import Client, assert_error
 
 #: upstream's default limits (shared/peer/README.md); a resource it gives none is unlimited
 UPSTREAM = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
-            "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
+            "security_group": 10, "security_group_rule": 100, "rbac_policy": 10,
+            # neutron-fwaas'
+            "firewall_group": 10, "firewall_policy": 10, "firewall_rule": 100}
 DEFAULTS = {c.resource: UPSTREAM.get(c.resource, -1) for c in QUOTA_COUNTERS}
 
 

@@ -14,7 +14,8 @@ def test_defaults_run_one_box() -> None:
     # upstream's defaults
     assert s.quotas == {"network": 100, "subnet": 100, "port": 500, "router": 10,
                         "floatingip": 50, "security_group": 10, "security_group_rule": 100,
-                        "rbac_policy": 10}
+                        "rbac_policy": 10, "firewall_group": 10, "firewall_policy": 10,
+                        "firewall_rule": 100}
 
 
 def test_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

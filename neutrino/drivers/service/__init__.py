@@ -4,6 +4,7 @@
   seam): the load balancer service will store intent and call one of these;
 - :mod:`.firewall` — what realises FWaaS v2 firewall groups on ports.
 
-Interfaces only: no service calls them yet.  Like the mechanism drivers they are loaded
-by name, never see the database, and get read-only values.
+The firewall service (``services/firewall``) calls :mod:`.firewall_noop`, the built-in
+driver that enforces nothing yet; the load balancer seam is an interface only.  Like the
+mechanism drivers they never see the database and get read-only values.
 """

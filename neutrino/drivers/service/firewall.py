@@ -2,15 +2,16 @@
 
 A firewall group has an ingress and an egress policy (each an ordered list of rules,
 the first match deciding; what no rule matches is dropped) and the ports it applies to
-(instances' ports, or router interfaces).  The firewall service (next) stores groups,
-policies and rules, and calls the driver like the mechanism drivers are called:
+(instances' ports, or router interfaces).  The firewall service (``services/firewall``)
+stores groups, policies and rules, and calls the driver like the mechanism drivers are
+called:
 ``*_precommit`` inside the transaction (read-only values; raising refuses the change and
 rolls it back), ``*_postcommit`` after the commit.  A change of a policy or a rule is an
 update of every group that uses it; a port that joins or leaves a group (a port deleted
 leaves all of its groups) is an update of that group.  The driver reports how its
 groups are realised through the :class:`FirewallStatus` it was made with (``ACTIVE``,
-``DOWN`` with no ports or admin down, ``ERROR``), as the mechanism drivers' agents
-report ports.
+``DOWN`` when admin down, ``ERROR``), as the mechanism drivers' agents report ports; a
+group without ports is ``INACTIVE`` (the service says so, no driver is asked).
 
 The security groups' filtering on the same ports keeps running: a packet must pass both.
 """
