@@ -20,12 +20,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from neutrino import errors, policy
 from neutrino.api import query as q
 from neutrino.api.auth import Authenticator, NoAuth
 from neutrino.api.http import RequestLimits
+from neutrino.api.loadbalancer.routes import LoadBalancerApi
 from neutrino.context import Context
 from neutrino.db.engine import Database
 from neutrino.schema.core import Resource
@@ -531,10 +532,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(services: Services, db: Database, auth: Authenticator | None = None,
                extra_routes: list[BaseRoute] | None = None) -> Starlette:
     api = Api(services, db, auth)
+    lbaas = LoadBalancerApi(services.loadbalancers, db, api.auth)
+    lbaas.start()  # completes what a process that died left PENDING
     settings = services.settings
     limits = Middleware(RequestLimits, max_body=settings.max_request_body_size,
                         max_params=settings.max_query_params)
-    return Starlette(routes=[*(extra_routes or []), *api.routes()], middleware=[limits],
+    routes = [*(extra_routes or []), Mount("/load-balancer", routes=lbaas.routes()),
+              *api.routes()]
+    return Starlette(routes=routes, middleware=[limits],
                      exception_handlers={HTTPException: _http_error,
                                          errors.NeutronError: _neutron_error,
                                          Exception: _server_error})
