@@ -31,7 +31,6 @@ Handler = Callable[[Request, Context], Awaitable[Response]]
 VERSIONS = ("2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6", "2.7", "2.8", "2.9", "2.10",
             "2.11", "2.12", "2.13", "2.14", "2.15", "2.16", "2.17", "2.18", "2.19", "2.20",
             "2.21", "2.22", "2.23", "2.24", "2.25", "2.26", "2.27", "2.28", "2.29", "2.30")
-LBAAS = "/v2/lbaas"
 CATALOG_OBJECTS = {"flavorprofiles": "flavorprofile", "flavors": "flavor",
                    "availabilityzoneprofiles": "availability_zone_profile",
                    "availabilityzones": "availability_zone"}
@@ -318,18 +317,26 @@ class LoadBalancerApi:
     # -- assembly --------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
-        a = self._authed
         out = [Route("/", self.versions, methods=["GET"]),
-               Route("/v2", self.v2_root, methods=["GET"]),
-               Route("/v2/", self.v2_root, methods=["GET"]),
                Route("/openapi.json", self.openapi, methods=["GET"])]
-        paths = {"loadbalancer": (f"{LBAAS}/loadbalancers", None),
-                 "listener": (f"{LBAAS}/listeners", None),
-                 "pool": (f"{LBAAS}/pools", None),
-                 "member": (f"{LBAAS}/pools/{{pool_id}}/members", "pool_id"),
-                 "healthmonitor": (f"{LBAAS}/healthmonitors", None),
-                 "l7policy": (f"{LBAAS}/l7policies", None),
-                 "l7rule": (f"{LBAAS}/l7policies/{{l7policy_id}}/rules", "l7policy_id")}
+        # upstream serves the same API as /v2 and /v2.0 (clients use either)
+        for prefix in ("/v2", "/v2.0"):
+            out += [Route(prefix, self.v2_root, methods=["GET"]),
+                    Route(prefix + "/", self.v2_root, methods=["GET"]),
+                    *self._v2_routes(prefix)]
+        return out
+
+    def _v2_routes(self, prefix: str) -> list[Route]:
+        a = self._authed
+        lbaas = prefix + "/lbaas"
+        out: list[Route] = []
+        paths = {"loadbalancer": (f"{lbaas}/loadbalancers", None),
+                 "listener": (f"{lbaas}/listeners", None),
+                 "pool": (f"{lbaas}/pools", None),
+                 "member": (f"{lbaas}/pools/{{pool_id}}/members", "pool_id"),
+                 "healthmonitor": (f"{lbaas}/healthmonitors", None),
+                 "l7policy": (f"{lbaas}/l7policies", None),
+                 "l7rule": (f"{lbaas}/l7policies/{{l7policy_id}}/rules", "l7policy_id")}
         for kind, (path, parent) in paths.items():
             list_, create = self.collection(kind, parent)
             show, update, delete = self.item(kind, parent)
@@ -347,22 +354,22 @@ class LoadBalancerApi:
             out += [Route(path + "/{id}", a(show), methods=["GET"]),
                     Route(path + "/{id}", a(update), methods=["PUT"]),
                     Route(path + "/{id}", a(delete), methods=["DELETE"])]
-        out += [Route(f"{LBAAS}/quotas", a(self.quotas), methods=["GET"]),
-                Route(f"{LBAAS}/quotas/defaults", a(self.quota_defaults), methods=["GET"]),
-                Route(f"{LBAAS}/quotas/{{project}}", a(self.quota_show), methods=["GET"]),
-                Route(f"{LBAAS}/quotas/{{project}}", a(self.quota_update), methods=["PUT"]),
-                Route(f"{LBAAS}/quotas/{{project}}", a(self.quota_reset),
+        out += [Route(f"{lbaas}/quotas", a(self.quotas), methods=["GET"]),
+                Route(f"{lbaas}/quotas/defaults", a(self.quota_defaults), methods=["GET"]),
+                Route(f"{lbaas}/quotas/{{project}}", a(self.quota_show), methods=["GET"]),
+                Route(f"{lbaas}/quotas/{{project}}", a(self.quota_update), methods=["PUT"]),
+                Route(f"{lbaas}/quotas/{{project}}", a(self.quota_reset),
                       methods=["DELETE"]),
-                Route(f"{LBAAS}/providers", a(self.providers), methods=["GET"]),
-                Route(f"{LBAAS}/providers/{{provider}}/flavor_capabilities",
+                Route(f"{lbaas}/providers", a(self.providers), methods=["GET"]),
+                Route(f"{lbaas}/providers/{{provider}}/flavor_capabilities",
                       a(self.capabilities("flavor")), methods=["GET"]),
-                Route(f"{LBAAS}/providers/{{provider}}/availability_zone_capabilities",
+                Route(f"{lbaas}/providers/{{provider}}/availability_zone_capabilities",
                       a(self.capabilities("availability_zone")), methods=["GET"]),
-                Route("/v2/octavia/amphorae", a(self.amphorae), methods=["GET"])]
+                Route(prefix + "/octavia/amphorae", a(self.amphorae), methods=["GET"])]
         for segment, what in CATALOG_OBJECTS.items():
             list_, create = self.catalog_collection(what)
             show, update, delete = self.catalog_item(what)
-            path = f"{LBAAS}/{segment}"
+            path = f"{lbaas}/{segment}"
             out += [Route(path, a(list_), methods=["GET"]),
                     Route(path, a(create), methods=["POST"]),
                     Route(path + "/{id}", a(show), methods=["GET"]),
