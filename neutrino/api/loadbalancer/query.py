@@ -22,7 +22,7 @@ def _text(value: Any) -> str:
 
 
 def _matches(item: dict, key: str, wanted: list[str]) -> bool:
-    value = item.get(key)
+    value = item[key] if key in item else item.get(f"_{key}")
     if isinstance(value, bool):
         return any(w.lower() in (_text(value), "1" if value else "0") for w in wanted)
     return _text(value) in wanted
@@ -48,7 +48,7 @@ def page(items: list[dict], query: str, collection: str, base: str) -> dict:
     for key, values in params.items():
         if key in TAG_FILTERS:
             out = [i for i in out if _tags(i, key, values)]
-        elif key not in PAGING and out and key in out[0]:
+        elif key not in PAGING and out and (key in out[0] or f"_{key}" in out[0]):
             out = [i for i in out if _matches(i, key, values)]
     sorts: list[tuple[str, bool]] = []
     for spec in ",".join(params.get("sort", [])).split(","):
@@ -58,7 +58,10 @@ def page(items: list[dict], query: str, collection: str, base: str) -> dict:
     keys, dirs = params.get("sort_key", []), params.get("sort_dir", [])
     for n, key in enumerate(keys):
         sorts.append((key, _direction(dirs[n] if n < len(dirs) else "asc")))
-    for key, desc in reversed(sorts or [("created_at", False)]):
+    # creation order first (created_at has whole seconds), so equal keys keep it
+    if out and "_created_ns" in out[0]:
+        out = sorted(out, key=lambda i: i["_created_ns"])
+    for key, desc in reversed(sorts):
         if out and key not in out[0]:
             raise errors.BadRequest(f"Invalid input for field/attribute sort_key. Value: "
                                     f"'{key}'. The sort key is not an attribute.")
@@ -90,8 +93,7 @@ def page(items: list[dict], query: str, collection: str, base: str) -> dict:
             before = urlencode([*flat, ("marker", out[0]["id"]), ("page_reverse", "True")])
             links.append({"rel": "previous", "href": f"{base}?{before}"})
     fields = [f for v in params.get("fields", []) for f in v.split(",") if f]
-    if fields:
-        out = [{k: i[k] for k in fields if k in i} for i in out]
+    out = [{k: i[k] for k in fields if k in i} if fields else shown(i) for i in out]
     return {collection: out, f"{collection}_links": links}
 
 
@@ -114,6 +116,11 @@ def _limit(text: str | None) -> int | None:
         raise errors.BadRequest(f"Invalid input for field/attribute limit. Value: "
                                 f"'{text}'. Must not be negative.")
     return min(value, MAX_LIMIT) if value else None
+
+
+def shown(item: dict) -> dict:
+    """``item`` without what is kept for filters and order only."""
+    return {k: v for k, v in item.items() if not k.startswith("_")}
 
 
 def fields_of(query: str) -> list[str]:

@@ -3,6 +3,7 @@ each operation is one transaction of the load-balancer services."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from neutrino.services.loadbalancer.catalog import Catalog
 from neutrino.services.loadbalancer.service import LoadBalancers
 from neutrino.services.loadbalancer.status import StatusStore
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Handler = Callable[[Request, Context], Awaitable[Response]]
 #: the newest Octavia API version whose behaviour this serves (2.0 .. it, all CURRENT)
@@ -98,6 +100,10 @@ class LoadBalancerApi:
                 return await handler(request, ctx)
             except errors.NeutronError as err:
                 return fault(err, ctx.request_id)
+            except Exception:
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return fault(errors.NeutronError("Internal server error while processing "
+                                                 "the request."), ctx.request_id)
         return endpoint
 
     # -- discovery ---------------------------------------------------------------------
@@ -126,8 +132,7 @@ class LoadBalancerApi:
     def _one(self, request: Request, kind: str, item: dict, status: int = 200,
              ctx: Context | None = None) -> Response:
         fields = query.fields_of(request.url.query)
-        if fields:
-            item = {k: item[k] for k in fields if k in item}
+        item = {k: item[k] for k in fields if k in item} if fields else query.shown(item)
         return _json({s.KINDS[kind].name: item}, status, ctx.request_id if ctx else "")
 
     def collection(self, kind: str, parent: str | None = None) -> tuple[Handler, Handler]:

@@ -74,8 +74,6 @@ def check_listener(item: dict) -> None:
         if item.get("client_authentication", "NONE") != "NONE":
             raise bad("client_authentication is only allowed on TERMINATED_HTTPS "
                       "listeners.")
-    if protocol in ("UDP", "SCTP") and item.get("timeout_tcp_inspect"):
-        raise bad(f"timeout_tcp_inspect is not supported by {protocol} listeners.")
 
 
 def check_allowed_cidrs(cidrs: list[str] | None, vip_address: str | None) -> None:

@@ -107,7 +107,7 @@ class Catalog:
     # -- flavors, zones and their profiles -------------------------------------------
 
     def _render(self, ctx: Context, what: str, row: sa.Row) -> dict:
-        item = dict(row._mapping)
+        item = {str(k): v for k, v in row._mapping.items()}  # plain str keys (orjson)
         if what in PUBLIC and not ctx.is_admin:
             item = {k: item[k] for k in PUBLIC[what] if k in item}
         return item

@@ -38,8 +38,8 @@ MUTABLE = ("ACTIVE",)
 DELETABLE = ("ACTIVE", "ERROR")
 #: operating status of a new object while no data plane reports on it (upstream no-op)
 FIRST_OPERATING = {"loadbalancer": "OFFLINE", "listener": "OFFLINE", "pool": "OFFLINE",
-                   "member": "NO_MONITOR", "healthmonitor": "ONLINE", "l7policy": "OFFLINE",
-                   "l7rule": "OFFLINE"}
+                   "member": "NO_MONITOR", "healthmonitor": "ONLINE", "l7policy": "ONLINE",
+                   "l7rule": "ONLINE"}
 #: the parent each child's path or body names: kind -> (attribute, parent kind)
 PARENT = {"listener": ("loadbalancer_id", "loadbalancer"), "member": ("pool_id", "pool"),
           "healthmonitor": ("pool_id", "pool"), "l7policy": ("listener_id", "listener"),

@@ -7,6 +7,7 @@ members, ...) are read from the children's rows when it is rendered.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,7 +50,7 @@ def insert(conn: Connection, kind: str, project_id: str, values: dict,
     row = {"id": new_id(), "project_id": project_id, "name": "", "description": "",
            "admin_state_up": True, "provisioning_status": provisioning,
            "operating_status": operating, "created_at": stamp, "updated_at": stamp,
-           "tags": [], **cols, "attrs": attrs}
+           "tags": [], **cols, "attrs": {**attrs, "_created_ns": time.time_ns()}}
     conn.execute(TABLES[kind].insert(), row)
     return row["id"]
 
@@ -130,6 +131,11 @@ def render(conn: Connection, kind: str, found: Sequence[Row]) -> list[dict]:
             elif a.name not in item and a.name not in ("loadbalancer_id",):
                 item[a.name] = m["attrs"].get(a.name)
         item.update({k: v for k, v in m["attrs"].items() if not k.startswith("_")})
+        # for the API's filters and default order, not shown (keys starting with "_")
+        item["_created_ns"] = m["attrs"].get("_created_ns", 0)
+        for key in ("loadbalancer_id", "pool_id", "l7policy_id"):
+            if key in m:
+                item[f"_{key}"] = m[key]
         for name, found_ids in rel.items():
             item[name] = found_ids.get(r.id, [])
         if kind == "loadbalancer":
