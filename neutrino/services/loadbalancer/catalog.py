@@ -33,9 +33,8 @@ OBJECTS: dict[str, tuple[sa.Table, str]] = {
 TITLES = {"flavorprofile": "Flavor profile", "flavor": "Flavor",
           "availability_zone_profile": "Availability zone profile",
           "availability_zone": "Availability zone"}
-#: what non-admins see of a flavor and a zone
-PUBLIC = {"flavor": ("id", "name", "description", "enabled", "flavor_profile_id"),
-          "availability_zone": ("name", "description", "enabled")}
+#: what non-admins may read (the profiles are for admins alone)
+PUBLIC = ("flavor", "availability_zone")
 
 
 class Catalog:
@@ -107,10 +106,7 @@ class Catalog:
     # -- flavors, zones and their profiles -------------------------------------------
 
     def _render(self, ctx: Context, what: str, row: sa.Row) -> dict:
-        item = {str(k): v for k, v in row._mapping.items()}  # plain str keys (orjson)
-        if what in PUBLIC and not ctx.is_admin:
-            item = {k: item[k] for k in PUBLIC[what] if k in item}
-        return item
+        return {str(k): v for k, v in row._mapping.items()}  # plain str keys (orjson)
 
     def _row(self, conn: Connection, what: str, ident: str) -> sa.Row:
         table, key = OBJECTS[what]

@@ -350,7 +350,8 @@ class LoadBalancers:
             self._check_default_pool(conn, lb.id, body["protocol"], body["default_pool_id"])
         self._check_quota(conn, lb.project_id, "listener")
         values = {**body, "transport": rules.transport(body["protocol"])}
-        ident = store.insert(conn, "listener", lb.project_id, values)
+        ident = store.insert(conn, "listener", lb.project_id, values,
+                             operating=FIRST_OPERATING["listener"])
         self._pending(conn, lb.id)
         self._tell(conn, lb, lambda d: d.listener_create(self._fresh("listener", ident)))
         return ident
@@ -671,7 +672,8 @@ class LoadBalancers:
         others = self._policies(conn, listener.id)
         position = min(values.get("position") or len(others) + 1, len(others) + 1)
         ident = store.insert(conn, "l7policy", lb.project_id,
-                             {**values, "position": 0, "loadbalancer_id": lb.id})
+                             {**values, "position": 0, "loadbalancer_id": lb.id},
+                             operating=FIRST_OPERATING["l7policy"])
         self._order(conn, listener.id, ident, position)
         self._pending(conn, lb.id)
         self._tell(conn, lb, lambda d: d.l7policy_create(self._fresh("l7policy", ident)))
@@ -723,7 +725,8 @@ class LoadBalancers:
         values = rules.l7rule(body)
         self._check_quota(conn, lb.project_id, "l7rule")
         ident = store.insert(conn, "l7rule", lb.project_id,
-                             {**values, "l7policy_id": l7.id, "loadbalancer_id": lb.id})
+                             {**values, "l7policy_id": l7.id, "loadbalancer_id": lb.id},
+                             operating=FIRST_OPERATING["l7rule"])
         self._pending(conn, lb.id)
         self._tell(conn, lb, lambda d: d.l7rule_create(self._fresh("l7rule", ident)))
         return ident
