@@ -26,6 +26,7 @@ from neutrino import errors, policy
 from neutrino.api import query as q
 from neutrino.api.auth import Authenticator, NoAuth
 from neutrino.api.http import RequestLimits
+from neutrino.api.loadbalancer.envelope import fault as lb_fault
 from neutrino.api.loadbalancer.routes import LoadBalancerApi
 from neutrino.context import Context
 from neutrino.db.engine import Database
@@ -508,6 +509,13 @@ class Api:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/load-balancer"):  # its own envelope, even unrouted
+        return lb_fault(errors.NeutronError(str(exc.detail), type="HTTPError")
+                        if exc.status_code not in (404, 405) else
+                        errors.NotFound("The resource could not be found.")
+                        if exc.status_code == 404 else
+                        errors.MethodNotAllowed("The method is not allowed for this "
+                                                "resource."))
     if exc.status_code == 405:
         return error_response(errors.MethodNotAllowed("The method is not allowed for this "
                                                       "resource."))

@@ -329,7 +329,13 @@ class LoadBalancerApi:
             out += [Route(prefix, self.v2_root, methods=["GET"]),
                     Route(prefix + "/", self.v2_root, methods=["GET"]),
                     *self._v2_routes(prefix)]
+        # last: whatever no route takes is refused in Octavia's envelope too
+        out.append(Route("/{rest:path}", self.unknown, methods=[
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]))
         return out
+
+    async def unknown(self, request: Request) -> Response:
+        return fault(errors.NotFound("The resource could not be found."))
 
     def _v2_routes(self, prefix: str) -> list[Route]:
         a = self._authed
