@@ -223,9 +223,15 @@ def test_refusals(server: Server) -> None:
     pool2 = c.make("/pools", "pool", loadbalancer_id=lb["id"], protocol="TCP",
                    lb_algorithm="SOURCE_IP")
     c.active(lb["id"])
+    pool3 = c.make("/pools", "pool", loadbalancer_id=lb["id"], protocol="UDP",
+                   lb_algorithm="ROUND_ROBIN")
+    c.active(lb["id"])
     assert_fault(c.post("/healthmonitors", {"healthmonitor": {
-        "pool_id": pool2["id"], "type": "TCP", "delay": 3, "timeout": 5,
+        "pool_id": pool3["id"], "type": "UDP-CONNECT", "delay": 3, "timeout": 5,
         "max_retries": 3}}), 400, "timeout")
+    assert_fault(c.post("/healthmonitors", {"healthmonitor": {
+        "pool_id": pool2["id"], "type": "UDP-CONNECT", "delay": 3, "timeout": 3,
+        "max_retries": 3}}), 400, "UDP-CONNECT")
     assert_fault(c.post("/healthmonitors", {"healthmonitor": {
         "pool_id": pool2["id"], "type": "TCP", "delay": 3, "timeout": 3, "max_retries": 3,
         "url_path": "/"}}), 400, "url_path")

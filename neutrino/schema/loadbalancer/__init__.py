@@ -165,6 +165,14 @@ class Name(String):
         return "" if value is None else super().__call__(value)
 
 
+class IpText(IpAddress):
+    """An address, kept as the client spelled it (upstream answers it back so)."""
+
+    def convert(self, value: Any) -> str:
+        super().convert(value)
+        return value
+
+
 class Timeout(Integer):
     def __init__(self) -> None:
         super().__init__(0, MAX_TIMEOUT, nullable=True)
@@ -196,7 +204,7 @@ REF = Text(255)
 
 LOADBALANCER = LbKind("loadbalancer", "loadbalancers", "Load Balancer", (
     NAME, DESCRIPTION, ADMIN_STATE, PROJECT, TAG_ATTR,
-    Attr("vip_address", IpAddress(nullable=True), update=False, column=True),
+    Attr("vip_address", IpText(nullable=True), update=False, column=True),
     Attr("vip_port_id", OPT_UUID, update=False, column=True),
     Attr("vip_subnet_id", OPT_UUID, update=False, column=True),
     Attr("vip_network_id", OPT_UUID, update=False, column=True),
@@ -276,12 +284,12 @@ POOL = LbKind("pool", "pools", "Pool", (
 
 MEMBER = LbKind("member", "members", "Member", (
     NAME, ADMIN_STATE, PROJECT, TAG_ATTR,
-    Attr("address", IpAddress(), update=False, required=True, column=True),
+    Attr("address", IpText(), update=False, required=True, column=True),
     Attr("protocol_port", Integer(1, 65535), update=False, required=True, column=True),
     Attr("weight", Integer(0, 256, nullable=True), default=1),
     Attr("backup", Boolean(), default=False),
     Attr("subnet_id", OPT_UUID, update=False, column=True),
-    Attr("monitor_address", IpAddress(nullable=True)),
+    Attr("monitor_address", IpText(nullable=True)),
     Attr("monitor_port", Integer(1, 65535, nullable=True)),
     Attr("request_sriov", Boolean(), update=False, default=False),
 ))

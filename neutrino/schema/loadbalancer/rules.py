@@ -133,8 +133,6 @@ def monitor(item: dict, pool_protocol: str) -> dict:
             if out.get(key) is not None:
                 raise bad(f"{key} is not allowed for health monitors of type {kind}.")
             out[key] = None
-    if out["timeout"] > out["delay"]:
-        raise bad("The health monitor timeout must be less than or equal to its delay.")
     path = out.get("url_path")
     if path is not None and not path.startswith("/"):
         raise bad(f"URL path '{path}' must start with '/'.")

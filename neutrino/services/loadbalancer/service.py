@@ -745,7 +745,8 @@ class LoadBalancers:
 
 
 def _member_operating(values: Mapping[str, Any]) -> str:
-    return "NO_MONITOR" if values.get("admin_state_up", True) else "OFFLINE"
+    # no health checks run yet (no data plane): nothing is known of any member
+    return "NO_MONITOR"
 
 
 def _addresses(conn: Connection, port_id: str) -> list[tuple[str, str]]:

@@ -23,6 +23,8 @@ from neutrino.services.loadbalancer import store
 from neutrino.services.loadbalancer.service import LoadBalancers
 
 log = logging.getLogger(__name__)
+#: what the provider's view of these needs no data plane for: on while enabled
+ENABLED_IS_ONLINE = ("healthmonitor", "l7policy", "l7rule")
 CHILDREN = ("listener", "pool", "member", "healthmonitor", "l7policy", "l7rule")
 
 
@@ -69,6 +71,9 @@ class StatusStore:
                 conn.execute(t.lb_loadbalancers.delete().where(t.lb_loadbalancers.c.id == lb_id))
                 return
             self._remove(conn, kind, row)
+        elif kind in ENABLED_IS_ONLINE and status == "ACTIVE":
+            store.set_status(conn, kind, [ident], provisioning_status=status,
+                             operating_status="ONLINE" if row.admin_state_up else "OFFLINE")
         else:
             store.set_status(conn, kind, [ident], provisioning_status=status)
         self._settle(conn, lb_id, status if kind == "loadbalancer" else "ACTIVE")
