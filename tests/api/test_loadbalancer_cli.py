@@ -67,3 +67,38 @@ def test_create_wait_through_healthmonitor(lb_cli: Cli) -> None:
     cli("loadbalancer", "delete", "--cascade", "--wait", "lb1")
     assert cli("loadbalancer", "list", "-f", "json") == []
     assert cli.fails("port", "show", lb["vip_port_id"])
+
+
+@pytest.fixture(scope="module")
+def sdk_server(database_factory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("lb-sdk"), database_factory("sqlite"),
+                          auth="embedded")
+    server.db.write(lambda conn: Identity().bootstrap(conn, ADMIN_PASSWORD))
+    yield server
+    server.stop()
+
+
+def test_openstacksdk_load_balancer_proxy(sdk_server: Server) -> None:
+    """openstacksdk finds ``load-balancer`` in the embedded identity's catalog."""
+    import openstack
+
+    conn = openstack.connect(auth_url=f"{sdk_server.url}/identity/v3", username="admin",
+                             password=ADMIN_PASSWORD, project_name="admin",
+                             user_domain_name="Default", project_domain_name="Default")
+    net = conn.network.create_network(name="sdknet")
+    subnet = conn.network.create_subnet(network_id=net.id, ip_version=4,
+                                        cidr="10.5.0.0/24")
+    lb = conn.load_balancer.create_load_balancer(name="sdk-lb", vip_subnet_id=subnet.id)
+    lb = conn.load_balancer.wait_for_load_balancer(lb.id, interval=0.2, wait=20)
+    assert lb.provisioning_status == "ACTIVE"
+    listener = conn.load_balancer.create_listener(loadbalancer_id=lb.id, protocol="TCP",
+                                                  protocol_port=443)
+    conn.load_balancer.wait_for_load_balancer(lb.id, interval=0.2, wait=20)
+    pool = conn.load_balancer.create_pool(listener_id=listener.id, protocol="TCP",
+                                          lb_algorithm="SOURCE_IP")
+    conn.load_balancer.wait_for_load_balancer(lb.id, interval=0.2, wait=20)
+    assert conn.load_balancer.get_pool(pool.id).lb_algorithm == "SOURCE_IP"
+    assert [x.id for x in conn.load_balancer.load_balancers()] == [lb.id]
+    conn.load_balancer.delete_load_balancer(lb.id, cascade=True)
+    conn.load_balancer.wait_for_delete(lb, interval=0.2, wait=20)
+    assert conn.network.find_port(lb.vip_port_id) is None
