@@ -4,6 +4,8 @@
 #   bash scripts/conformance-octavia.sh                 everything (~15 min on 2 cores)
 #   REGEX='^octavia_tempest_plugin\.tests\.api\.v2\.test_pool' bash scripts/conformance-octavia.sh
 #   OCTAVIA=1 make conformance                          after the Networking API suite
+#   DATABASE_URL=postgresql+psycopg://... bash scripts/conformance-octavia.sh   (an empty
+#        database of its own; default: SQLite in the work dir)
 # The runner validates tokens against its own identity stub (KS_PORT, default 15098;
 # service user octavia/secret), so Neutrino runs here in external-Keystone mode with
 # the no-op VIP network (lb_network = "noop": the tests' networks are random UUIDs,
@@ -21,6 +23,7 @@ cat > "$WORK/neutrino.toml" <<TOML
 host = "127.0.0.1"
 port = $PORT
 data_dir = "$WORK/data"
+database_url = "${DATABASE_URL:-}"
 auth = "keystone"
 keystone_url = "http://127.0.0.1:$KS_PORT/v3"
 keystone_username = "octavia"
