@@ -327,3 +327,15 @@ def test_lists_filter_sort_page(server: Server) -> None:
     assert [x["name"] for x in rest] == ["lb2", "lb3"]
     only = c.get("/loadbalancers?fields=id&fields=name").json()["loadbalancers"]
     assert all(set(x) == {"id", "name"} for x in only)
+
+
+def test_http_layer_refusals_in_octavia_envelope(server: Server) -> None:
+    """Refusals made before any route (a body over the limit, an unknown path or
+    method) come in Octavia's envelope under /load-balancer too."""
+    c = LbClient.fresh(server.url)
+    big = {"loadbalancer": {"name": "x" * (server.settings.max_request_body_size + 10)}}
+    assert_fault(c.post("/loadbalancers", big), 413)
+    assert_fault(c.get("/nothing-here"), 404)
+    assert_fault(c.session.get(f"{server.url}/load-balancer/v3/x"), 404)
+    r = c.session.request("PATCH", f"{c.base}/loadbalancers")
+    assert r.status_code in (404, 405) and "faultstring" in r.json()
