@@ -43,10 +43,13 @@ cleanup() {
   [[ ${KEEP:-0} == 1 ]] && echo "work dir kept: $WORK" || rm -rf "$WORK"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
+for _ in $(seq 1 300); do   # a first migration on PostgreSQL/MariaDB takes a while
   curl -sf -o /dev/null "http://127.0.0.1:$PORT/load-balancer/" && break; sleep 0.2
 done
+curl -sf -o /dev/null "http://127.0.0.1:$PORT/load-balancer/" || {
+  echo "neutrino did not start; its log:" >&2; cat "$WORK/neutrino.log" >&2; exit 2; }
 export LB_URL=http://127.0.0.1:$PORT/load-balancer START_OCTAVIA=0 KS_PORT
 export WS=${WS:-$WORK/tempest}
 export EXCLUDE_REGEX=${EXCLUDE_REGEX:-'test_amphora\.|test_(flavor|availability_zone)_capabilities_list'}
-bash "$PEER/run-octavia-tempest.sh"
+# KEEP is this script's (the work dir); the runner's KEEP would leave its stub running
+KEEP=0 bash "$PEER/run-octavia-tempest.sh"
