@@ -63,6 +63,12 @@ class LoadBalancers:
         self.networks = networks
         self.subnets = subnets
         self.ports = ports
+        # a setting that would refuse every create stops the server at start
+        if settings.lb_network not in ("neutron", "noop"):
+            raise SystemExit(f"lb_network {settings.lb_network!r}: use neutron or noop")
+        if settings.lb_default_provider not in settings.lb_providers:
+            raise SystemExit(f"lb_default_provider {settings.lb_default_provider!r} is not "
+                             f"among lb_providers ({', '.join(settings.lb_providers)})")
         self.noop_network = settings.lb_network == "noop"
         #: provider name -> driver; made by ``status.StatusStore`` (it reports to them)
         self.providers: dict[str, LoadBalancerDriver] = {}
