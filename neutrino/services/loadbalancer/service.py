@@ -12,8 +12,9 @@ Nothing of it lives in memory: what a process that died left PENDING is complete
 from __future__ import annotations
 
 import ipaddress
+import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +32,7 @@ from neutrino.services.core.collection import Listing
 from neutrino.services.l2.ports import Ports
 from neutrino.services.loadbalancer import policy, store
 
+log = logging.getLogger(__name__)
 DEVICE_OWNER = "Octavia"
 #: the address upstream's no-op network driver gives every IPv4 VIP
 NOOP_VIP = "198.51.100.1"
@@ -123,12 +125,19 @@ class LoadBalancers:
     def _pending(self, conn: Connection, lb_id: str) -> None:
         store.set_status(conn, "loadbalancer", [lb_id], provisioning_status="PENDING_UPDATE")
 
-    def _tell(self, conn: Connection, lb: Row, call: Callable[[LoadBalancerDriver], None]
-              ) -> None:
-        """Tell the load balancer's provider, once the transaction committed."""
+    def _tell(self, conn: Connection, lb: Row, method: str, *args: Any) -> None:
+        """Call ``method`` of the load balancer's provider with ``args`` (made now, in
+        the transaction) once the transaction committed."""
         driver = self.providers.get(lb.provider)
-        if driver is not None:
-            after_commit(conn, lambda: call(driver))
+        if driver is None:
+            return
+
+        def call() -> None:
+            try:
+                getattr(driver, method)(*args)
+            except Exception:  # the change is committed: it stays pending (the sweep)
+                log.exception("provider %s failed on %s", lb.provider, method)
+        after_commit(conn, call)
 
     def admin_view(self, conn: Connection, kind: str, ident: str) -> dict:
         row = store.find(conn, kind, ident)
@@ -174,8 +183,7 @@ class LoadBalancers:
         vip = self._vip(conn, ctx, lb_id, project, body)
         store.update(conn, "loadbalancer", store.find(conn, "loadbalancer", lb_id), vip)
         lb = store.find(conn, "loadbalancer", lb_id)
-        self._tell(conn, lb, lambda d: d.loadbalancer_create(
-            self._fresh("loadbalancer", lb_id)))
+        self._tell(conn, lb, "loadbalancer_create", self._fresh(conn, "loadbalancer", lb_id))
         return lb_id
 
     def _check_flavor_and_zone(self, conn: Connection, body: dict) -> None:
@@ -268,8 +276,8 @@ class LoadBalancers:
         self._lock_lb(conn, ident)
         original = self.admin_view(conn, "loadbalancer", ident)
         store.update(conn, "loadbalancer", row, changes, provisioning_status="PENDING_UPDATE")
-        self._tell(conn, row, lambda d: d.loadbalancer_update(
-            original, self._fresh("loadbalancer", ident)))
+        self._tell(conn, row, "loadbalancer_update", original,
+                   self._fresh(conn, "loadbalancer", ident))
 
     def delete_loadbalancer(self, conn: Connection, ctx: Context, ident: str,
                             cascade: bool) -> None:
@@ -287,14 +295,14 @@ class LoadBalancers:
             conn.execute(tbl.update().where(tbl.c.loadbalancer_id == ident).values(
                 provisioning_status="PENDING_DELETE"))
         view = self.admin_view(conn, "loadbalancer", ident)
-        self._tell(conn, row, lambda d: d.loadbalancer_delete(view, cascade))
+        self._tell(conn, row, "loadbalancer_delete", view, cascade)
 
     def failover(self, conn: Connection, ctx: Context, ident: str) -> None:
         policy.check_admin(ctx, "os_load-balancer_api:loadbalancer:put_failover")
         row = self.get_row(conn, ctx, "loadbalancer", ident, "put_failover")
         self._lock_lb(conn, ident)
         self._pending(conn, ident)
-        self._tell(conn, row, lambda d: d.loadbalancer_failover(ident))
+        self._tell(conn, row, "loadbalancer_failover", ident)
 
     def status_tree(self, conn: Connection, ctx: Context, ident: str) -> dict:
         policy.check_read(ctx, "os_load-balancer_api:loadbalancer:get_status")
@@ -339,9 +347,9 @@ class LoadBalancers:
         return {"stats": {"bytes_in": 0, "bytes_out": 0, "active_connections": 0,
                           "total_connections": 0, "request_errors": 0}}
 
-    def _fresh(self, kind: str, ident: str) -> Mapping[str, Any]:
-        """What the provider gets after the commit: the id, to read as it needs."""
-        return {"id": ident, "kind": kind}
+    def _fresh(self, conn: Connection, kind: str, ident: str) -> Mapping[str, Any]:
+        """The object as an admin sees it now, for its provider (with its ``kind``)."""
+        return {**self.admin_view(conn, kind, ident), "kind": kind}
 
     # -- listeners -------------------------------------------------------------------
 
@@ -359,7 +367,7 @@ class LoadBalancers:
         ident = store.insert(conn, "listener", lb.project_id, values,
                              operating=FIRST_OPERATING["listener"])
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.listener_create(self._fresh("listener", ident)))
+        self._tell(conn, lb, "listener_create", self._fresh(conn, "listener", ident))
         return ident
 
     def _parent_for_create(self, conn: Connection, ctx: Context, kind: str, body: dict
@@ -424,8 +432,7 @@ class LoadBalancers:
                                      ident)
         store.update(conn, "listener", row, changes, provisioning_status="PENDING_UPDATE")
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.listener_update(current,
-                                                         self._fresh("listener", ident)))
+        self._tell(conn, lb, "listener_update", current, self._fresh(conn, "listener", ident))
 
     # -- generic delete of a child -------------------------------------------------------
 
@@ -445,7 +452,7 @@ class LoadBalancers:
                   "member": "member_delete", "healthmonitor": "health_monitor_delete",
                   "l7policy": "l7policy_delete", "l7rule": "l7rule_delete"}[kind]
         view = {**view, "kind": kind}
-        self._tell(conn, lb, lambda d: getattr(d, method)(view))
+        self._tell(conn, lb, method, view)
 
     # -- pools -------------------------------------------------------------------------
 
@@ -488,7 +495,7 @@ class LoadBalancers:
         if listener is not None:
             store.update(conn, "listener", listener, {"default_pool_id": ident})
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.pool_create(self._fresh("pool", ident)))
+        self._tell(conn, lb, "pool_create", self._fresh(conn, "pool", ident))
         return ident
 
     def update_pool(self, conn: Connection, ctx: Context, ident: str, changes: dict) -> None:
@@ -501,7 +508,7 @@ class LoadBalancers:
         rules.check_pool_tls(merged)
         store.update(conn, "pool", row, changes, provisioning_status="PENDING_UPDATE")
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.pool_update(current, self._fresh("pool", ident)))
+        self._tell(conn, lb, "pool_update", current, self._fresh(conn, "pool", ident))
 
     # -- members -----------------------------------------------------------------------
 
@@ -542,7 +549,7 @@ class LoadBalancers:
         ident = store.insert(conn, "member", lb.project_id, values,
                              operating=_member_operating(values))
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.member_create(self._fresh("member", ident)))
+        self._tell(conn, lb, "member_create", self._fresh(conn, "member", ident))
         return ident
 
     def update_member(self, conn: Connection, ctx: Context, pool_id: str, ident: str,
@@ -563,7 +570,7 @@ class LoadBalancers:
             status["operating_status"] = _member_operating({**current, **changes})
         store.update(conn, "member", row, changes, **status)
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.member_update(current, self._fresh("member", ident)))
+        self._tell(conn, lb, "member_update", current, self._fresh(conn, "member", ident))
 
     def batch_members(self, conn: Connection, ctx: Context, pool_id: str,
                       members: list[dict], additive_only: bool) -> None:
@@ -598,7 +605,7 @@ class LoadBalancers:
         touched = [{"id": m.id, "kind": "member", "provisioning_status": m.provisioning_status}
                    for m in store.rows(conn, "member", t.lb_members.c.pool_id == pool.id)
                    if m.provisioning_status.startswith("PENDING")]
-        self._tell(conn, lb, lambda d: d.member_batch_update(pool.id, touched))
+        self._tell(conn, lb, "member_batch_update", pool.id, touched)
 
     # -- health monitors ---------------------------------------------------------------
 
@@ -622,8 +629,7 @@ class LoadBalancers:
                              {**values, "loadbalancer_id": lb.id},
                              operating=FIRST_OPERATING["healthmonitor"])
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.health_monitor_create(
-            self._fresh("healthmonitor", ident)))
+        self._tell(conn, lb, "health_monitor_create", self._fresh(conn, "healthmonitor", ident))
         return ident
 
     def update_healthmonitor(self, conn: Connection, ctx: Context, ident: str,
@@ -649,8 +655,8 @@ class LoadBalancers:
                                              "expected_codes") if k in values},
                      provisioning_status="PENDING_UPDATE")
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.health_monitor_update(
-            current, self._fresh("healthmonitor", ident)))
+        self._tell(conn, lb, "health_monitor_update", current,
+                   self._fresh(conn, "healthmonitor", ident))
 
     # -- L7 ----------------------------------------------------------------------------
 
@@ -682,7 +688,7 @@ class LoadBalancers:
                              operating=FIRST_OPERATING["l7policy"])
         self._order(conn, listener.id, ident, position)
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.l7policy_create(self._fresh("l7policy", ident)))
+        self._tell(conn, lb, "l7policy_create", self._fresh(conn, "l7policy", ident))
         return ident
 
     def _policies(self, conn: Connection, listener_id: str) -> list[Row]:
@@ -707,8 +713,6 @@ class LoadBalancers:
         lb = self._lock_lb(conn, row.loadbalancer_id)
         current = store.render(conn, "l7policy", [row])[0]
         merged = {**current, **changes}
-        if "action" not in changes and "redirect_http_code" in changes:
-            pass
         values = rules.l7policy(merged)
         self._check_redirect_pool(conn, lb.id, values)
         update = {k: values[k] for k in ("action", "redirect_pool_id", "redirect_url",
@@ -719,8 +723,7 @@ class LoadBalancers:
         if changes.get("position") is not None:
             self._order(conn, row.listener_id, ident, changes["position"])
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.l7policy_update(current,
-                                                         self._fresh("l7policy", ident)))
+        self._tell(conn, lb, "l7policy_update", current, self._fresh(conn, "l7policy", ident))
 
     def create_l7rule(self, conn: Connection, ctx: Context, policy_id: str, body: dict
                       ) -> str:
@@ -734,7 +737,7 @@ class LoadBalancers:
                              {**values, "l7policy_id": l7.id, "loadbalancer_id": lb.id},
                              operating=FIRST_OPERATING["l7rule"])
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.l7rule_create(self._fresh("l7rule", ident)))
+        self._tell(conn, lb, "l7rule_create", self._fresh(conn, "l7rule", ident))
         return ident
 
     def update_l7rule(self, conn: Connection, ctx: Context, policy_id: str, ident: str,
@@ -747,7 +750,7 @@ class LoadBalancers:
         rules.l7rule({**current, **changes})
         store.update(conn, "l7rule", row, changes, provisioning_status="PENDING_UPDATE")
         self._pending(conn, lb.id)
-        self._tell(conn, lb, lambda d: d.l7rule_update(current, self._fresh("l7rule", ident)))
+        self._tell(conn, lb, "l7rule_update", current, self._fresh(conn, "l7rule", ident))
 
 
 def _member_operating(values: Mapping[str, Any]) -> str:
