@@ -339,3 +339,35 @@ def test_http_layer_refusals_in_octavia_envelope(server: Server) -> None:
     assert_fault(c.session.get(f"{server.url}/load-balancer/v3/x"), 404)
     r = c.session.request("PATCH", f"{c.base}/loadbalancers")
     assert r.status_code in (404, 405) and "faultstring" in r.json()
+
+
+class _Failing:
+    """A provider whose every call fails after the commit (a fault no real provider
+    can be made to show on demand)."""
+
+    def __getattr__(self, name: str) -> object:
+        def fail(*args: object) -> None:
+            raise RuntimeError(f"{name} failed")
+        return fail
+
+
+def test_a_provider_failing_after_commit_is_no_500(server: Server, tmp_path) -> None:
+    c = LbClient.fresh(server.url)
+    subnet = c.subnet()
+    providers = server._server.config.app.state.services.loadbalancers.providers
+    working = dict(providers)
+    providers.update({name: _Failing() for name in providers})
+    try:
+        r = c.post("/loadbalancers", {"loadbalancer": {"vip_subnet_id": subnet["id"]}})
+        assert r.status_code == 201, r.text  # committed: the client is told so
+        lb = r.json()["loadbalancer"]
+        assert c.get(f"/loadbalancers/{lb['id']}").json()["loadbalancer"][
+            "provisioning_status"] == "PENDING_CREATE"
+    finally:
+        providers.update(working)
+    from tests.conftest import start_server
+    other = start_server(tmp_path, server.settings.database_url)  # its start sweeps
+    try:
+        c.active(lb["id"])
+    finally:
+        other.stop()
