@@ -29,6 +29,12 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "firewall_rule": 100,
 }
 
+#: the load-balancer kinds counted by quota (Octavia's defaults: -1, unlimited)
+DEFAULT_LB_QUOTAS: dict[str, int] = {
+    "loadbalancer": -1, "listener": -1, "pool": -1, "member": -1, "healthmonitor": -1,
+    "l7policy": -1, "l7rule": -1,
+}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -149,6 +155,18 @@ class Settings:
     #: forward and masquerade the public network to the host's own uplink (off: nothing
     #: leaves the machine; on changes the host's forwarding and nftables)
     public_uplink_masquerade: bool = False
+    # -- load balancing (the Octavia v2 API, docs/loadbalancer.md) --
+    #: provider name -> its description, as ``GET /v2/lbaas/providers`` lists them; each
+    #: is served by the built-in API-only provider until the HAProxy data plane comes
+    lb_providers: dict[str, str] = field(default_factory=lambda: {
+        "noop": "The API-only provider: objects go ACTIVE once committed, no data plane."})
+    #: the provider of a load balancer created without one
+    lb_default_provider: str = "noop"
+    #: "neutron": VIPs are real ports on Neutrino's networks, member subnets are checked;
+    #: "noop": nothing is looked up (any UUID is a VIP subnet, no port is made), as
+    #: upstream's no-op network driver: for API conformance runs without networks
+    lb_network: str = "neutron"
+    lb_quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_LB_QUOTAS))
 
     @property
     def db_url(self) -> str:
@@ -185,7 +203,11 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
         if isinstance(value, str):  # "physnet1:eth1,public:eth2"
             return dict(item.split(":", 1) for item in filter(None, value.split(",")))
         return {str(k): str(v) for k, v in value.items()}
-    if isinstance(current, dict) and name == "quotas":
+    if isinstance(current, dict) and name == "lb_providers":
+        if isinstance(value, str):  # "amphora=The Octavia Amphora driver.;noop=..."
+            return dict(item.split("=", 1) for item in filter(None, value.split(";")))
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(current, dict) and name in ("quotas", "lb_quotas"):
         merged = dict(current)
         if isinstance(value, str):  # "network=10,port=50"
             value = dict(item.split("=") for item in filter(None, value.split(",")))

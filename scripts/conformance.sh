@@ -5,6 +5,8 @@
 #   REGEX='^tempest\.api\.network' scripts/conformance.sh     any selection
 #   CONCURRENCY=2 KEEP=1 ...                parallel workers; keep the work dir
 #   DATAPLANE=0 ...                         the API alone (default as root: with the agent)
+#   OCTAVIA=1 ...                           then the load-balancer API's suite too
+#                                           (scripts/conformance-octavia.sh)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${SHARED:-$ROOT/../shared/conformance}
@@ -76,4 +78,12 @@ export PUBLIC_NETWORK_ID
 export NET_PORT=$PORT IDENTITY_URL=http://127.0.0.1:$PORT/identity/v3 ADMIN_USER=admin \
        ADMIN_PASSWORD=$PASSWORD ADMIN_PROJECT=admin EXTENSIONS=${EXTENSIONS:-auto} \
        WS=${WS:-$WORK/tempest}
-bash "$SHARED/run_tempest.sh"
+RC=0
+bash "$SHARED/run_tempest.sh" || RC=$?
+# OCTAVIA=1: then the load-balancer API's suite (it brings its own identity stub and
+# server; docs/conformance.md)
+if [[ ${OCTAVIA:-0} == 1 ]]; then
+  unset WS REGEX
+  bash "$ROOT/scripts/conformance-octavia.sh" || RC=$?
+fi
+exit $RC

@@ -21,12 +21,15 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from neutrino import errors, policy
 from neutrino.api import query as q
 from neutrino.api.auth import Authenticator, NoAuth
 from neutrino.api.http import RequestLimits
+from neutrino.api.loadbalancer.envelope import PATH as LB_PATH
+from neutrino.api.loadbalancer.envelope import fault as lb_fault
+from neutrino.api.loadbalancer.routes import LoadBalancerApi
 from neutrino.context import Context
 from neutrino.db.engine import Database
 from neutrino.schema.core import Resource
@@ -508,25 +511,32 @@ class Api:
         ]
 
 
+def _enveloped(request: Request, err: errors.NeutronError) -> Response:
+    """``err`` in the envelope of the API the path belongs to."""
+    if request.url.path.startswith(LB_PATH):  # Octavia's, even unrouted
+        return lb_fault(err)
+    return error_response(err)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return error_response(errors.MethodNotAllowed("The method is not allowed for this "
-                                                      "resource."))
+        return _enveloped(request, errors.MethodNotAllowed(
+            "The method is not allowed for this resource."))
     if exc.status_code == 404:
-        return error_response(errors.NotFound("The resource could not be found."))
-    return error_response(errors.NeutronError(str(exc.detail), type="HTTPError"))
+        return _enveloped(request, errors.NotFound("The resource could not be found."))
+    return _enveloped(request, errors.NeutronError(str(exc.detail), type="HTTPError"))
 
 
 async def _neutron_error(request: Request, exc: Exception) -> Response:
     """A NeutronError no handler caught (the identity API's, a body over the limit)."""
     assert isinstance(exc, errors.NeutronError)
-    return error_response(exc)
+    return _enveloped(request, exc)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(errors.NeutronError(
+    return _enveloped(request, errors.NeutronError(
         "Request Failed: internal server error while processing your request.",
         type="HTTPInternalServerError"))
 
@@ -534,10 +544,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 def create_app(services: Services, db: Database, auth: Authenticator | None = None,
                extra_routes: list[BaseRoute] | None = None) -> Starlette:
     api = Api(services, db, auth)
+    lbaas = LoadBalancerApi(services.loadbalancers, db, api.auth)
+    lbaas.start()  # completes what a process that died left PENDING
     settings = services.settings
     limits = Middleware(RequestLimits, max_body=settings.max_request_body_size,
                         max_params=settings.max_query_params)
-    return Starlette(routes=[*(extra_routes or []), *api.routes()], middleware=[limits],
+    routes = [*(extra_routes or []), Mount(LB_PATH, routes=lbaas.routes()),
+              *api.routes()]
+    return Starlette(routes=routes, middleware=[limits],
                      exception_handlers={HTTPException: _http_error,
                                          errors.NeutronError: _neutron_error,
                                          Exception: _server_error})

@@ -28,6 +28,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from neutrino import errors
+from neutrino.api.loadbalancer.envelope import PATH as LB_PATH
+from neutrino.api.loadbalancer.envelope import fault_body
 
 #: when no limit is configured
 DEFAULT_HEADER_SIZE = 65536
@@ -42,6 +44,8 @@ IDENTITY_PATHS = ("/identity", "/v3")
 
 
 def _envelope(err: errors.NeutronError, path: str = "") -> tuple[int, bytes]:
+    if path.startswith(LB_PATH):
+        return err.status, orjson.dumps(fault_body(err))
     if path.startswith(IDENTITY_PATHS):
         return err.status, orjson.dumps({"error": {
             "code": err.status, "title": http.HTTPStatus(err.status).phrase,

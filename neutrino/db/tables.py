@@ -590,3 +590,134 @@ default_firewall_groups = sa.Table(
               sa.ForeignKey("firewall_groups.id", ondelete="CASCADE"), nullable=False,
               unique=True),
 )
+
+# -- load balancing (Octavia v2 API: services/loadbalancer) ---------------------------
+#
+# One table per kind of object.  The columns are what keys, constraints, scopes and the
+# status tree need; the rest of an object's attributes (timeouts, headers, TLS refs,
+# monitor settings, ...) is its ``attrs`` JSON, read and written whole with the row.
+
+
+def _lb_object(name: str, *columns: sa.schema.SchemaItem) -> sa.Table:
+    return sa.Table(
+        name, metadata,
+        sa.Column("id", ID, primary_key=True),
+        sa.Column("project_id", sa.String(255), nullable=False, index=True),
+        sa.Column("name", sa.String(255), nullable=False, server_default=""),
+        sa.Column("description", sa.String(255), nullable=False, server_default=""),
+        sa.Column("admin_state_up", sa.Boolean, nullable=False),
+        sa.Column("provisioning_status", sa.String(16), nullable=False),
+        sa.Column("operating_status", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.String(20), nullable=False),
+        sa.Column("updated_at", sa.String(20), nullable=False),
+        sa.Column("attrs", sa.JSON, nullable=False),
+        sa.Column("tags", sa.JSON, nullable=False),
+        *columns,
+    )
+
+
+def _lb_fk(name: str = "loadbalancer_id", target: str = "lb_loadbalancers") -> sa.Column:
+    return sa.Column(name, ID, sa.ForeignKey(f"{target}.id", ondelete="CASCADE"),
+                     nullable=False, index=True)
+
+
+lb_loadbalancers = _lb_object(
+    "lb_loadbalancers",
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("vip_address", sa.String(64), nullable=True),
+    # the Neutron port holding the VIP (no foreign key: the noop network mode has none)
+    sa.Column("vip_port_id", ID, nullable=True),
+    sa.Column("vip_subnet_id", ID, nullable=True),
+    sa.Column("vip_network_id", ID, nullable=True),
+    sa.Column("flavor_id", ID, nullable=True),
+    sa.Column("availability_zone", sa.String(255), nullable=True),
+)
+
+lb_listeners = _lb_object(
+    "lb_listeners", _lb_fk(),
+    sa.Column("protocol", sa.String(32), nullable=False),
+    sa.Column("protocol_port", sa.Integer, nullable=False),
+    # tcp / udp / sctp: two listeners of one load balancer never share a port of one
+    sa.Column("transport", sa.String(8), nullable=False),
+    sa.Column("default_pool_id", ID, nullable=True),
+    sa.UniqueConstraint("loadbalancer_id", "transport", "protocol_port",
+                        name="uq_lb_listeners_port"),
+)
+
+lb_pools = _lb_object(
+    "lb_pools", _lb_fk(),
+    sa.Column("protocol", sa.String(32), nullable=False),
+    sa.Column("lb_algorithm", sa.String(32), nullable=False),
+)
+
+lb_members = _lb_object(
+    "lb_members", _lb_fk(), _lb_fk("pool_id", "lb_pools"),
+    sa.Column("address", sa.String(64), nullable=False),
+    sa.Column("protocol_port", sa.Integer, nullable=False),
+    sa.Column("subnet_id", ID, nullable=True),
+    sa.UniqueConstraint("pool_id", "address", "protocol_port", name="uq_lb_members_endpoint"),
+)
+
+lb_healthmonitors = _lb_object(
+    "lb_healthmonitors", _lb_fk(),
+    # one monitor per pool, kept by the database
+    sa.Column("pool_id", ID, sa.ForeignKey("lb_pools.id", ondelete="CASCADE"),
+              nullable=False, unique=True),
+    sa.Column("type", sa.String(32), nullable=False),
+)
+
+lb_l7policies = _lb_object(
+    "lb_l7policies", _lb_fk(), _lb_fk("listener_id", "lb_listeners"),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("redirect_pool_id", ID, nullable=True),
+)
+
+lb_l7rules = _lb_object(
+    "lb_l7rules", _lb_fk(), _lb_fk("l7policy_id", "lb_l7policies"),
+    sa.Column("type", sa.String(32), nullable=False),
+)
+
+# a project's limits (NULL: the configured default; -1: unlimited)
+lb_quotas = sa.Table(
+    "lb_quotas", metadata,
+    sa.Column("project_id", sa.String(255), primary_key=True),
+    *(sa.Column(kind, sa.Integer, nullable=True)
+      for kind in ("loadbalancer", "listener", "pool", "member", "healthmonitor", "l7policy",
+                   "l7rule")),
+)
+
+lb_flavor_profiles = sa.Table(
+    "lb_flavor_profiles", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("provider_name", sa.String(64), nullable=False),
+    sa.Column("flavor_data", sa.Text, nullable=False),
+)
+
+lb_flavors = sa.Table(
+    "lb_flavors", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("flavor_profile_id", ID, sa.ForeignKey("lb_flavor_profiles.id"),
+              nullable=False),
+)
+
+lb_az_profiles = sa.Table(
+    "lb_az_profiles", metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("provider_name", sa.String(64), nullable=False),
+    sa.Column("availability_zone_data", sa.Text, nullable=False),
+)
+
+lb_availability_zones = sa.Table(
+    "lb_availability_zones", metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("description", sa.String(255), nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("availability_zone_profile_id", ID, sa.ForeignKey("lb_az_profiles.id"),
+              nullable=False),
+)

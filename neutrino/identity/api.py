@@ -64,7 +64,8 @@ def base_url(request: Request) -> str:
 
 
 def catalog(base: str) -> list[dict]:
-    services = (("network", "neutron", base), ("identity", "keystone", f"{base}/identity"))
+    services = (("network", "neutron", base), ("identity", "keystone", f"{base}/identity"),
+                ("load-balancer", "octavia", f"{base}/load-balancer"))
     out = []
     for kind, name, url in services:
         endpoints = [{"id": uuid.uuid5(_NS, f"{kind}/{iface}").hex, "interface": iface,

@@ -37,6 +37,7 @@ from neutrino.services.l3 import floatingips, routers
 from neutrino.services.l3.floatingips import FloatingIps
 from neutrino.services.l3.router_ha import HaNetworks
 from neutrino.services.l3.routers import Routers
+from neutrino.services.loadbalancer.service import LoadBalancers
 from neutrino.services.realisation.agents import Agents
 from neutrino.services.realisation.hosts import Hosts
 from neutrino.services.realisation.l3hosts import L3Hosts
@@ -106,6 +107,8 @@ class Services:
                                settings.max_routes)
         # sharing networks and groups
         self.rbac = RbacPolicies(self.networks, self.security_groups, self.quotas)
+        # load balancing (the Octavia v2 API): VIP ports through the port service
+        self.loadbalancers = LoadBalancers(settings, network_rows, subnet_rows, self.ports)
         # what the hosts realise, and what they report
         self.hosts = Hosts(self.agents, self.subnets, self.ports, l3_hosts)
         #: collection name -> service, for the generic CRUD routes

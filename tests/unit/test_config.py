@@ -47,3 +47,23 @@ def test_list_caps_have_upstreams_names_and_defaults(tmp_path: Path) -> None:
     f.write_text("max_host_routes = 7\nmax_allowed_address_pair = 3\n")  # the old spelling
     s = config.load(f)
     assert (s.max_subnet_host_routes, s.max_allowed_address_pair) == (7, 3)
+
+
+def test_load_balancer_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert config.load().lb_providers.keys() == {"noop"}
+    assert all(v == -1 for v in config.load().lb_quotas.values())
+    monkeypatch.setenv("NEUTRINO_LB_PROVIDERS", "amphora=The Octavia Amphora driver.;x=y")
+    monkeypatch.setenv("NEUTRINO_LB_QUOTAS", "loadbalancer=5")
+    settings = config.load()
+    assert settings.lb_providers == {"amphora": "The Octavia Amphora driver.", "x": "y"}
+    assert settings.lb_quotas["loadbalancer"] == 5 and settings.lb_quotas["member"] == -1
+
+
+def test_load_balancer_settings_that_refuse_every_create_stop_the_start() -> None:
+    from neutrino.services import Services
+
+    with pytest.raises(SystemExit, match="lb_default_provider"):
+        Services(config.load(lb_default_provider="amphora"))
+    with pytest.raises(SystemExit, match="lb_network"):
+        Services(config.load(lb_network="ovn"))
+    Services(config.load(lb_default_provider="a", lb_providers={"a": "b"}))
