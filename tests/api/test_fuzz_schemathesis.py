@@ -62,9 +62,10 @@ CORE_PATHS = (r"^/($|v2\.0/($|extensions|quotas|(networks|subnets|subnetpools|po
 #: NEUTRINO_FUZZ_ALL=1, so the default budget still reaches subnets and ports)
 STATEFUL_PATHS = (r"^/v2\.0/(networks|subnets|ports|routers|security-groups"
                   r"|security-group-rules)(/|$)")
-#: sequences, their length, and the most time the run may take (~30 s by default)
+#: sequences, their length, and the most time the run may take (it ends sooner once
+#: the budget is spent and the links were followed deep enough: ~30 s on a quiet machine)
 STATEFUL_EXAMPLES, STATEFUL_STEPS = (300, 20) if FUZZ_ALL else (100, 12)
-STATEFUL_SECONDS = 900 if FUZZ_ALL else 60
+STATEFUL_SECONDS = 900 if FUZZ_ALL else 180
 #: the quotas the run lifts (bulk creates can make hundreds of resources)
 UNLIMITED = ("network", "subnet", "port", "router", "security_group", "security_group_rule",
              "rbac_policy", "floatingip", "firewall_group", "firewall_policy", "firewall_rule")
@@ -311,9 +312,17 @@ def test_stateful_sequences(fuzz_server: Server, member: dict[str, str]) -> None
                 failures.append(exc)
                 raise
 
+    def deep_enough() -> bool:
+        ok = {op for (op, status) in seen if status < 300}
+        return {"create_network", "create_subnet", "create_port"} <= ok and all(
+            any(op.startswith(f"{verb}_") for op in ok) for verb in ("show", "update", "delete"))
+
     deadline = time.monotonic() + STATEFUL_SECONDS
     derandomize = True
-    while sum(seen.values()) < STATEFUL_EXAMPLES * STATEFUL_STEPS // 2 \
+    # explore until both the budget of calls is spent and the links were followed deep
+    # enough (what a sequence reaches is drawn at random: under load a budget alone
+    # may run out before any sequence went network -> subnet -> port)
+    while (sum(seen.values()) < STATEFUL_EXAMPLES * STATEFUL_STEPS // 2 or not deep_enough()) \
             and time.monotonic() < deadline:
         try:
             Sequences.run(settings=settings(
@@ -325,9 +334,9 @@ def test_stateful_sequences(fuzz_server: Server, member: dict[str, str]) -> None
                 raise failures[0] from None
             # a replayed prefix met state an earlier sequence changed (a VLAN taken, a
             # rule made): go on with fresh sequences, as schemathesis' own runner does
-            derandomize = False
         if failures:
             raise failures[0]
+        derandomize = False  # a second run replaying the first would reach nothing new
     # the links were followed: what creates made was shown, changed, tagged and removed,
     # and networks went on to carry subnets and ports
     # (which ones exactly depends on what the sequences drew)
