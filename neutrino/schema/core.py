@@ -53,6 +53,16 @@ class Field:
     def convert(self, value: Any) -> Any:
         return self._converted(self.kind, value)
 
+    def is_default(self, value: Any) -> bool:
+        """Whether a create's ``value`` is what omitting it gives (as upstream's policy,
+        a create may say an admin-only attribute's default, e.g. ``shared: false``)."""
+        if self.default is REQUIRED or self.default is COMPUTED or callable(self.default):
+            return False
+        try:
+            return bool(self.convert(value) == self.default)
+        except (BadRequest, InvalidInput):
+            return False
+
     def convert_query(self, text: str) -> Any:
         """Convert a filter value from the query string (always text)."""
         from_query = getattr(self.kind, "from_query", self.kind)
@@ -125,7 +135,8 @@ class Resource:
                 if op == "PUT":
                     raise BadRequest(f"Cannot update read-only attribute {key}")
                 raise BadRequest(f"Attribute '{key}' not allowed in {op}")
-            if (spec.admin_only or spec.admin_write) and not is_admin:
+            if (spec.admin_only or spec.admin_write) and not is_admin \
+                    and not (op == "POST" and spec.is_default(item[key])):
                 verb = "create" if op == "POST" else "update"
                 raise PolicyNotAuthorized(f"{verb}_{self.name}:{key}")
 

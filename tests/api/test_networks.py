@@ -237,6 +237,19 @@ def test_admin_only_attributes_invisible_and_refused(admin: Client, project_clie
     assert r.status_code == 200, r.text
 
 
+def test_a_create_may_name_an_admin_only_attributes_default(admin: Client,
+                                                            project_client) -> None:
+    """As upstream's policy: saying the default on a create is not setting it (clients
+    send ``shared: false`` for ``--no-share``); on an update, saying it is refused."""
+    member = project_client()
+    net = member.create("networks", name="plain", shared=False, **{"router:external": False})
+    assert net["shared"] is False and net["router:external"] is False
+    assert_error(member.put(f"/networks/{net['id']}", {"network": {"shared": False}}), 403,
+                 "PolicyNotAuthorized", "rule:update_network:shared is disallowed")
+    assert_error(member.post("/networks", {"network": {"shared": True}}), 403,
+                 "PolicyNotAuthorized", "rule:create_network:shared is disallowed")
+
+
 def test_shared_network_is_usable_by_other_projects(admin: Client, project_client) -> None:
     name = unique("shared")
     shared = admin.create("networks", name=name, shared=True)
