@@ -104,7 +104,8 @@ def test_scheduling_state_events_and_reports(server: Server, admin: Client) -> N
         (mine,) = _sync(server, host, [router["id"]]).routers
         assert mine["floatingips"] == [{
             "id": fip["id"], "floating_ip_address": fip["floating_ip_address"],
-            "fixed_ip_address": port["fixed_ips"][0]["ip_address"], "port_id": port["id"]}]
+            "fixed_ip_address": port["fixed_ips"][0]["ip_address"], "port_id": port["id"],
+            "revision_number": fip["revision_number"]}]
 
         # realisation reports set the status; only the router's own host speaks for it
         def report(who: str, router_status: str, fip_status: str) -> None:
