@@ -521,8 +521,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.pg:
             db_url = stack.enter_context(scratch_pg_database(log))
+            # `serve`'s default is the embedded identity; the workload is noauth's
             with neutrino_server(["serve", "--database-url", db_url, "--workers",
-                                  str(args.pg_workers)], log) as (url, pid):
+                                  str(args.pg_workers)], log,
+                                 env={"NEUTRINO_AUTH": "noauth"}) as (url, pid):
                 log(f"neutrino serve (PostgreSQL, {args.pg_workers} worker(s), pid {pid}) "
                     f"at {url}")
                 unlimited_quotas(url)
